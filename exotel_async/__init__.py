@@ -1,0 +1,57 @@
+"""exotel-async: an asyncio client for Exotel's SMS campaign details API."""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._client import ExotelClient, Region
+from ._converter import converter
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ExotelError,
+    ItemError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseDecodeError,
+    ServerError,
+    TransportError,
+)
+from ._models import Outcome, PageMetadata, SmsPage, SmsRecord, classify_status
+from ._pagination import SmsDetailsStream, StreamStats
+from ._protocol import PathForm
+
+try:
+    __version__ = version("exotel-async")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0"
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "ExotelClient",
+    "ExotelError",
+    "ItemError",
+    "NotFoundError",
+    "Outcome",
+    "PageMetadata",
+    "PathForm",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "Region",
+    "ResponseDecodeError",
+    "ServerError",
+    "SmsDetailsStream",
+    "SmsPage",
+    "SmsRecord",
+    "StreamStats",
+    "TransportError",
+    "__version__",
+    "classify_status",
+    "converter",
+]

@@ -1,0 +1,291 @@
+"""``ExotelClient``: configuration, session lifecycle, and the public methods."""
+
+from __future__ import annotations
+
+import base64
+import enum
+import ipaddress
+import os
+import ssl
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+
+import aiohttp
+from yarl import URL
+
+from ._models import SmsPage
+from ._pagination import SmsDetailsStream
+from ._protocol import (
+    MAX_LIMIT,
+    PathForm,
+    build_page_request,
+    check_account_sid,
+    check_campaign_id,
+    check_int,
+    check_number,
+    check_sort_by,
+    parse_page,
+)
+from ._transport import DEFAULT_MAX_RETRIES, RetryPolicy, Transport
+
+
+class Region(str, enum.Enum):
+    """Exotel's clusters; each has its own API host."""
+
+    SINGAPORE = "singapore"
+    MUMBAI = "mumbai"
+
+    @property
+    def host(self) -> str:
+        """The API host of this cluster."""
+        return {"singapore": "api.exotel.com", "mumbai": "api.in.exotel.com"}[self.value]
+
+
+def _is_loopback(host: str | None) -> bool:
+    if host is None:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_base_url(base_url: str | URL) -> URL:
+    """Accept https anywhere and plain http only on loopback (tests, the sandbox)."""
+    if not isinstance(base_url, (str, URL)):
+        raise TypeError(f"base_url must be a str, got {type(base_url).__name__}")
+    url = URL(base_url)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"base_url must be an http(s) URL with a host, got {str(base_url)!r}")
+    if url.user or url.password:
+        raise ValueError("base_url must not carry credentials; pass api_key and api_token")
+    if url.query_string or url.fragment:
+        raise ValueError("base_url must not have a query or fragment")
+    if url.scheme == "http" and not _is_loopback(url.host):
+        raise ValueError("base_url must use https (plain http is allowed only for loopback hosts)")
+    return url
+
+
+def _check_str(name: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if not value:
+        raise ValueError(f"{name} must not be empty")
+    return value
+
+
+def _check_seconds(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+    if not value > 0:
+        raise ValueError(f"{name} must be > 0, got {value}")
+    return float(value)
+
+
+class ExotelClient:
+    """An asyncio client for Exotel's "SMS details of a campaign" API.
+
+    Use it as ``async with ExotelClient(...) as client:``; it then owns an
+    ``aiohttp.ClientSession`` and closes it on exit. A ``session`` passed in is used
+    as is and never closed by the client.
+
+    Args:
+        api_key: The API key from the Exotel dashboard.
+        api_token: The API token; it is sent only in the ``Authorization`` header.
+        account_sid: The account sid.
+        region: ``"singapore"`` (api.exotel.com) or ``"mumbai"`` (api.in.exotel.com).
+        base_url: Overrides ``region``; https, or http on a loopback host.
+        timeout: Seconds one attempt may take in all.
+        connect_timeout: Seconds to establish a connection.
+        max_retries: Retries after the first attempt for transient failures; 0 disables.
+        path_form: ``"sms-campaigns"`` (default) or ``"message-campaigns"``, the newer URL.
+        ssl_context: A context for a private CA; certificates are always verified.
+        session: An ``aiohttp.ClientSession`` to use instead of the client's own.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        api_token: str,
+        account_sid: str,
+        *,
+        region: Region | str = Region.SINGAPORE,
+        base_url: str | URL | None = None,
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        path_form: PathForm | str = PathForm.SMS_CAMPAIGNS,
+        ssl_context: ssl.SSLContext | None = None,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        _check_str("api_key", api_key)
+        _check_str("api_token", api_token)
+        self.account_sid = check_account_sid(account_sid)
+        self.region = Region(region)
+        self.base_url = (
+            _check_base_url(base_url)
+            if base_url is not None
+            else URL(f"https://{self.region.host}")
+        )
+        self.path_form = PathForm(path_form)
+        check_int("max_retries", max_retries, minimum=0, maximum=100)
+        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+            raise TypeError("ssl_context must be an ssl.SSLContext")
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise TypeError("session must be an aiohttp.ClientSession")
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+        credentials = base64.b64encode(f"{api_key}:{api_token}".encode()).decode("ascii")
+        self._transport = Transport(
+            base_url=self.base_url,
+            headers={"Authorization": f"Basic {credentials}", "Accept": "application/json"},
+            get_session=self._get_session,
+            timeout=aiohttp.ClientTimeout(
+                total=_check_seconds("timeout", timeout),
+                sock_connect=_check_seconds("connect_timeout", connect_timeout),
+            ),
+            retry=RetryPolicy(max_retries=max_retries),
+            ssl_context=ssl_context,
+        )
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> ExotelClient:
+        """Build a client from ``EXOTEL_API_KEY``, ``EXOTEL_API_TOKEN``, ``EXOTEL_ACCOUNT_SID``,
+        and optionally ``EXOTEL_REGION`` / ``EXOTEL_BASE_URL``; keyword arguments win."""
+        kwargs: dict[str, object] = {}
+        for name in ("api_key", "api_token", "account_sid"):
+            variable = f"EXOTEL_{name.upper()}"
+            if name not in overrides and not os.environ.get(variable):
+                raise ValueError(f"environment variable {variable} is not set")
+            kwargs[name] = os.environ.get(variable)
+        for name in ("region", "base_url"):
+            value = os.environ.get(f"EXOTEL_{name.upper()}")
+            if value:
+                kwargs[name] = value
+        kwargs.update(overrides)
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"<ExotelClient account_sid={self.account_sid!r} host={self.base_url.host!r}>"
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("this ExotelClient is closed; create a new one")
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        """Close the session the client opened (never one passed in); harmless twice."""
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+
+    async def __aenter__(self) -> ExotelClient:
+        self._get_session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- API ---------------------------------------------------------------------------
+
+    async def sms_details_page(
+        self,
+        campaign_id: str,
+        *,
+        offset: int = 0,
+        limit: int = 20,
+        number: str | None = None,
+        sort_by: str | None = None,
+    ) -> SmsPage:
+        """Fetch one page of a campaign's SMS details with exactly one GET (plus retries).
+
+        Item failures are returned in ``page.item_errors``, not raised.
+        """
+        fetch = self._page_fetcher(campaign_id, number=number, sort_by=sort_by)
+        check_int("offset", offset, minimum=0)
+        check_int("limit", limit, minimum=1, maximum=MAX_LIMIT)
+        return await fetch(offset, limit)
+
+    def sms_details(
+        self,
+        campaign_id: str,
+        *,
+        page_size: int = 50,
+        offset: int = 0,
+        max_items: int | None = None,
+        number: str | None = None,
+        sort_by: str | None = None,
+        concurrency: int = 4,
+        skip_item_errors: bool = False,
+    ) -> SmsDetailsStream:
+        """Stream every SMS of a campaign, in order, each once.
+
+        Args:
+            campaign_id: The campaign sid.
+            page_size: Records asked per request (1 to 1000; Exotel documents 50 as a maximum
+                for sibling endpoints).
+            offset: Start at this record (zero-based): resume an interrupted walk.
+            max_items: Stop after this many records.
+            number: Only the SMS to this phone number (exact match).
+            sort_by: ``schedule_time:asc|desc`` or ``date_created:asc|desc``.
+            concurrency: Pages in flight at once.
+            skip_item_errors: Collect failed items on ``stream.item_errors`` instead of
+                raising ``ItemError``.
+        """
+        fetch = self._page_fetcher(campaign_id, number=number, sort_by=sort_by)
+        check_int("page_size", page_size, minimum=1, maximum=MAX_LIMIT)
+        check_int("offset", offset, minimum=0)
+        if max_items is not None:
+            check_int("max_items", max_items, minimum=0)
+        check_int("concurrency", concurrency, minimum=1, maximum=64)
+        if not isinstance(skip_item_errors, bool):
+            raise TypeError("skip_item_errors must be a bool")
+        return SmsDetailsStream(
+            fetch,
+            page_size=page_size,
+            offset=offset,
+            max_items=max_items,
+            concurrency=concurrency,
+            skip_item_errors=skip_item_errors,
+        )
+
+    def _page_fetcher(
+        self, campaign_id: str, *, number: str | None, sort_by: str | None
+    ) -> Callable[[int, int], Awaitable[SmsPage]]:
+        """Validate the filters once and return ``fetch(offset, limit) -> SmsPage``."""
+        campaign_id = check_campaign_id(campaign_id)
+        number = check_number(number)
+        sort_by = check_sort_by(sort_by)
+        if self._closed:
+            raise RuntimeError("this ExotelClient is closed; create a new one")
+
+        async def fetch(offset: int, limit: int) -> SmsPage:
+            request = build_page_request(
+                self.account_sid,
+                campaign_id,
+                offset=offset,
+                limit=limit,
+                number=number,
+                sort_by=sort_by,
+                path_form=self.path_form,
+            )
+            return await self._transport.send(
+                request,
+                lambda status, headers, body: parse_page(
+                    status, headers, body, expected_offset=offset
+                ),
+            )
+
+        return fetch

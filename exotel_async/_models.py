@@ -1,0 +1,97 @@
+"""Typed records of the sms-details API: frozen, slotted attrs classes."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+if TYPE_CHECKING:
+    from ._errors import ItemError
+
+
+class Outcome(str, enum.Enum):
+    """Where an SMS stands, derived from its raw ``status``."""
+
+    DELIVERED = "delivered"
+    PENDING = "pending"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+# Exotel spells statuses inconsistently across its pages (failed_dnd, failed-dnd): fold first.
+_OUTCOMES = {
+    "delivered": Outcome.DELIVERED,
+    "sent": Outcome.DELIVERED,
+    "queued": Outcome.PENDING,
+    "sending": Outcome.PENDING,
+    "submitted": Outcome.PENDING,
+    "failed": Outcome.FAILED,
+    "failed_dnd": Outcome.FAILED,
+    "failed_spam_detected": Outcome.FAILED,
+    "invalid": Outcome.FAILED,
+    "expired": Outcome.FAILED,
+    "undelivered": Outcome.FAILED,
+}
+
+
+def classify_status(status: str | None) -> Outcome:
+    """Classify a raw Exotel SMS ``status``; unknown values give ``Outcome.UNKNOWN``."""
+    if not status:
+        return Outcome.UNKNOWN
+    folded = status.strip().lower().replace("-", "_")
+    if folded in _OUTCOMES:
+        return _OUTCOMES[folded]
+    return Outcome.FAILED if folded.startswith("failed") else Outcome.UNKNOWN
+
+
+@attrs.frozen
+class SmsRecord:
+    """One SMS of a campaign, as Exotel reports it.
+
+    ``status`` and ``detailed_status`` stay the server's text; ``outcome`` classifies it.
+    ``extra`` keeps every field this version does not know, so nothing is lost.
+    """
+
+    sid: str
+    number: str
+    name: str | None = None
+    message: str | None = None
+    status: str | None = None
+    detailed_status: str | None = None
+    schedule_time: datetime | None = None
+    date_created: datetime | None = None
+    sender_id: str | None = None
+    direction: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def outcome(self) -> Outcome:
+        """Delivered, pending or failed, from the raw ``status``."""
+        return classify_status(self.status)
+
+
+@attrs.frozen
+class PageMetadata:
+    """The ``metadata`` block of a page: ``total`` records exist, ``count`` are here."""
+
+    count: int
+    offset: int
+    total: int
+    limit: int
+
+
+@attrs.frozen
+class SmsPage:
+    """One page of records, as one GET returned it.
+
+    ``item_errors`` holds the items of this page whose own status is ``failure``.
+    """
+
+    records: tuple[SmsRecord, ...]
+    metadata: PageMetadata
+    request_id: str | None = None
+    item_errors: tuple[ItemError, ...] = ()

@@ -1,0 +1,307 @@
+"""Sans-I/O protocol: validate inputs, build requests, parse answers. No sockets here."""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import attrs
+import cattrs
+
+from ._converter import converter
+from ._errors import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ItemError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseDecodeError,
+    ServerError,
+)
+from ._models import PageMetadata, SmsPage, SmsRecord
+
+MAX_LIMIT = 1000
+_CAMPAIGN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_NUMBER = re.compile(r"\+?[0-9]{4,20}")
+_SORT_BY = re.compile(r"[a-z_]+:(asc|desc)")
+_EXCERPT_CHARS = 200
+
+
+class PathForm(str, enum.Enum):
+    """Which of Exotel's documented URL forms the client calls."""
+
+    SMS_CAMPAIGNS = "sms-campaigns"
+    MESSAGE_CAMPAIGNS = "message-campaigns"
+
+
+@attrs.frozen
+class PageRequest:
+    """One GET to make: a path below the base URL and its query parameters."""
+
+    path: str
+    params: tuple[tuple[str, str], ...]
+    offset: int
+
+
+# --- validation --------------------------------------------------------------------------
+
+
+def check_int(name: str, value: object, *, minimum: int, maximum: int | None = None) -> int:
+    """Return ``value`` if it is an int within bounds, else raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bounds = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+        raise ValueError(f"{name} must be {bounds}, got {value}")
+    return value
+
+
+def check_campaign_id(value: object) -> str:
+    """Return a campaign id that is safe to put in a URL path, else raise."""
+    if not isinstance(value, str):
+        raise TypeError(f"campaign_id must be a str, got {type(value).__name__}")
+    if not _CAMPAIGN_ID.fullmatch(value):
+        raise ValueError(
+            "campaign_id must be 1 to 128 letters, digits, '-' or '_', "
+            f"got {value[:40]!r}{'...' if len(value) > 40 else ''}"
+        )
+    return value
+
+
+def check_account_sid(value: object) -> str:
+    """Return an account sid that is safe to put in a URL path, else raise."""
+    if not isinstance(value, str):
+        raise TypeError(f"account_sid must be a str, got {type(value).__name__}")
+    if not _CAMPAIGN_ID.fullmatch(value):
+        raise ValueError("account_sid must be 1 to 128 letters, digits, '-' or '_'")
+    return value
+
+
+def check_number(value: object) -> str | None:
+    """Return a phone-number filter (digits, optional leading ``+``) or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"number must be a str, got {type(value).__name__}")
+    if not _NUMBER.fullmatch(value):
+        raise ValueError("number must be a phone number: digits with an optional leading '+'")
+    return value
+
+
+def check_sort_by(value: object) -> str | None:
+    """Return a ``field:asc|desc`` sort order or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"sort_by must be a str, got {type(value).__name__}")
+    if not _SORT_BY.fullmatch(value):
+        raise ValueError(
+            f"sort_by must look like 'schedule_time:asc' or 'field:desc', got {value!r}"
+        )
+    return value
+
+
+def mask_number(number: str) -> str:
+    """Mask a phone number for logs, keeping only its last two digits."""
+    return "*" * max(len(number) - 2, 0) + number[-2:]
+
+
+# --- requests ----------------------------------------------------------------------------
+
+
+def build_page_request(
+    account_sid: str,
+    campaign_id: str,
+    *,
+    offset: int,
+    limit: int,
+    number: str | None = None,
+    sort_by: str | None = None,
+    path_form: PathForm = PathForm.SMS_CAMPAIGNS,
+) -> PageRequest:
+    """Build the path and query of one sms-details page (inputs already validated)."""
+    if path_form is PathForm.MESSAGE_CAMPAIGNS:
+        path = f"/v2/accounts/{account_sid}/message-campaigns/{campaign_id}/message-details"
+        params = [("channel", "sms")]
+    else:
+        path = f"/v2/accounts/{account_sid}/sms-campaigns/{campaign_id}/sms-details"
+        params = []
+    params += [("offset", str(offset)), ("limit", str(limit))]
+    if number is not None:
+        params.append(("number", number))
+    if sort_by is not None:
+        params.append(("sort_by", sort_by))
+    return PageRequest(path=path, params=tuple(params), offset=offset)
+
+
+# --- responses ---------------------------------------------------------------------------
+
+_ERRORS_BY_STATUS: dict[int, type[APIError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+def _excerpt(body: bytes) -> str:
+    return body[:_EXCERPT_CHARS].decode("utf-8", "replace")
+
+
+def _load_json(status: int, body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ResponseDecodeError(
+            f"body is not valid JSON ({exc})",
+            status_code=status,
+            excerpt=_excerpt(body),
+            retryable=True,
+        ) from None
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        return max(float(text), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max((when - (now or datetime.now(timezone.utc))).total_seconds(), 0.0)
+
+
+def _error_fields(payload: Any) -> tuple[str | None, int | str | None, str | None, str | None]:
+    """Pull (request_id, code, message, description) out of any documented error shape."""
+    if not isinstance(payload, dict):
+        return None, None, None, None
+    request_id = payload.get("request_id")
+    rest = payload.get("RestException")
+    if isinstance(rest, dict):
+        return request_id, rest.get("Code"), rest.get("Message"), rest.get("Message")
+    response = payload.get("response")
+    if isinstance(response, list) and response:
+        response = response[0]
+    error = response.get("error_data") if isinstance(response, dict) else None
+    if not isinstance(error, dict):
+        return request_id, None, None, None
+    return request_id, error.get("code"), error.get("message"), error.get("description")
+
+
+def error_from_response(status: int, headers: Mapping[str, str], body: bytes) -> APIError:
+    """Build the typed error for a non-2xx answer, from whichever shape its body has."""
+    try:
+        payload: Any = json.loads(body) if body.strip() else None
+    except (ValueError, UnicodeDecodeError):
+        payload = None  # an HTML page from a proxy: the status alone must do
+    request_id, code, message, description = _error_fields(payload)
+    if not message:
+        message = f"Exotel answered HTTP {status}" + ("" if payload else f": {_excerpt(body)!r}")
+    cls = _ERRORS_BY_STATUS.get(status, ServerError if status >= 500 else APIError)
+    kwargs: dict[str, Any] = {
+        "status_code": status,
+        "request_id": request_id if isinstance(request_id, str) else None,
+        "error_code": code,
+        "description": description,
+    }
+    if cls is RateLimitError:
+        kwargs["retry_after"] = parse_retry_after(headers.get("Retry-After"))
+    return cls(str(message), **kwargs)
+
+
+def _metadata(status: int, payload: dict[str, Any], body: bytes) -> PageMetadata:
+    meta = payload.get("metadata")
+    try:
+        if not isinstance(meta, dict):
+            raise TypeError("metadata is missing")
+        values = {k: meta[k] for k in ("count", "offset", "total", "limit")}
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in values.values()):
+            raise TypeError(f"metadata must hold non-negative integers, got {values}")
+    except (KeyError, TypeError) as exc:
+        raise ResponseDecodeError(
+            f"bad metadata: {exc}", status_code=status, excerpt=_excerpt(body)
+        ) from None
+    return PageMetadata(**values)
+
+
+def parse_page(
+    status: int, headers: Mapping[str, str], body: bytes, *, expected_offset: int | None = None
+) -> SmsPage:
+    """Turn one answer into an ``SmsPage``, or raise the error it stands for."""
+    if not 200 <= status < 300:
+        raise error_from_response(status, headers, body)
+    payload = _load_json(status, body)
+    if not isinstance(payload, dict) or not isinstance(payload.get("response"), list):
+        raise ResponseDecodeError(
+            "expected an object with a 'response' list", status_code=status, excerpt=_excerpt(body)
+        )
+    request_id = payload.get("request_id") if isinstance(payload.get("request_id"), str) else None
+    metadata = _metadata(status, payload, body)
+    if expected_offset is not None and metadata.offset != expected_offset:
+        raise ResponseDecodeError(
+            f"asked for offset {expected_offset} but the page says {metadata.offset}",
+            status_code=status,
+            request_id=request_id,
+        )
+    records: list[SmsRecord] = []
+    failures: list[ItemError] = []
+    for index, item in enumerate(payload["response"]):
+        offset = metadata.offset + index
+        if not isinstance(item, dict):
+            raise ResponseDecodeError(
+                f"item at offset {offset} is not an object",
+                status_code=status,
+                request_id=request_id,
+            )
+        if item.get("status") == "failure":
+            failures.append(_item_error(item, offset, request_id))
+            continue
+        try:
+            records.append(converter.structure(item.get("data"), SmsRecord))
+        except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+            raise ResponseDecodeError(
+                f"item at offset {offset} is not an SMS record: {_describe(exc)}",
+                status_code=status,
+                request_id=request_id,
+            ) from None
+    return SmsPage(
+        records=tuple(records),
+        metadata=metadata,
+        request_id=request_id,
+        item_errors=tuple(failures),
+    )
+
+
+def _item_error(item: dict[str, Any], offset: int, request_id: str | None) -> ItemError:
+    error_data = item.get("error_data")
+    message = error_data.get("message") if isinstance(error_data, dict) else None
+    return ItemError(
+        str(message or "item status is failure"),
+        offset=offset,
+        code=item.get("code"),
+        error_data=error_data,
+        request_id=request_id,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """One line naming the fields cattrs rejected, instead of a nested exception group."""
+    if isinstance(exc, cattrs.BaseValidationError):
+        notes = cattrs.transform_error(exc)
+        return "; ".join(notes) if notes else str(exc)
+    return str(exc)

@@ -1,0 +1,176 @@
+"""The only module that touches aiohttp: one ``send()`` with timeouts and retries."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
+
+import aiohttp
+import attrs
+from yarl import URL
+
+from ._errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    ExotelError,
+    RateLimitError,
+    ResponseDecodeError,
+    TransportError,
+)
+from ._protocol import PageRequest, mask_number
+
+T = TypeVar("T")
+Parse = Callable[[int, Mapping[str, str], bytes], T]
+
+logger = logging.getLogger("exotel_async")
+
+#: Statuses worth asking again: throttling, and failures of Exotel or its proxies.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+#: Retries after the first attempt: 6 full-jitter waits span about a minute, enough to
+#: ride out Exotel's per-minute throttling window in a long export.
+DEFAULT_MAX_RETRIES = 6
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How often and how long to retry: full-jitter exponential backoff from ``base``."""
+
+    max_retries: int = DEFAULT_MAX_RETRIES
+    base: float = 1.0
+    cap: float = 30.0
+    #: A ``Retry-After`` longer than this raises ``RateLimitError`` instead of sleeping.
+    max_retry_after: float = 120.0
+
+    def backoff(self, retry: int, rand: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before retry number ``retry`` (0-based), with full jitter."""
+        return float(rand() * min(self.cap, self.base * 2**retry))
+
+
+def _retry_reason(exc: ExotelError) -> str | None:
+    """Why ``exc`` deserves another attempt, or None when it does not."""
+    if isinstance(exc, APIError):
+        return f"HTTP {exc.status_code}" if exc.status_code in RETRY_STATUSES else None
+    if isinstance(exc, ResponseDecodeError):
+        return "garbled body" if exc.retryable else None
+    if isinstance(exc, TransportError):
+        # A certificate that fails today fails on every retry too.
+        if isinstance(exc.__cause__, (aiohttp.ClientSSLError, ssl.SSLError)):
+            return None
+        return type(exc).__name__
+    return None
+
+
+class Transport:
+    """Sends GETs to one base URL with auth, timeouts and retries; knows nothing of SMS."""
+
+    def __init__(
+        self,
+        *,
+        base_url: URL,
+        headers: Mapping[str, str],
+        get_session: Callable[[], aiohttp.ClientSession],
+        timeout: aiohttp.ClientTimeout,
+        retry: RetryPolicy,
+        ssl_context: ssl.SSLContext | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._base = str(base_url).rstrip("/")
+        self._headers = dict(headers)
+        self._get_session = get_session
+        self._timeout = timeout
+        self._retry = retry
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"<Transport {self._base}>"
+
+    async def send(self, request: PageRequest, parse: Parse[T]) -> T:
+        """GET ``request`` and parse the answer, retrying what is worth retrying."""
+        attempt = 0
+        while True:
+            attempt += 1
+            started = time.perf_counter()
+            try:
+                status, headers, body = await self._attempt(request)
+                result = parse(status, headers, body)
+            except ExotelError as exc:
+                exc.attempts = attempt
+                self._log_attempt(request, attempt, started, exc)
+                delay = self._delay_before_retry(exc, attempt)
+                if delay is None:
+                    raise
+                logger.warning(
+                    "retrying %s in %.2fs after %s (attempt %d of %d)",
+                    request.path,
+                    delay,
+                    _retry_reason(exc),
+                    attempt,
+                    self._retry.max_retries + 1,
+                )
+                await self._sleep(delay)
+            else:
+                self._log_attempt(request, attempt, started, result)
+                return result
+
+    def _delay_before_retry(self, exc: ExotelError, attempt: int) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up and raise."""
+        if _retry_reason(exc) is None or attempt > self._retry.max_retries:
+            return None
+        retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
+        if retry_after is None:
+            return self._retry.backoff(attempt - 1)
+        if retry_after > self._retry.max_retry_after:
+            return None
+        return retry_after
+
+    async def _attempt(self, request: PageRequest) -> tuple[int, Mapping[str, str], bytes]:
+        """Make one request; map aiohttp's failures onto our transport errors."""
+        try:
+            async with self._get_session().get(
+                self._base + request.path,
+                params=request.params,
+                headers=self._headers,
+                timeout=self._timeout,
+                ssl=self._ssl,
+                allow_redirects=False,
+            ) as response:
+                return response.status, response.headers, await response.read()
+        except asyncio.TimeoutError:
+            raise APITimeoutError(
+                f"no answer within {self._timeout.total}s from {self._base}"
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise APIConnectionError(
+                f"{type(exc).__name__} talking to {self._base}: {exc}"
+            ) from exc
+
+    def _log_attempt(
+        self, request: PageRequest, attempt: int, started: float, outcome: object
+    ) -> None:
+        """One DEBUG line per attempt: path, masked query, status, request id, timing."""
+        if not logger.isEnabledFor(logging.DEBUG):
+            return
+        status = getattr(outcome, "status_code", 200 if not isinstance(outcome, Exception) else "-")
+        logger.debug(
+            "GET %s?%s -> %s request_id=%s attempt=%d elapsed_ms=%.1f%s",
+            request.path,
+            _loggable_query(request.params),
+            status,
+            getattr(outcome, "request_id", None),
+            attempt,
+            (time.perf_counter() - started) * 1000,
+            f" error={type(outcome).__name__}" if isinstance(outcome, Exception) else "",
+        )
+
+
+def _loggable_query(params: tuple[tuple[str, str], ...]) -> str:
+    """The query string for a log line, with the phone-number filter masked."""
+    return "&".join(f"{k}={mask_number(v) if k == 'number' else v}" for k, v in params)

@@ -1,0 +1,344 @@
+"""The offset/limit walk, driven by an in-memory fake campaign (no HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from exotel_async import ItemError, PageMetadata, ResponseDecodeError, SmsPage, SmsRecord
+from exotel_async._pagination import SmsDetailsStream
+
+
+def make_records(n: int, prefix: str = "s") -> list[SmsRecord]:
+    return [SmsRecord(sid=f"{prefix}{i:07d}", number=f"98765{i:05d}") for i in range(n)]
+
+
+@attrs.define
+class FakeCampaign:
+    """Serves pages of ``records`` like Exotel does, and records what it was asked."""
+
+    records: list[SmsRecord]
+    rng: random.Random = attrs.field(factory=lambda: random.Random(0))
+    calls: list[tuple[int, int]] = attrs.field(factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
+    cancelled: int = 0
+    #: Called after each answer is built: lets a test change the data between requests.
+    after_request: object = None
+    #: Cut pages to at most this many records (a server with a lower maximum).
+    serve_at_most: int | None = None
+    failed_offsets: frozenset[int] = frozenset()
+
+    async def fetch(self, offset: int, limit: int) -> SmsPage:
+        self.calls.append((offset, limit))
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            # Yield a random number of times so pages complete out of order.
+            for _ in range(self.rng.randrange(4)):
+                await asyncio.sleep(0)
+            served = min(limit, self.serve_at_most or limit)
+            window = self.records[offset : offset + served]
+            errors = tuple(
+                ItemError("boom", offset=offset + i, code=500, error_data=None)
+                for i, _ in enumerate(window)
+                if offset + i in self.failed_offsets
+            )
+            kept = tuple(r for i, r in enumerate(window) if offset + i not in self.failed_offsets)
+            page = SmsPage(
+                records=kept,
+                metadata=PageMetadata(len(window), offset, len(self.records), limit),
+                request_id=f"req-{offset}",
+                item_errors=errors,
+            )
+            if callable(self.after_request):
+                self.after_request(self)
+            return page
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.in_flight -= 1
+
+
+def stream(campaign: FakeCampaign, **kwargs: object) -> SmsDetailsStream:
+    options: dict[str, object] = {
+        "page_size": 10,
+        "offset": 0,
+        "max_items": None,
+        "concurrency": 4,
+        "skip_item_errors": False,
+    }
+    options.update(kwargs)
+    return SmsDetailsStream(campaign.fetch, **options)  # type: ignore[arg-type]
+
+
+async def collect(s: SmsDetailsStream) -> list[str]:
+    return [record.sid async for record in s]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    total=st.integers(0, 2500),
+    page_size=st.integers(1, 120),
+    start=st.integers(0, 2600),
+    max_items=st.none() | st.integers(0, 3000),
+    concurrency=st.integers(1, 8),
+    seed=st.integers(0, 2**16),
+)
+def test_every_record_once_in_order_for_any_shape(
+    total: int, page_size: int, start: int, max_items: int | None, concurrency: int, seed: int
+) -> None:
+    """Any total, page size, start, cap and concurrency yields exactly the expected slice."""
+    campaign = FakeCampaign(make_records(total), rng=random.Random(seed))
+    s = stream(
+        campaign, page_size=page_size, offset=start, max_items=max_items, concurrency=concurrency
+    )
+    got = asyncio.run(collect(s))
+    expected = [r.sid for r in campaign.records[start:]]
+    if max_items is not None:
+        expected = expected[:max_items]
+    assert got == expected
+    assert campaign.max_in_flight <= concurrency
+
+
+async def test_first_request_goes_alone_then_fills_the_window() -> None:
+    """Until the total is known one request flies; then up to ``concurrency``."""
+    campaign = FakeCampaign(make_records(200))
+    await collect(stream(campaign, page_size=10, concurrency=5))
+    assert campaign.calls[0] == (0, 10)
+    assert campaign.max_in_flight == 5
+
+
+async def test_requests_stop_at_total_without_probing_past_it() -> None:
+    """A known total means no request for offsets past the end."""
+    campaign = FakeCampaign(make_records(95))
+    await collect(stream(campaign, page_size=10, concurrency=3))
+    assert sorted(campaign.calls) == [(o, 10) for o in range(0, 90, 10)] + [(90, 5)]
+
+
+async def test_max_items_shrinks_the_last_request() -> None:
+    """With ``max_items=25`` and pages of 10, the third request asks for 5."""
+    campaign = FakeCampaign(make_records(100))
+    got = await collect(stream(campaign, page_size=10, max_items=25))
+    assert len(got) == 25
+    assert sorted(campaign.calls) == [(0, 10), (10, 10), (20, 5)]
+
+
+async def test_max_items_zero_makes_no_request() -> None:
+    """Asking for nothing costs nothing."""
+    campaign = FakeCampaign(make_records(10))
+    assert await collect(stream(campaign, max_items=0)) == []
+    assert campaign.calls == []
+
+
+async def test_campaign_that_grows_is_followed_to_its_new_end() -> None:
+    """Records appended while the walk runs are read too, each once."""
+    campaign = FakeCampaign(make_records(50))
+    grown = make_records(80, prefix="g")[50:]
+
+    def grow(c: FakeCampaign) -> None:
+        if grown:
+            c.records.append(grown.pop(0))
+
+    campaign.after_request = grow
+    got = await collect(stream(campaign, page_size=10, concurrency=2))
+    assert got == [r.sid for r in campaign.records]
+    assert len(got) > 50
+
+
+async def test_campaign_that_shrinks_ends_early_without_error() -> None:
+    """Records removed from the end while reading just end the walk sooner."""
+    campaign = FakeCampaign(make_records(100))
+
+    def shrink(c: FakeCampaign) -> None:
+        del c.records[60:]
+
+    campaign.after_request = shrink
+    got = await collect(stream(campaign, page_size=10, concurrency=1))
+    assert got == [f"s{i:07d}" for i in range(60)]
+
+
+async def test_empty_page_ends_the_walk_even_if_total_says_more() -> None:
+    """A server claiming more than it serves cannot make the walk loop forever."""
+
+    async def liar(offset: int, limit: int) -> SmsPage:
+        records = tuple(make_records(20)[offset : offset + limit])
+        return SmsPage(records, PageMetadata(len(records), offset, 10**9, limit))
+
+    s = SmsDetailsStream(
+        liar, page_size=10, offset=0, max_items=None, concurrency=4, skip_item_errors=False
+    )
+    assert len(await collect(s)) == 20
+
+
+async def test_short_page_in_the_middle_has_its_gap_fetched(caplog: pytest.LogCaptureFixture) -> None:
+    """A server that serves fewer records than asked loses none of them."""
+    campaign = FakeCampaign(make_records(100), serve_at_most=7)
+    s = stream(campaign, page_size=10, concurrency=3)
+    with caplog.at_level(logging.WARNING, logger="exotel_async"):
+        got = await collect(s)
+    assert got == [r.sid for r in campaign.records]
+    assert s.stats.short_pages > 0
+    assert "fetching the gap" in caplog.text
+
+
+async def test_record_repeated_across_a_page_boundary_is_yielded_once() -> None:
+    """An insertion at the front shifts records into the next page; the repeat is dropped."""
+    campaign = FakeCampaign(make_records(30))
+    inserted = False
+
+    def insert_front(c: FakeCampaign) -> None:
+        nonlocal inserted
+        if not inserted:
+            inserted = True
+            c.records.insert(0, SmsRecord(sid="new", number="1"))
+
+    campaign.after_request = insert_front
+    s = stream(campaign, page_size=10, concurrency=1)
+    got = await collect(s)
+    assert len(got) == len(set(got)) == 30
+    assert s.stats.duplicates_dropped == 1
+
+
+async def test_duplicates_do_not_count_towards_max_items() -> None:
+    """``max_items`` counts records yielded, so dropped repeats are made up for."""
+    records = make_records(30)
+    records[10] = records[9]  # the server repeats one record
+    campaign = FakeCampaign(records)
+    got = await collect(stream(campaign, page_size=10, max_items=15, concurrency=1))
+    assert len(got) == len(set(got)) == 15
+
+
+async def test_failed_item_raises_item_error_by_default() -> None:
+    """An item whose status is failure stops the stream with ItemError."""
+    campaign = FakeCampaign(make_records(30), failed_offsets=frozenset({12}))
+    with pytest.raises(ItemError) as info:
+        await collect(stream(campaign, page_size=10))
+    assert info.value.offset == 12
+
+
+async def test_skip_item_errors_collects_them_and_goes_on() -> None:
+    """With ``skip_item_errors`` the stream yields the rest and lists the failures."""
+    campaign = FakeCampaign(make_records(30), failed_offsets=frozenset({3, 25}))
+    s = stream(campaign, page_size=10, skip_item_errors=True)
+    got = await collect(s)
+    assert len(got) == 28
+    assert [e.offset for e in s.item_errors] == [3, 25]
+    assert s.stats.item_errors == 2
+
+
+async def test_error_from_a_page_propagates_and_cancels_the_rest() -> None:
+    """A page that fails raises its error and leaves no other request running."""
+    started = asyncio.Event()
+
+    async def fetch(offset: int, limit: int) -> SmsPage:
+        if offset == 0:
+            return SmsPage(tuple(make_records(10)), PageMetadata(10, 0, 1000, 10))
+        if offset == 10:
+            await started.wait()
+            raise ResponseDecodeError("bad", status_code=200)
+        started.set()
+        await asyncio.Event().wait()  # never answers
+        raise AssertionError
+
+    s = SmsDetailsStream(
+        fetch, page_size=10, offset=0, max_items=None, concurrency=4, skip_item_errors=False
+    )
+    with pytest.raises(ResponseDecodeError):
+        await collect(s)
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_pages_are_yielded_in_offset_order_with_server_metadata() -> None:
+    """``.pages()`` yields pages in offset order, each with its own metadata."""
+    campaign = FakeCampaign(make_records(45))
+    pages = [p async for p in stream(campaign, page_size=10, concurrency=4).pages()]
+    assert [p.metadata.offset for p in pages] == [0, 10, 20, 30, 40]
+    assert [len(p.records) for p in pages] == [10, 10, 10, 10, 5]
+
+
+async def test_stats_count_pages_records_and_total() -> None:
+    """``stats`` reports what the finished walk saw."""
+    campaign = FakeCampaign(make_records(45))
+    s = stream(campaign, page_size=10)
+    await collect(s)
+    assert (s.stats.pages, s.stats.records, s.stats.final_total) == (5, 45, 45)
+
+
+async def test_break_with_aclose_cancels_pages_in_flight() -> None:
+    """Leaving early and closing the stream cancels every request still running."""
+    gate = asyncio.Event()
+    campaign = FakeCampaign(make_records(1000))
+
+    async def slow(offset: int, limit: int) -> SmsPage:
+        if offset > 0:
+            await gate.wait()
+        return await campaign.fetch(offset, limit)
+
+    s = SmsDetailsStream(
+        slow, page_size=10, offset=0, max_items=None, concurrency=8, skip_item_errors=False
+    )
+    async with s:
+        async for _ in s:
+            await asyncio.sleep(0)  # let the window fill
+            break
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_break_without_aclose_cleans_up_on_the_next_loop_turns() -> None:
+    """A plain ``break`` leaves nothing pending once the iterator is collected."""
+    campaign = FakeCampaign(make_records(1000))
+    s = stream(campaign, page_size=10, concurrency=8)
+    async for _ in s:
+        break
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_cancelling_the_consumer_cancels_pages_in_flight() -> None:
+    """Cancelling the task that iterates cancels its requests too."""
+    gate = asyncio.Event()
+    seen_first = asyncio.Event()
+    cancelled = 0
+
+    async def fetch(offset: int, limit: int) -> SmsPage:
+        nonlocal cancelled
+        if offset == 0:
+            return SmsPage(tuple(make_records(10)), PageMetadata(10, 0, 1000, 10))
+        try:
+            await gate.wait()
+        except asyncio.CancelledError:
+            cancelled += 1
+            raise
+        raise AssertionError
+
+    async def consume() -> None:
+        s = SmsDetailsStream(
+            fetch, page_size=10, offset=0, max_items=None, concurrency=4, skip_item_errors=False
+        )
+        async for _ in s:
+            seen_first.set()
+
+    task = asyncio.ensure_future(consume())
+    await seen_first.wait()
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cancelled == 4
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_iterating_twice_walks_twice() -> None:
+    """Each ``async for`` over the same stream is a fresh walk."""
+    campaign = FakeCampaign(make_records(25))
+    s = stream(campaign)
+    assert await collect(s) == await collect(s)

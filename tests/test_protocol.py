@@ -1,0 +1,290 @@
+"""The sans-I/O layer, tested synchronously with recorded bodies."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from exotel_async import (
+    APIError,
+    AuthenticationError,
+    BadRequestError,
+    ItemError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseDecodeError,
+    ServerError,
+)
+from exotel_async._protocol import (
+    PathForm,
+    build_page_request,
+    check_campaign_id,
+    check_int,
+    check_number,
+    check_sort_by,
+    error_from_response,
+    mask_number,
+    parse_page,
+    parse_retry_after,
+)
+
+SAMPLES = Path(__file__).parent / "samples"
+
+
+def sample(name: str) -> bytes:
+    return (SAMPLES / name).read_bytes()
+
+
+def test_product_page_sample_parses_into_records() -> None:
+    """The product page's sample, repaired, gives its three records and metadata."""
+    page = parse_page(200, {}, sample("product_page.json"))
+    assert page.request_id == "4dee72175b514f3591e153df7c89285d"
+    assert (page.metadata.count, page.metadata.total, page.metadata.limit) == (5, 5, 10)
+    assert [r.status for r in page.records] == ["sent", "failed", "failed_dnd"]
+
+
+def test_product_page_sample_reads_message_and_body_into_one_field() -> None:
+    """``message`` in one item and ``body`` in the next both land in ``message``."""
+    page = parse_page(200, {}, sample("product_page.json"))
+    assert {r.message for r in page.records} == {"your account is activated"}
+    assert all("body" not in r.extra for r in page.records)
+
+
+def test_product_page_sample_times_are_aware_ist() -> None:
+    """``schedule_time`` keeps the +05:30 offset the product page shows."""
+    record = parse_page(200, {}, sample("product_page.json")).records[0]
+    assert record.schedule_time == datetime(
+        2021, 11, 24, 14, 55, 19, tzinfo=timezone(timedelta(hours=5, minutes=30))
+    )
+
+
+def test_malformed_product_page_sample_raises_decode_error_with_status_and_excerpt() -> None:
+    """The sample as printed is not JSON: a ResponseDecodeError, not a JSONDecodeError."""
+    with pytest.raises(ResponseDecodeError) as info:
+        parse_page(200, {}, sample("product_page_malformed.json"))
+    assert info.value.status_code == 200
+    assert "request_id" in info.value.excerpt
+    assert info.value.retryable
+    assert not isinstance(info.value, json.JSONDecodeError)
+
+
+def test_unknown_fields_are_kept_in_extra() -> None:
+    """A field this version does not know survives in ``extra``."""
+    body = _page([{"sid": "a1", "number": "9876543210", "units": 2, "dlt": {"id": "x"}}])
+    record = parse_page(200, {}, body).records[0]
+    assert record.extra == {"units": 2, "dlt": {"id": "x"}}
+
+
+def test_absent_optional_fields_are_none() -> None:
+    """A record with only sid and number has None everywhere else."""
+    record = parse_page(200, {}, _page([{"sid": "a1", "number": "9876543210"}])).records[0]
+    assert (record.name, record.message, record.schedule_time, record.date_created) == (None,) * 4
+
+
+def test_naive_timestamp_is_read_as_india_time() -> None:
+    """A timestamp without an offset gets +05:30, Exotel's own zone."""
+    body = _page([{"sid": "a1", "number": "1", "date_created": "2021-11-24 14:55:19"}])
+    created = parse_page(200, {}, body).records[0].date_created
+    assert created is not None
+    assert created.utcoffset() == timedelta(hours=5, minutes=30)
+
+
+def test_record_with_a_bad_timestamp_names_the_field_and_offset() -> None:
+    """A record that cannot be typed raises ResponseDecodeError naming where."""
+    body = _page([{"sid": "a1", "number": "1", "schedule_time": "yesterday"}], offset=7)
+    with pytest.raises(ResponseDecodeError, match=r"offset 7.*schedule_time"):
+        parse_page(200, {}, body)
+
+
+def test_record_without_sid_is_a_decode_error() -> None:
+    """``sid`` is what de-duplication keys on, so a record without it is refused."""
+    with pytest.raises(ResponseDecodeError, match="sid"):
+        parse_page(200, {}, _page([{"number": "1"}]))
+
+
+def test_failed_item_is_returned_as_item_error_with_its_offset() -> None:
+    """An item whose own status is failure becomes an ItemError at its absolute offset."""
+    page = parse_page(200, {}, sample("page_item_failure.json"))
+    assert [r.sid for r in page.records] == ["aa01"]
+    (error,) = page.item_errors
+    assert isinstance(error, ItemError)
+    assert (error.offset, error.code) == (41, 500)
+    assert error.error_data["code"] == 24010
+
+
+def test_page_offset_other_than_asked_is_a_decode_error() -> None:
+    """A page that answers another offset than the one asked cannot be trusted."""
+    with pytest.raises(ResponseDecodeError, match="offset 20"):
+        parse_page(200, {}, _page([], offset=0), expected_offset=20)
+
+
+@pytest.mark.parametrize(
+    "metadata",
+    [None, {"count": 1, "offset": 0, "limit": 1}, {"count": "1", "offset": 0, "total": 1, "limit": 1}],
+)
+def test_missing_or_mistyped_metadata_is_a_decode_error(metadata: object) -> None:
+    """``metadata`` must carry integer count, offset, total and limit."""
+    body = json.dumps({"response": [], "metadata": metadata}).encode()
+    with pytest.raises(ResponseDecodeError, match="metadata"):
+        parse_page(200, {}, body)
+
+
+def test_success_status_with_error_envelope_is_a_decode_error() -> None:
+    """A 200 whose ``response`` is not a list is not a page."""
+    with pytest.raises(ResponseDecodeError, match="response"):
+        parse_page(200, {}, sample("error_401_v2.json"))
+
+
+@pytest.mark.parametrize(
+    ("status", "cls"),
+    [
+        (400, BadRequestError),
+        (401, AuthenticationError),
+        (403, PermissionDeniedError),
+        (404, NotFoundError),
+        (429, RateLimitError),
+        (500, ServerError),
+        (503, ServerError),
+        (402, APIError),
+        (409, APIError),
+    ],
+)
+def test_status_maps_to_error_class(status: int, cls: type[APIError]) -> None:
+    """Each documented status raises its own class of the tree."""
+    error = error_from_response(status, {}, b"")
+    assert type(error) is cls
+    assert error.status_code == status
+
+
+def test_v2_error_envelope_gives_code_request_id_and_description() -> None:
+    """The v2 error object fills every attribute of APIError."""
+    with pytest.raises(AuthenticationError) as info:
+        parse_page(401, {}, sample("error_401_v2.json"))
+    error = info.value
+    assert (error.error_code, error.description) == (1010, "Authorization failed")
+    assert error.request_id == "c6087d6c0b764ac7a4de3d4a4c25e5f7"
+    assert "request id c6087d6c0b764ac7a4de3d4a4c25e5f7" in str(error)
+
+
+def test_v2_error_envelope_as_one_item_list_is_understood() -> None:
+    """``response`` may be a one-item list in error envelopes too."""
+    error = error_from_response(404, {}, sample("error_404_list.json"))
+    assert isinstance(error, NotFoundError)
+    assert (error.error_code, error.description) == (1000, "Campaign not found")
+
+
+def test_v1_rest_exception_envelope_is_understood() -> None:
+    """A 429 in the v1 RestException shape keeps its message and code."""
+    error = error_from_response(429, {"Retry-After": "3"}, sample("error_429_v1.json"))
+    assert isinstance(error, RateLimitError)
+    assert (str(error.args[0]), error.error_code, error.retry_after) == ("Too many requests", "20029", 3.0)
+
+
+def test_html_body_from_a_proxy_gives_server_error_with_excerpt() -> None:
+    """A proxy's HTML page still maps by status, with the start of the page in the text."""
+    error = error_from_response(502, {}, sample("error_502_proxy.html"))
+    assert isinstance(error, ServerError)
+    assert "502 Bad Gateway" in str(error)
+
+
+def test_empty_error_body_maps_by_status() -> None:
+    """An empty body is enough to raise the right class."""
+    assert isinstance(error_from_response(503, {}, b""), ServerError)
+
+
+def test_retry_after_in_seconds() -> None:
+    """``Retry-After: 7`` means seven seconds."""
+    assert parse_retry_after("7") == 7.0
+
+
+def test_retry_after_as_http_date() -> None:
+    """``Retry-After`` as an HTTP date is the time until then."""
+    now = datetime(2026, 1, 1, 0, 0, 0, tzinfo=timezone.utc)
+    assert parse_retry_after("Thu, 01 Jan 2026 00:00:30 GMT", now=now) == 30.0
+
+
+@pytest.mark.parametrize("value", [None, "", "soon"])
+def test_retry_after_unusable_is_none(value: str | None) -> None:
+    """A missing or unreadable ``Retry-After`` gives no advice."""
+    assert parse_retry_after(value) is None
+
+
+def test_request_path_default_form_and_query() -> None:
+    """The default path form is the product page's, with filters in the query."""
+    request = build_page_request(
+        "acc", "camp1", offset=100, limit=50, number="+919876543210", sort_by="schedule_time:desc"
+    )
+    assert request.path == "/v2/accounts/acc/sms-campaigns/camp1/sms-details"
+    assert dict(request.params) == {
+        "offset": "100",
+        "limit": "50",
+        "number": "+919876543210",
+        "sort_by": "schedule_time:desc",
+    }
+
+
+def test_request_path_message_campaigns_form_sends_channel() -> None:
+    """The newer message-campaigns form needs ``channel=sms``."""
+    request = build_page_request(
+        "acc", "camp1", offset=0, limit=5, path_form=PathForm.MESSAGE_CAMPAIGNS
+    )
+    assert request.path == "/v2/accounts/acc/message-campaigns/camp1/message-details"
+    assert ("channel", "sms") in request.params
+
+
+@pytest.mark.parametrize("bad", ["", "../x", "a/b", "a b", "c1?x=1", "x" * 129, "é"])
+def test_campaign_id_outside_safe_characters_is_refused(bad: str) -> None:
+    """Anything that could escape the URL path segment is a ValueError."""
+    with pytest.raises(ValueError, match="campaign_id"):
+        check_campaign_id(bad)
+
+
+def test_campaign_id_not_a_string_is_a_type_error() -> None:
+    """A campaign id must be text."""
+    with pytest.raises(TypeError, match="campaign_id"):
+        check_campaign_id(123)
+
+
+@pytest.mark.parametrize("bad", [True, 1.0, "3"])
+def test_int_check_refuses_bools_floats_and_strings(bad: object) -> None:
+    """Booleans are not integers here, nor are floats or strings."""
+    with pytest.raises(TypeError, match="limit"):
+        check_int("limit", bad, minimum=1)
+
+
+@pytest.mark.parametrize("bad", ["98765-43210", "phone", "+", "12"])
+def test_number_filter_must_be_a_phone_number(bad: str) -> None:
+    """Only digits with an optional leading + are a phone number."""
+    with pytest.raises(ValueError, match="number"):
+        check_number(bad)
+
+
+@pytest.mark.parametrize("bad", ["schedule_time", "schedule_time:up", "date_created:ASC;drop"])
+def test_sort_by_must_be_field_and_direction(bad: str) -> None:
+    """``sort_by`` is ``field:asc`` or ``field:desc``."""
+    with pytest.raises(ValueError, match="sort_by"):
+        check_sort_by(bad)
+
+
+def test_mask_number_keeps_last_two_digits() -> None:
+    """Logs see only the last two digits of a phone number."""
+    assert mask_number("+919876543210") == "***********10"
+
+
+def _page(items: list[dict[str, object]], *, offset: int = 0) -> bytes:
+    """A well-formed success envelope around ``items``."""
+    return json.dumps(
+        {
+            "request_id": "r1",
+            "method": "GET",
+            "http_code": 200,
+            "metadata": {"count": len(items), "offset": offset, "total": 99, "limit": 50},
+            "response": [
+                {"code": 200, "error_data": None, "status": "success", "data": d} for d in items
+            ],
+        }
+    ).encode()
