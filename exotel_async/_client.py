@@ -9,6 +9,7 @@ import os
 import ssl
 from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import TypeVar
 
 import aiohttp
 from yarl import URL
@@ -76,6 +77,17 @@ def _check_str(name: str, value: object) -> str:
     return value
 
 
+E = TypeVar("E", bound=enum.Enum)
+
+
+def _check_choice(name: str, choices: type[E], value: object) -> E:
+    try:
+        return choices(value)
+    except ValueError:
+        allowed = ", ".join(repr(c.value) for c in choices)
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}") from None
+
+
 def _check_seconds(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
@@ -123,13 +135,13 @@ class ExotelClient:
         _check_str("api_key", api_key)
         _check_str("api_token", api_token)
         self.account_sid = check_account_sid(account_sid)
-        self.region = Region(region)
+        self.region = _check_choice("region", Region, region)
         self.base_url = (
             _check_base_url(base_url)
             if base_url is not None
             else URL(f"https://{self.region.host}")
         )
-        self.path_form = PathForm(path_form)
+        self.path_form = _check_choice("path_form", PathForm, path_form)
         check_int("max_retries", max_retries, minimum=0, maximum=100)
         if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
             raise TypeError("ssl_context must be an ssl.SSLContext")

@@ -178,7 +178,9 @@ async def test_empty_page_ends_the_walk_even_if_total_says_more() -> None:
     assert len(await collect(s)) == 20
 
 
-async def test_short_page_in_the_middle_has_its_gap_fetched(caplog: pytest.LogCaptureFixture) -> None:
+async def test_short_page_in_the_middle_has_its_gap_fetched(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """A server that serves fewer records than asked loses none of them."""
     campaign = FakeCampaign(make_records(100), serve_at_most=7)
     s = stream(campaign, page_size=10, concurrency=3)

@@ -124,7 +124,11 @@ def test_page_offset_other_than_asked_is_a_decode_error() -> None:
 
 @pytest.mark.parametrize(
     "metadata",
-    [None, {"count": 1, "offset": 0, "limit": 1}, {"count": "1", "offset": 0, "total": 1, "limit": 1}],
+    [
+        None,
+        {"count": 1, "offset": 0, "limit": 1},
+        {"count": "1", "offset": 0, "total": 1, "limit": 1},
+    ],
 )
 def test_missing_or_mistyped_metadata_is_a_decode_error(metadata: object) -> None:
     """``metadata`` must carry integer count, offset, total and limit."""
@@ -181,7 +185,11 @@ def test_v1_rest_exception_envelope_is_understood() -> None:
     """A 429 in the v1 RestException shape keeps its message and code."""
     error = error_from_response(429, {"Retry-After": "3"}, sample("error_429_v1.json"))
     assert isinstance(error, RateLimitError)
-    assert (str(error.args[0]), error.error_code, error.retry_after) == ("Too many requests", "20029", 3.0)
+    assert (str(error.args[0]), error.error_code, error.retry_after) == (
+        "Too many requests",
+        "20029",
+        3.0,
+    )
 
 
 def test_html_body_from_a_proxy_gives_server_error_with_excerpt() -> None:

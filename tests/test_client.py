@@ -1,0 +1,267 @@
+"""ExotelClient: configuration, lifecycle, argument checks, and its two methods."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+from exotel_async import ExotelClient, PathForm, Region, SmsPage
+
+TOKEN = "tok-SECRET-123"
+PAGE_URL = re.compile(r"^https://api\.exotel\.com/v2/accounts/acc/sms-campaigns/c1/sms-details.*")
+
+
+def page_body(offset: int, count: int, total: int) -> dict[str, Any]:
+    return {
+        "request_id": f"r{offset}",
+        "metadata": {"count": count, "offset": offset, "total": total, "limit": count},
+        "response": [
+            {
+                "code": 200,
+                "status": "success",
+                "error_data": None,
+                "data": {"sid": f"s{offset + i}", "number": "9876543210"},
+            }
+            for i in range(count)
+        ],
+    }
+
+
+def client(**kwargs: Any) -> ExotelClient:
+    options: dict[str, Any] = {"api_key": "key", "api_token": TOKEN, "account_sid": "acc"}
+    options.update(kwargs)
+    return ExotelClient(**options)
+
+
+@pytest.fixture
+def mocked() -> Iterator[aioresponses]:
+    with aioresponses() as m:
+        yield m
+
+
+def sent_queries(mocked: aioresponses) -> list[dict[str, str]]:
+    return [dict(url.query) for (_, url) in mocked.requests]
+
+
+def test_region_selects_the_host() -> None:
+    """Singapore is api.exotel.com, Mumbai api.in.exotel.com, by name or enum."""
+    assert client().base_url.host == "api.exotel.com"
+    assert client(region="mumbai").base_url.host == "api.in.exotel.com"
+    assert client(region=Region.MUMBAI).base_url.host == "api.in.exotel.com"
+
+
+def test_unknown_region_is_refused() -> None:
+    """A region Exotel does not have is a ValueError."""
+    with pytest.raises(ValueError, match="region"):
+        client(region="tokyo")
+
+
+def test_base_url_overrides_region() -> None:
+    """``base_url`` wins over ``region``."""
+    assert str(client(region="mumbai", base_url="https://proxy.example").base_url) == (
+        "https://proxy.example"
+    )
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9", "http://127.9.9.9"]
+)
+def test_plain_http_is_allowed_on_loopback(url: str) -> None:
+    """Tests and the sandbox run on loopback over plain http."""
+    assert client(base_url=url).base_url.scheme == "http"
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("http://api.exotel.com", "https"),
+        ("http://10.0.0.1", "https"),
+        ("https://key:tok@api.exotel.com", "credentials"),
+        ("https://api.exotel.com/?a=1", "query"),
+        ("ftp://api.exotel.com", "http"),
+        ("api.exotel.com", "http"),
+    ],
+)
+def test_unsafe_base_url_is_refused(url: str, match: str) -> None:
+    """Plain http off loopback, userinfo, queries and other schemes are refused."""
+    with pytest.raises(ValueError, match=match):
+        client(base_url=url)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"api_key": ""}, ValueError, "api_key"),
+        ({"api_token": None}, TypeError, "api_token"),
+        ({"account_sid": "a/b"}, ValueError, "account_sid"),
+        ({"timeout": 0}, ValueError, "timeout"),
+        ({"timeout": "5"}, TypeError, "timeout"),
+        ({"max_retries": -1}, ValueError, "max_retries"),
+        ({"max_retries": True}, TypeError, "max_retries"),
+        ({"path_form": "nope"}, ValueError, "path_form"),
+    ],
+)
+def test_bad_constructor_arguments_are_refused(
+    kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    """Each bad argument raises a ValueError or TypeError naming it."""
+    with pytest.raises(error, match=match):
+        client(**kwargs)
+
+
+def test_repr_shows_account_and_host_never_the_token() -> None:
+    """``repr`` is safe to log."""
+    text = repr(client())
+    assert "acc" in text
+    assert "api.exotel.com" in text
+    assert TOKEN not in text
+
+
+def test_from_env_reads_every_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``from_env`` takes credentials, region and base URL from EXOTEL_* variables."""
+    monkeypatch.setenv("EXOTEL_API_KEY", "k")
+    monkeypatch.setenv("EXOTEL_API_TOKEN", "t")
+    monkeypatch.setenv("EXOTEL_ACCOUNT_SID", "sid1")
+    monkeypatch.setenv("EXOTEL_REGION", "mumbai")
+    c = ExotelClient.from_env()
+    assert (c.account_sid, c.base_url.host) == ("sid1", "api.in.exotel.com")
+    monkeypatch.setenv("EXOTEL_BASE_URL", "http://127.0.0.1:9999")
+    assert ExotelClient.from_env().base_url.port == 9999
+
+
+@pytest.mark.parametrize("missing", ["EXOTEL_API_KEY", "EXOTEL_API_TOKEN", "EXOTEL_ACCOUNT_SID"])
+def test_from_env_names_the_missing_variable(monkeypatch: pytest.MonkeyPatch, missing: str) -> None:
+    """A missing variable is named in the error."""
+    for name in ("EXOTEL_API_KEY", "EXOTEL_API_TOKEN", "EXOTEL_ACCOUNT_SID"):
+        monkeypatch.setenv(name, "x")
+    monkeypatch.delenv(missing)
+    with pytest.raises(ValueError, match=missing):
+        ExotelClient.from_env()
+
+
+async def test_page_is_exactly_one_get(mocked: aioresponses) -> None:
+    """``sms_details_page`` makes one request and returns its typed page."""
+    mocked.get(PAGE_URL, payload=page_body(40, 20, 100))
+    async with client() as c:
+        page = await c.sms_details_page("c1", offset=40, limit=20)
+    assert isinstance(page, SmsPage)
+    assert (page.metadata.offset, len(page.records), page.request_id) == (40, 20, "r40")
+    assert sent_queries(mocked) == [{"offset": "40", "limit": "20"}]
+
+
+async def test_filters_are_sent_on_every_page(mocked: aioresponses) -> None:
+    """``number`` and ``sort_by`` go with each request of a stream."""
+    for offset in (0, 10, 20):
+        mocked.get(PAGE_URL, payload=page_body(offset, 10, 30))
+    async with client() as c:
+        got = [
+            r.sid
+            async for r in c.sms_details(
+                "c1", page_size=10, number="+919876543210", sort_by="date_created:desc"
+            )
+        ]
+    assert len(got) == 30
+    queries = sent_queries(mocked)
+    assert len(queries) == 3
+    assert all(q["number"] == "+919876543210" for q in queries)
+    assert all(q["sort_by"] == "date_created:desc" for q in queries)
+
+
+async def test_message_campaigns_path_form(mocked: aioresponses) -> None:
+    """The newer URL form is one option away and sends ``channel=sms``."""
+    mocked.get(
+        re.compile(r".*/v2/accounts/acc/message-campaigns/c1/message-details\?.*channel=sms.*"),
+        payload=page_body(0, 1, 1),
+    )
+    async with client(path_form=PathForm.MESSAGE_CAMPAIGNS) as c:
+        page = await c.sms_details_page("c1")
+    assert len(page.records) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"campaign_id": "../x"}, ValueError, "campaign_id"),
+        ({"campaign_id": ""}, ValueError, "campaign_id"),
+        ({"campaign_id": 5}, TypeError, "campaign_id"),
+        ({"page_size": 0}, ValueError, "page_size"),
+        ({"page_size": 1001}, ValueError, "page_size"),
+        ({"page_size": True}, TypeError, "page_size"),
+        ({"offset": -1}, ValueError, "offset"),
+        ({"max_items": -1}, ValueError, "max_items"),
+        ({"max_items": 2.5}, TypeError, "max_items"),
+        ({"sort_by": "newest"}, ValueError, "sort_by"),
+        ({"number": "98765 43210"}, ValueError, "number"),
+        ({"concurrency": 0}, ValueError, "concurrency"),
+        ({"skip_item_errors": "yes"}, TypeError, "skip_item_errors"),
+    ],
+)
+async def test_bad_stream_arguments_fail_at_the_call_before_any_request(
+    mocked: aioresponses, kwargs: dict[str, Any], error: type[Exception], match: str
+) -> None:
+    """``sms_details`` checks its arguments when called, not when iterated."""
+    args: dict[str, Any] = {"campaign_id": "c1"}
+    args.update(kwargs)
+    async with client() as c:
+        with pytest.raises(error, match=match):
+            c.sms_details(**args)
+    assert mocked.requests == {}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [({"limit": 0}, ValueError), ({"limit": "20"}, TypeError), ({"offset": -5}, ValueError)],
+)
+async def test_bad_page_arguments_fail_before_any_request(
+    mocked: aioresponses, kwargs: dict[str, Any], error: type[Exception]
+) -> None:
+    """``sms_details_page`` refuses bad limits and offsets without a request."""
+    async with client() as c:
+        with pytest.raises(error):
+            await c.sms_details_page("c1", **kwargs)
+    assert mocked.requests == {}
+
+
+async def test_closed_client_refuses_use_and_closes_twice_harmlessly() -> None:
+    """After ``close`` a request is a clear RuntimeError; a second close is a no-op."""
+    c = client()
+    async with c:
+        pass
+    await c.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        await c.sms_details_page("c1")
+
+
+async def test_own_session_is_closed_on_exit() -> None:
+    """The session the client opened is closed when the block ends."""
+    c = client()
+    async with c:
+        session = c._get_session()
+    assert session.closed
+
+
+async def test_injected_session_is_used_and_left_open(mocked: aioresponses) -> None:
+    """A session passed in serves the requests and is never closed by the client."""
+    mocked.get(PAGE_URL, payload=page_body(0, 1, 1))
+    async with aiohttp.ClientSession() as session:
+        async with client(session=session) as c:
+            await c.sms_details_page("c1")
+        assert not session.closed
+
+
+async def test_client_used_without_async_with_opens_its_session_lazily(
+    mocked: aioresponses,
+) -> None:
+    """Awaiting a method outside ``async with`` works; ``close()`` then cleans up."""
+    mocked.get(PAGE_URL, payload=page_body(0, 1, 1))
+    c = client()
+    try:
+        page = await c.sms_details_page("c1")
+    finally:
+        await c.close()
+    assert len(page.records) == 1

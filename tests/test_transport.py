@@ -1,0 +1,264 @@
+"""Retries, backoff, timeouts and logging of the one module that touches aiohttp."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import re
+from collections.abc import AsyncIterator, Mapping
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+from yarl import URL
+
+from exotel_async import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    RateLimitError,
+    ResponseDecodeError,
+    ServerError,
+)
+from exotel_async._protocol import build_page_request, parse_page
+from exotel_async._transport import RetryPolicy, Transport
+
+BASE = "https://api.exotel.com"
+TOKEN = "tok-SECRET-123"
+AUTH = "Basic " + base64.b64encode(f"key:{TOKEN}".encode()).decode()
+PAGE_URL = re.compile(r"^https://api\.exotel\.com/v2/accounts/acc/sms-campaigns/c1/sms-details.*$")
+OK = {
+    "request_id": "ok-1",
+    "metadata": {"count": 0, "offset": 0, "total": 0, "limit": 10},
+    "response": [],
+}
+
+
+class FakeSleep:
+    """Records the delays asked for instead of waiting."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+
+
+@pytest.fixture
+def mocked() -> aioresponses:
+    with aioresponses() as m:
+        yield m
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+def sleep() -> FakeSleep:
+    return FakeSleep()
+
+
+def make_transport(
+    session: aiohttp.ClientSession, sleep: FakeSleep, *, max_retries: int = 3, **policy: float
+) -> Transport:
+    return Transport(
+        base_url=URL(BASE),
+        headers={"Authorization": AUTH},
+        get_session=lambda: session,
+        timeout=aiohttp.ClientTimeout(total=5),
+        retry=RetryPolicy(max_retries=max_retries, **policy),
+        sleep=sleep,
+    )
+
+
+def parse(status: int, headers: Mapping[str, str], body: bytes) -> object:
+    return parse_page(status, headers, body)
+
+
+REQUEST = build_page_request("acc", "c1", offset=0, limit=10, number="+919876543210")
+
+
+def request_count(mocked: aioresponses) -> int:
+    return sum(len(calls) for calls in mocked.requests.values())
+
+
+async def test_server_error_then_success_is_retried_once(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """A 503 followed by a page returns the page after one backoff."""
+    mocked.get(PAGE_URL, status=503)
+    mocked.get(PAGE_URL, payload=OK)
+    page = await make_transport(session, sleep).send(REQUEST, parse)
+    assert getattr(page, "request_id", None) == "ok-1"
+    assert len(sleep.delays) == 1
+
+
+@pytest.mark.parametrize("status", [400, 401, 402, 403, 404, 409])
+async def test_client_errors_are_never_retried(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep, status: int
+) -> None:
+    """Statuses a retry cannot fix cost exactly one request."""
+    mocked.get(PAGE_URL, status=status, repeat=True)
+    with pytest.raises(APIError) as info:
+        await make_transport(session, sleep).send(REQUEST, parse)
+    assert info.value.status_code == status
+    assert request_count(mocked) == 1
+    assert sleep.delays == []
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504])
+async def test_transient_statuses_are_retried_until_exhausted(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep, status: int
+) -> None:
+    """Throttling and server failures get ``max_retries`` more attempts, then raise."""
+    mocked.get(PAGE_URL, status=status, repeat=True)
+    with pytest.raises(APIError) as info:
+        await make_transport(session, sleep, max_retries=3).send(REQUEST, parse)
+    assert info.value.attempts == 4
+    assert request_count(mocked) == 4
+
+
+async def test_retry_after_seconds_is_honoured(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """``Retry-After: 1`` waits one second before the next attempt."""
+    mocked.get(PAGE_URL, status=429, headers={"Retry-After": "1"})
+    mocked.get(PAGE_URL, payload=OK)
+    await make_transport(session, sleep).send(REQUEST, parse)
+    assert sleep.delays == [1.0]
+
+
+async def test_retry_after_beyond_the_cap_raises_at_once(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """A wait longer than ``max_retry_after`` raises RateLimitError with its advice."""
+    mocked.get(PAGE_URL, status=429, headers={"Retry-After": "3600"}, repeat=True)
+    with pytest.raises(RateLimitError) as info:
+        await make_transport(session, sleep, max_retry_after=60).send(REQUEST, parse)
+    assert info.value.retry_after == 3600.0
+    assert request_count(mocked) == 1
+    assert sleep.delays == []
+
+
+async def test_backoff_is_full_jitter_exponential_and_capped(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """Each wait lies in [0, min(cap, base * 2**retry)]."""
+    mocked.get(PAGE_URL, status=500, repeat=True)
+    with pytest.raises(ServerError):
+        await make_transport(session, sleep, max_retries=6, base=1.0, cap=8.0).send(REQUEST, parse)
+    bounds = [1, 2, 4, 8, 8, 8]
+    assert len(sleep.delays) == 6
+    assert all(0 <= d <= b for d, b in zip(sleep.delays, bounds, strict=True))
+
+
+def test_backoff_uses_the_whole_jitter_range() -> None:
+    """With the random draw at its top the wait is the full exponential step."""
+    policy = RetryPolicy(base=1.0, cap=30.0)
+    assert [policy.backoff(n, lambda: 1.0) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+
+
+async def test_max_retries_zero_disables_retries(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """``max_retries=0`` makes one attempt only."""
+    mocked.get(PAGE_URL, status=503, repeat=True)
+    with pytest.raises(ServerError):
+        await make_transport(session, sleep, max_retries=0).send(REQUEST, parse)
+    assert request_count(mocked) == 1
+
+
+async def test_connection_errors_are_retried_then_raised_as_api_connection_error(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """A refused or reset connection is retried, then surfaces as APIConnectionError."""
+    mocked.get(PAGE_URL, exception=aiohttp.ServerDisconnectedError(), repeat=True)
+    with pytest.raises(APIConnectionError) as info:
+        await make_transport(session, sleep, max_retries=2).send(REQUEST, parse)
+    assert info.value.attempts == 3
+
+
+async def test_timeout_becomes_api_timeout_error(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """A request that times out raises APITimeoutError once retries are spent."""
+    mocked.get(PAGE_URL, exception=asyncio.TimeoutError(), repeat=True)
+    with pytest.raises(APITimeoutError):
+        await make_transport(session, sleep, max_retries=1).send(REQUEST, parse)
+    assert request_count(mocked) == 2
+
+
+async def test_malformed_success_body_is_retried(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """A 200 whose JSON is garbled is asked for again."""
+    mocked.get(PAGE_URL, status=200, body=b'{"request_id": "x", "respo')
+    mocked.get(PAGE_URL, payload=OK)
+    await make_transport(session, sleep).send(REQUEST, parse)
+    assert request_count(mocked) == 2
+
+
+async def test_well_formed_but_wrong_shape_is_not_retried(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """Valid JSON of the wrong shape will not fix itself: one request, then raise."""
+    mocked.get(PAGE_URL, status=200, payload={"response": "nope"}, repeat=True)
+    with pytest.raises(ResponseDecodeError):
+        await make_transport(session, sleep).send(REQUEST, parse)
+    assert request_count(mocked) == 1
+
+
+async def test_auth_goes_in_the_header_not_the_url(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """The request carries ``Authorization: Basic``, and its URL has no userinfo."""
+    mocked.get(PAGE_URL, payload=OK)
+    await make_transport(session, sleep).send(REQUEST, parse)
+    ((_method, url), calls) = next(iter(mocked.requests.items()))
+    assert calls[0].kwargs["headers"]["Authorization"] == AUTH
+    assert url.user is None
+    assert TOKEN not in str(url)
+
+
+async def test_logs_one_debug_line_per_attempt_and_a_warning_per_retry(
+    mocked: aioresponses,
+    session: aiohttp.ClientSession,
+    sleep: FakeSleep,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Each attempt logs at DEBUG, each retry at WARNING, with the number masked."""
+    mocked.get(PAGE_URL, status=503)
+    mocked.get(PAGE_URL, payload=OK)
+    with caplog.at_level(logging.DEBUG, logger="exotel_async"):
+        await make_transport(session, sleep).send(REQUEST, parse)
+    debug = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(debug) == 2
+    assert len(warnings) == 1
+    assert "request_id=ok-1" in debug[1].getMessage()
+    assert "number=***********10" in debug[0].getMessage()
+    assert "9876543210" not in caplog.text
+
+
+async def test_token_never_reaches_logs_or_errors(
+    mocked: aioresponses,
+    session: aiohttp.ClientSession,
+    sleep: FakeSleep,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Neither the token nor its base64 form appears in logs, reprs or error texts."""
+    mocked.get(PAGE_URL, status=500)
+    mocked.get(PAGE_URL, exception=aiohttp.ClientConnectionError("reset"), repeat=True)
+    transport = make_transport(session, sleep, max_retries=2)
+    with (
+        caplog.at_level(logging.DEBUG, logger="exotel_async"),
+        pytest.raises(APIConnectionError) as info,
+    ):
+        await transport.send(REQUEST, parse)
+    texts = [caplog.text, repr(transport), str(info.value), repr(info.value)]
+    secret_forms = [TOKEN, AUTH.split()[1]]
+    assert not any(secret in text for secret in secret_forms for text in texts)
