@@ -27,7 +27,7 @@ from ._protocol import (
     check_sort_by,
     parse_page,
 )
-from ._transport import DEFAULT_MAX_RETRIES, RetryPolicy, Transport
+from ._transport import DEFAULT_MAX_RETRIES, RetryObserver, RetryPolicy, Transport
 
 
 class Region(str, enum.Enum):
@@ -88,9 +88,9 @@ def _check_choice(name: str, choices: type[E], value: object) -> E:
         raise ValueError(f"{name} must be one of {allowed}, got {value!r}") from None
 
 
-def _check_seconds(name: str, value: object) -> float:
+def _check_positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number of seconds, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a positive number, got {type(value).__name__}")
     if not value > 0:
         raise ValueError(f"{name} must be > 0, got {value}")
     return float(value)
@@ -112,6 +112,9 @@ class ExotelClient:
         timeout: Seconds one attempt may take in all.
         connect_timeout: Seconds to establish a connection.
         max_retries: Retries after the first attempt for transient failures; 0 disables.
+        max_requests_per_minute: A hard ceiling on this client's request rate, across all
+            its streams; requests are spaced evenly. None (default) relies on Exotel's
+            ``X-RateLimit-*`` headers and on backing off when throttled.
         path_form: ``"sms-campaigns"`` (default) or ``"message-campaigns"``, the newer URL.
         ssl_context: A context for a private CA; certificates are always verified.
         session: An ``aiohttp.ClientSession`` to use instead of the client's own.
@@ -128,6 +131,7 @@ class ExotelClient:
         timeout: float = 30.0,
         connect_timeout: float = 10.0,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        max_requests_per_minute: float | None = None,
         path_form: PathForm | str = PathForm.SMS_CAMPAIGNS,
         ssl_context: ssl.SSLContext | None = None,
         session: aiohttp.ClientSession | None = None,
@@ -156,11 +160,16 @@ class ExotelClient:
             headers={"Authorization": f"Basic {credentials}", "Accept": "application/json"},
             get_session=self._get_session,
             timeout=aiohttp.ClientTimeout(
-                total=_check_seconds("timeout", timeout),
-                sock_connect=_check_seconds("connect_timeout", connect_timeout),
+                total=_check_positive("timeout", timeout),
+                sock_connect=_check_positive("connect_timeout", connect_timeout),
             ),
             retry=RetryPolicy(max_retries=max_retries),
             ssl_context=ssl_context,
+            max_requests_per_minute=(
+                None
+                if max_requests_per_minute is None
+                else _check_positive("max_requests_per_minute", max_requests_per_minute)
+            ),
         )
 
     @classmethod
@@ -228,7 +237,7 @@ class ExotelClient:
         fetch = self._page_fetcher(campaign_id, number=number, sort_by=sort_by)
         check_int("offset", offset, minimum=0)
         check_int("limit", limit, minimum=1, maximum=MAX_LIMIT)
-        return await fetch(offset, limit)
+        return await fetch(offset, limit, None)
 
     def sms_details(
         self,
@@ -275,7 +284,7 @@ class ExotelClient:
 
     def _page_fetcher(
         self, campaign_id: str, *, number: str | None, sort_by: str | None
-    ) -> Callable[[int, int], Awaitable[SmsPage]]:
+    ) -> Callable[[int, int, RetryObserver | None], Awaitable[SmsPage]]:
         """Validate the filters once and return ``fetch(offset, limit) -> SmsPage``."""
         campaign_id = check_campaign_id(campaign_id)
         number = check_number(number)
@@ -283,7 +292,7 @@ class ExotelClient:
         if self._closed:
             raise RuntimeError("this ExotelClient is closed; create a new one")
 
-        async def fetch(offset: int, limit: int) -> SmsPage:
+        async def fetch(offset: int, limit: int, observer: RetryObserver | None = None) -> SmsPage:
             request = build_page_request(
                 self.account_sid,
                 campaign_id,
@@ -298,6 +307,7 @@ class ExotelClient:
                 lambda status, headers, body: parse_page(
                     status, headers, body, expected_offset=offset
                 ),
+                observer,
             )
 
         return fetch

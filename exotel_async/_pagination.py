@@ -12,12 +12,16 @@ from types import TracebackType
 
 import attrs
 
-from ._errors import ItemError
+from ._errors import APIError, ExotelError, ItemError
 from ._models import SmsPage, SmsRecord
+from ._transport import RetryObserver
 
 logger = logging.getLogger("exotel_async")
 
-FetchPage = Callable[[int, int], Awaitable[SmsPage]]
+#: ``fetch(offset, limit, observer)``: one page, its retries reported to ``observer``.
+FetchPage = Callable[[int, int, RetryObserver], Awaitable[SmsPage]]
+#: Statuses by which Exotel says "slow down" (older docs throttle SMS APIs with 503).
+_THROTTLE_STATUSES = frozenset({429, 503})
 
 
 @attrs.define
@@ -29,6 +33,8 @@ class StreamStats:
     duplicates_dropped: int = 0
     item_errors: int = 0
     short_pages: int = 0
+    retries: int = 0
+    rate_limited: int = 0
     final_total: int | None = None
 
 
@@ -49,6 +55,62 @@ class _RecentSids:
         if len(self._order) > self._capacity:
             self._seen.discard(self._order.popleft())
         return True
+
+
+class _Congestion:
+    """Pages allowed in flight: halved when throttled, regrown by one per window of pages.
+
+    Pages already in flight when the window shrank do not regrow it: they were sent at
+    the old rate and say nothing about the new one.
+    """
+
+    def __init__(self, ceiling: int) -> None:
+        self._ceiling = ceiling
+        self._size = float(ceiling)
+        #: Bumped on every shrink; a page regrows the window only if sent since.
+        self.epoch = 0
+        self._shrunk_in_epoch = False
+
+    @property
+    def width(self) -> int:
+        """Whole pages that may be in flight now."""
+        return int(self._size)
+
+    def shrink(self) -> None:
+        """Halve the window, once per epoch: one throttle episode hits many pages at once."""
+        if not self._shrunk_in_epoch:
+            self._size = max(1.0, self._size / 2)
+            self.epoch += 1
+            self._shrunk_in_epoch = True
+
+    def grow(self, epoch: int) -> None:
+        """A page sent in ``epoch`` succeeded: widen by ``1 / width`` if it is current."""
+        if epoch == self.epoch:
+            self._size = min(float(self._ceiling), self._size + 1 / self._size)
+            self._shrunk_in_epoch = False
+
+
+class _Observer:
+    """Told of one walk's retries: counts them and narrows the walk on throttling."""
+
+    def __init__(self, stats: StreamStats, congestion: _Congestion) -> None:
+        self._stats = stats
+        self._congestion = congestion
+
+    def retrying(self, error: ExotelError, delay: float) -> None:
+        """Count a retry; a 429 or 503 halves the pages in flight."""
+        self._stats.retries += 1
+        if isinstance(error, APIError) and error.status_code in _THROTTLE_STATUSES:
+            self._stats.rate_limited += error.status_code == 429
+            self._congestion.shrink()
+
+
+@attrs.frozen
+class _InFlight:
+    offset: int
+    limit: int
+    task: asyncio.Task[SmsPage]
+    epoch: int
 
 
 class SmsDetailsStream:
@@ -128,56 +190,55 @@ class SmsDetailsStream:
         stats = self.stats = StreamStats()
         self.item_errors = []
         recent = _RecentSids(max(self.MIN_DEDUPE_WINDOW, 4 * self._concurrency * self._page_size))
-        window: deque[tuple[int, int, asyncio.Task[SmsPage]]] = deque()
+        congestion = _Congestion(self._concurrency)
+        observer = _Observer(stats, congestion)
+        in_flight: deque[_InFlight] = deque()
+
+        def launch(offset: int, limit: int) -> _InFlight:
+            task = asyncio.ensure_future(self._fetch(offset, limit, observer))
+            return _InFlight(offset, limit, task, congestion.epoch)
+
         next_offset = self._start
         total: int | None = None
         try:
             while True:
                 # Until the first page tells the total, one request is all we can justify.
-                width = 1 if total is None else self._concurrency
+                width = 1 if total is None else congestion.width
                 end = self._end(total)
-                while len(window) < width and (end is None or next_offset < end):
+                while len(in_flight) < width and (end is None or next_offset < end):
                     limit = (
                         self._page_size if end is None else min(self._page_size, end - next_offset)
                     )
-                    window.append(
-                        (next_offset, limit, asyncio.ensure_future(self._fetch(next_offset, limit)))
-                    )
+                    in_flight.append(launch(next_offset, limit))
                     next_offset += limit
-                if not window:
+                if not in_flight:
                     break
-                offset, limit, task = window.popleft()
-                page = await task
+                head = in_flight.popleft()
+                page = await head.task
+                congestion.grow(head.epoch)
                 total = stats.final_total = page.metadata.total
                 stats.pages += 1
                 served = len(page.records) + len(page.item_errors)
                 if served == 0:
                     break
-                if served < limit and offset + served < total:
+                if served < head.limit and head.offset + served < total:
                     # A short page in the middle: fetch the gap before anything after it.
                     stats.short_pages += 1
                     logger.warning(
                         "page at offset %d held %d of %d records below total %d; fetching the gap",
-                        offset,
+                        head.offset,
                         served,
-                        limit,
+                        head.limit,
                         total,
                     )
-                    gap = offset + served
-                    window.appendleft(
-                        (
-                            gap,
-                            limit - served,
-                            asyncio.ensure_future(self._fetch(gap, limit - served)),
-                        )
-                    )
+                    in_flight.appendleft(launch(head.offset + served, head.limit - served))
                 yield self._accept(page, recent)
                 if self._max_items is not None and stats.records >= self._max_items:
                     break
         finally:
-            for _, _, pending in window:
-                pending.cancel()
-            await asyncio.gather(*(t for _, _, t in window), return_exceptions=True)
+            for pending in in_flight:
+                pending.task.cancel()
+            await asyncio.gather(*(p.task for p in in_flight), return_exceptions=True)
         self._check_consistency(total)
 
     def _accept(self, page: SmsPage, recent: _RecentSids) -> SmsPage:

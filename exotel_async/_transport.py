@@ -8,10 +8,11 @@ import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import aiohttp
 import attrs
+from aiolimiter import AsyncLimiter
 from yarl import URL
 
 from ._errors import (
@@ -24,6 +25,7 @@ from ._errors import (
     TransportError,
 )
 from ._protocol import PageRequest, mask_number
+from ._ratelimit import RateBudget
 
 T = TypeVar("T")
 Parse = Callable[[int, Mapping[str, str], bytes], T]
@@ -67,6 +69,13 @@ def _retry_reason(exc: ExotelError) -> str | None:
     return None
 
 
+class RetryObserver(Protocol):
+    """Told about every retry of a request, e.g. to count them or to slow down."""
+
+    def retrying(self, error: ExotelError, delay: float) -> None:
+        """``error`` will be retried after ``delay`` seconds."""
+
+
 class Transport:
     """Sends GETs to one base URL with auth, timeouts and retries; knows nothing of SMS."""
 
@@ -79,7 +88,9 @@ class Transport:
         timeout: aiohttp.ClientTimeout,
         retry: RetryPolicy,
         ssl_context: ssl.SSLContext | None = None,
+        max_requests_per_minute: float | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._base = str(base_url).rstrip("/")
         self._headers = dict(headers)
@@ -88,11 +99,18 @@ class Transport:
         self._retry = retry
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._sleep = sleep
+        self._budget = RateBudget(clock=clock, sleep=sleep)
+        # One request per interval, evenly spaced: a hard ceiling with no initial burst.
+        self._pacer = (
+            AsyncLimiter(1, 60.0 / max_requests_per_minute) if max_requests_per_minute else None
+        )
 
     def __repr__(self) -> str:
         return f"<Transport {self._base}>"
 
-    async def send(self, request: PageRequest, parse: Parse[T]) -> T:
+    async def send(
+        self, request: PageRequest, parse: Parse[T], observer: RetryObserver | None = None
+    ) -> T:
         """GET ``request`` and parse the answer, retrying what is worth retrying."""
         attempt = 0
         while True:
@@ -115,6 +133,8 @@ class Transport:
                     attempt,
                     self._retry.max_retries + 1,
                 )
+                if observer is not None:
+                    observer.retrying(exc, delay)
                 await self._sleep(delay)
             else:
                 self._log_attempt(request, attempt, started, result)
@@ -132,6 +152,18 @@ class Transport:
         return retry_after
 
     async def _attempt(self, request: PageRequest) -> tuple[int, Mapping[str, str], bytes]:
+        """Make one request within the rate limits, and learn the budget from its answer."""
+        ticket = await self._budget.acquire()
+        headers: Mapping[str, str] | None = None
+        try:
+            if self._pacer is not None:
+                await self._pacer.acquire()
+            status, headers, body = await self._request(request)
+            return status, headers, body
+        finally:
+            self._budget.update(ticket, headers)
+
+    async def _request(self, request: PageRequest) -> tuple[int, Mapping[str, str], bytes]:
         """Make one request; map aiohttp's failures onto our transport errors."""
         try:
             async with self._get_session().get(

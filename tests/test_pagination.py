@@ -11,7 +11,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exotel_async import ItemError, PageMetadata, ResponseDecodeError, SmsPage, SmsRecord
+from exotel_async import (
+    ItemError,
+    PageMetadata,
+    RateLimitError,
+    ResponseDecodeError,
+    SmsPage,
+    SmsRecord,
+)
 from exotel_async._pagination import SmsDetailsStream
 
 
@@ -35,7 +42,7 @@ class FakeCampaign:
     serve_at_most: int | None = None
     failed_offsets: frozenset[int] = frozenset()
 
-    async def fetch(self, offset: int, limit: int) -> SmsPage:
+    async def fetch(self, offset: int, limit: int, observer: object = None) -> SmsPage:
         self.calls.append((offset, limit))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
@@ -168,7 +175,7 @@ async def test_campaign_that_shrinks_ends_early_without_error() -> None:
 async def test_empty_page_ends_the_walk_even_if_total_says_more() -> None:
     """A server claiming more than it serves cannot make the walk loop forever."""
 
-    async def liar(offset: int, limit: int) -> SmsPage:
+    async def liar(offset: int, limit: int, observer: object) -> SmsPage:
         records = tuple(make_records(20)[offset : offset + limit])
         return SmsPage(records, PageMetadata(len(records), offset, 10**9, limit))
 
@@ -240,7 +247,7 @@ async def test_error_from_a_page_propagates_and_cancels_the_rest() -> None:
     """A page that fails raises its error and leaves no other request running."""
     started = asyncio.Event()
 
-    async def fetch(offset: int, limit: int) -> SmsPage:
+    async def fetch(offset: int, limit: int, observer: object) -> SmsPage:
         if offset == 0:
             return SmsPage(tuple(make_records(10)), PageMetadata(10, 0, 1000, 10))
         if offset == 10:
@@ -279,7 +286,7 @@ async def test_break_with_aclose_cancels_pages_in_flight() -> None:
     gate = asyncio.Event()
     campaign = FakeCampaign(make_records(1000))
 
-    async def slow(offset: int, limit: int) -> SmsPage:
+    async def slow(offset: int, limit: int, observer: object) -> SmsPage:
         if offset > 0:
             await gate.wait()
         return await campaign.fetch(offset, limit)
@@ -311,7 +318,7 @@ async def test_cancelling_the_consumer_cancels_pages_in_flight() -> None:
     seen_first = asyncio.Event()
     cancelled = 0
 
-    async def fetch(offset: int, limit: int) -> SmsPage:
+    async def fetch(offset: int, limit: int, observer: object) -> SmsPage:
         nonlocal cancelled
         if offset == 0:
             return SmsPage(tuple(make_records(10)), PageMetadata(10, 0, 1000, 10))
@@ -344,3 +351,34 @@ async def test_iterating_twice_walks_twice() -> None:
     campaign = FakeCampaign(make_records(25))
     s = stream(campaign)
     assert await collect(s) == await collect(s)
+
+
+@attrs.define
+class ThrottledOnce(FakeCampaign):
+    """Reports one 429 retry on the page at offset 10, and notes in-flight counts."""
+
+    starts: list[int] = attrs.field(factory=list)
+
+    async def fetch(self, offset: int, limit: int, observer: object = None) -> SmsPage:
+        self.starts.append(self.in_flight + 1)
+        if offset == 10 and observer is not None:
+            observer.retrying(RateLimitError("slow down", status_code=429), 0.0)  # type: ignore[attr-defined]
+        return await super().fetch(offset, limit, observer)
+
+
+async def test_throttling_halves_the_pages_in_flight_then_regrows_them() -> None:
+    """A 429 halves the window (8 to 4); later successes widen it back to 8."""
+    campaign = ThrottledOnce(make_records(2000))
+    s = stream(campaign, page_size=10, concurrency=8)
+    await collect(s)
+    after_throttle = campaign.starts[9:14]
+    assert max(after_throttle) <= 4
+    assert max(campaign.starts[60:]) == 8
+
+
+async def test_retries_and_rate_limits_are_counted_in_stats() -> None:
+    """``stats`` counts each retry and each 429 the walk rode through."""
+    campaign = ThrottledOnce(make_records(100))
+    s = stream(campaign, page_size=10)
+    await collect(s)
+    assert (s.stats.retries, s.stats.rate_limited) == (1, 1)
