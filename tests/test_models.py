@@ -1,0 +1,94 @@
+"""SmsRecord and the converter that builds it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import attrs
+import pytest
+
+from exotel_async import Outcome, SmsRecord, classify_status, converter
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ("delivered", Outcome.DELIVERED),
+        ("sent", Outcome.DELIVERED),
+        ("queued", Outcome.PENDING),
+        ("submitted", Outcome.PENDING),
+        ("failed_dnd", Outcome.FAILED),
+        ("failed-dnd", Outcome.FAILED),
+        ("FAILED_SPAM_DETECTED", Outcome.FAILED),
+        ("failed_something_new", Outcome.FAILED),
+        ("expired", Outcome.FAILED),
+        ("teleported", Outcome.UNKNOWN),
+        (None, Outcome.UNKNOWN),
+    ],
+)
+def test_classify_status(status: str | None, outcome: Outcome) -> None:
+    """Raw statuses, in any documented spelling, classify as delivered, pending or failed."""
+    assert classify_status(status) is outcome
+
+
+def test_unknown_status_passes_through_untouched() -> None:
+    """A status this version does not know stays as the server sent it."""
+    record = converter.structure({"sid": "a", "number": "1", "status": "teleported"}, SmsRecord)
+    assert record.status == "teleported"
+    assert record.outcome is Outcome.UNKNOWN
+
+
+def test_record_is_frozen_and_slotted() -> None:
+    """Records cannot be changed after they are built, and carry no ``__dict__``."""
+    record = SmsRecord(sid="a", number="1")
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        record.sid = "b"  # type: ignore[misc]
+    assert not hasattr(record, "__dict__")
+
+
+def test_records_with_extra_fields_are_hashable() -> None:
+    """A record with ``extra`` data can still go in a set."""
+    record = converter.structure({"sid": "a", "number": "1", "units": [1]}, SmsRecord)
+    assert len({record, record}) == 1
+
+
+def test_unstructure_round_trips_through_the_converter() -> None:
+    """Unstructuring gives the API's field names back, times as ISO-8601 with offset."""
+    raw = {
+        "sid": "a",
+        "number": "+919876543210",
+        "message": "hi\nthere",
+        "schedule_time": "2021-11-24T14:55:19+05:30",
+        "units": 2,
+    }
+    record = converter.structure(raw, SmsRecord)
+    out = converter.unstructure(record)
+    assert out["schedule_time"] == "2021-11-24T14:55:19+05:30"
+    assert out["units"] == 2
+    assert converter.structure(out, SmsRecord) == record
+
+
+def test_message_wins_over_body_when_both_are_present() -> None:
+    """With both keys, ``message`` is the text and ``body`` is kept in ``extra``."""
+    record = converter.structure(
+        {"sid": "a", "number": "1", "message": "m", "body": "b"}, SmsRecord
+    )
+    assert (record.message, record.extra) == ("m", {"body": "b"})
+
+
+def test_utc_z_suffix_is_understood() -> None:
+    """A ``Z`` suffix means UTC."""
+    record = converter.structure(
+        {"sid": "a", "number": "1", "date_created": "2021-11-24T09:25:19Z"}, SmsRecord
+    )
+    assert record.date_created == datetime(2021, 11, 24, 9, 25, 19, tzinfo=timezone.utc)
+    assert record.date_created == datetime(
+        2021, 11, 24, 14, 55, 19, tzinfo=timezone(timedelta(hours=5, minutes=30))
+    )
+
+
+def test_number_sent_as_json_number_becomes_text() -> None:
+    """Phone numbers stay text even if the server sends them as numbers."""
+    assert converter.structure({"sid": "a", "number": 919876543210}, SmsRecord).number == (
+        "919876543210"
+    )
