@@ -38,8 +38,23 @@ _OUTCOMES = {
 }
 
 
-def classify_status(status: str | None) -> Outcome:
-    """Classify a raw Exotel SMS ``status``; unknown values give ``Outcome.UNKNOWN``."""
+_DETAIL_PREFIXES = (
+    ("DELIVERED", Outcome.DELIVERED),
+    ("PENDING", Outcome.PENDING),
+    ("FAILED", Outcome.FAILED),
+)
+
+
+def classify_status(status: str | None, detailed_status: str | None = None) -> Outcome:
+    """Classify a raw Exotel SMS status; unknown values give ``Outcome.UNKNOWN``.
+
+    ``detailed_status`` decides when it names the outcome (``DELIVERED_*``, ``PENDING_*``,
+    ``FAILED_*``): a ``sent`` SMS may be delivered or still pending at the operator.
+    """
+    detail = (detailed_status or "").strip().upper()
+    for prefix, outcome in _DETAIL_PREFIXES:
+        if detail.startswith(prefix):
+            return outcome
     if not status:
         return Outcome.UNKNOWN
     folded = status.strip().lower().replace("-", "_")
@@ -70,8 +85,8 @@ class SmsRecord:
 
     @property
     def outcome(self) -> Outcome:
-        """Delivered, pending or failed, from the raw ``status``."""
-        return classify_status(self.status)
+        """Delivered, pending or failed, from the raw ``status`` and ``detailed_status``."""
+        return classify_status(self.status, self.detailed_status)
 
 
 @attrs.frozen

@@ -145,6 +145,8 @@ class SmsDetailsStream:
         self.item_errors: list[ItemError] = []
         #: Counters of the latest walk.
         self.stats = StreamStats()
+        #: Where to start a new walk to continue after the last page yielded so far.
+        self.resume_offset = offset
 
     def __aiter__(self) -> AsyncIterator[SmsRecord]:
         return self._records()
@@ -198,7 +200,7 @@ class SmsDetailsStream:
             task = asyncio.ensure_future(self._fetch(offset, limit, observer))
             return _InFlight(offset, limit, task, congestion.epoch)
 
-        next_offset = self._start
+        next_offset = self.resume_offset = self._start
         total: int | None = None
         try:
             while True:
@@ -232,7 +234,9 @@ class SmsDetailsStream:
                         total,
                     )
                     in_flight.appendleft(launch(head.offset + served, head.limit - served))
-                yield self._accept(page, recent)
+                accepted = self._accept(page, recent)
+                self.resume_offset = head.offset + served
+                yield accepted
                 if self._max_items is not None and stats.records >= self._max_items:
                     break
         finally:

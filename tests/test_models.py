@@ -31,6 +31,23 @@ def test_classify_status(status: str | None, outcome: Outcome) -> None:
     assert classify_status(status) is outcome
 
 
+@pytest.mark.parametrize(
+    ("status", "detail", "outcome"),
+    [
+        ("sent", "PENDING_TO_OPERATOR", Outcome.PENDING),
+        ("sent", "DELIVERED_TO_OPERATOR", Outcome.DELIVERED),
+        ("failed", "FAILED_EXPIRED", Outcome.FAILED),
+        ("weird", "FAILED_SYSTEM_ERROR", Outcome.FAILED),
+        ("delivered", "SOMETHING_NEW", Outcome.DELIVERED),
+    ],
+)
+def test_detailed_status_decides_when_it_names_an_outcome(
+    status: str, detail: str, outcome: Outcome
+) -> None:
+    """``DELIVERED_*``, ``PENDING_*`` and ``FAILED_*`` details outrank the plain status."""
+    assert classify_status(status, detail) is outcome
+
+
 def test_unknown_status_passes_through_untouched() -> None:
     """A status this version does not know stays as the server sent it."""
     record = converter.structure({"sid": "a", "number": "1", "status": "teleported"}, SmsRecord)

@@ -382,3 +382,23 @@ async def test_retries_and_rate_limits_are_counted_in_stats() -> None:
     s = stream(campaign, page_size=10)
     await collect(s)
     assert (s.stats.retries, s.stats.rate_limited) == (1, 1)
+
+
+async def test_resume_offset_follows_each_page_yielded() -> None:
+    """After each page, ``resume_offset`` is where a new walk would carry on."""
+    campaign = FakeCampaign(make_records(45))
+    s = stream(campaign, page_size=10, offset=5)
+    seen = [s.resume_offset]
+    async for _ in s.pages():
+        seen.append(s.resume_offset)
+    assert seen == [5, 15, 25, 35, 45]
+
+
+async def test_failed_item_leaves_resume_offset_before_its_page() -> None:
+    """When a page raises ItemError, resuming starts at that page again."""
+    campaign = FakeCampaign(make_records(30), failed_offsets=frozenset({12}))
+    s = stream(campaign, page_size=10)
+    with pytest.raises(ItemError):
+        async for _ in s.pages():
+            pass
+    assert s.resume_offset == 10
