@@ -1,0 +1,337 @@
+"""Bulk export: stream a campaign to JSONL, CSV or Parquet, with checkpoint and resume."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import attrs
+
+from ._client import ExotelClient
+from ._converter import converter
+from ._models import SmsPage, SmsRecord
+
+FORMATS = ("jsonl", "csv", "parquet")
+#: CSV columns, in order; unknown fields go to ``extra`` as one JSON object.
+CSV_COLUMNS = (
+    "sid",
+    "number",
+    "name",
+    "message",
+    "status",
+    "detailed_status",
+    "schedule_time",
+    "date_created",
+    "sender_id",
+    "direction",
+    "extra",
+)
+_CHECKPOINT_VERSION = 1
+
+
+class ExportRefused(Exception):
+    """The export cannot start as asked (existing output, mismatched checkpoint, ...)."""
+
+
+@attrs.frozen
+class Checkpoint:
+    """How far an export got: everything before ``output_bytes`` is complete pages."""
+
+    campaign_id: str
+    number: str | None
+    sort_by: str | None
+    format: str
+    next_offset: int
+    records_written: int
+    output_bytes: int
+    total: int | None = None
+    version: int = _CHECKPOINT_VERSION
+
+
+@attrs.define
+class ExportProgress:
+    """Where a running export stands; passed to the progress callback after each page."""
+
+    records: int = 0
+    pages: int = 0
+    retries: int = 0
+    total: int | None = None
+    started_at_record: int = 0
+    elapsed: float = 0.0
+    completed: bool = False
+    interrupted: bool = False
+
+
+def checkpoint_path(output: Path) -> Path:
+    """The checkpoint that sits beside ``output`` while its export is incomplete."""
+    return output.with_name(output.name + ".checkpoint")
+
+
+def _record_dict(record: SmsRecord) -> dict[str, Any]:
+    return converter.unstructure(record)  # type: ignore[no-any-return]
+
+
+def encode_jsonl(records: Iterable[SmsRecord]) -> bytes:
+    """One JSON object per line, the API's field names, unknown fields kept."""
+    return b"".join(
+        json.dumps(_record_dict(r), ensure_ascii=False).encode() + b"\n" for r in records
+    )
+
+
+def _csv_row(record: SmsRecord) -> list[str]:
+    data = _record_dict(record)
+    extra = {k: data.pop(k) for k in list(data) if k not in CSV_COLUMNS}
+    row = ["" if data.get(c) is None else str(data[c]) for c in CSV_COLUMNS[:-1]]
+    return [*row, json.dumps(extra, ensure_ascii=False) if extra else ""]
+
+
+def encode_csv(records: Iterable[SmsRecord], *, header: bool = False) -> bytes:
+    """RFC 4180 rows (CRLF, quotes doubled) in UTF-8; empty cell for null."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    if header:
+        writer.writerow(CSV_COLUMNS)
+    writer.writerows(_csv_row(r) for r in records)
+    return buffer.getvalue().encode()
+
+
+class _Sink(Protocol):
+    def write_page(self, records: tuple[SmsRecord, ...]) -> None: ...
+    def commit(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class _TextSink:
+    """Appends JSONL or CSV to a file (or stdout); ``commit`` makes it durable."""
+
+    def __init__(self, stream: IO[bytes], fmt: str, *, header: bool, durable: bool) -> None:
+        self._stream = stream
+        self._fmt = fmt
+        self._durable = durable
+        if header:
+            self._stream.write(encode_csv((), header=True))
+
+    def write_page(self, records: tuple[SmsRecord, ...]) -> None:
+        self._stream.write(encode_csv(records) if self._fmt == "csv" else encode_jsonl(records))
+
+    def commit(self) -> int:
+        self._stream.flush()
+        if self._durable:
+            os.fsync(self._stream.fileno())
+        return self._stream.tell() if self._durable else 0
+
+    def close(self) -> None:
+        if self._stream is not sys.stdout.buffer:
+            self._stream.close()
+
+
+class _ParquetSink:
+    """Typed Parquet columns, written in row groups so the campaign never sits in memory."""
+
+    ROW_GROUP = 50_000
+
+    def __init__(self, path: Path) -> None:
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:  # pragma: no cover - depends on the extra installed
+            raise ExportRefused(
+                "Parquet needs pyarrow: pip install 'exotel-async[parquet]'"
+            ) from None
+        self._pa = pa
+        stamp = pa.timestamp("us", tz="UTC")
+        self._schema = pa.schema(
+            [(c, pa.string()) for c in CSV_COLUMNS[:6]]
+            + [("schedule_time", stamp), ("date_created", stamp)]
+            + [("sender_id", pa.string()), ("direction", pa.string()), ("extra", pa.string())]
+        )
+        self._writer = pq.ParquetWriter(str(path), self._schema)
+        self._rows: list[dict[str, Any]] = []
+
+    def write_page(self, records: tuple[SmsRecord, ...]) -> None:
+        for r in records:
+            row = {name: getattr(r, name) for name in CSV_COLUMNS[:-1]}
+            row["extra"] = json.dumps(dict(r.extra), ensure_ascii=False) if r.extra else None
+            self._rows.append(row)
+        if len(self._rows) >= self.ROW_GROUP:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._rows:
+            self._writer.write_table(self._pa.Table.from_pylist(self._rows, schema=self._schema))
+            self._rows = []
+
+    def commit(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    """Write the checkpoint atomically: a crash leaves the old one or the new one."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(attrs.asdict(checkpoint)))
+    os.replace(temporary, path)
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
+    """Read a checkpoint file, refusing one that is not ours or from another version."""
+    try:
+        data = json.loads(path.read_text())
+        checkpoint = Checkpoint(**data)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ExportRefused(f"cannot read checkpoint {path}: {exc}") from None
+    if checkpoint.version != _CHECKPOINT_VERSION:
+        raise ExportRefused(f"checkpoint {path} is from another version of exotel-async")
+    return checkpoint
+
+
+@attrs.frozen
+class ExportRequest:
+    """What to export, and where."""
+
+    campaign_id: str
+    output: Path | None  # None: JSONL to stdout
+    format: str = "jsonl"
+    resume: bool = False
+    force: bool = False
+    page_size: int = 50
+    concurrency: int = 4
+    number: str | None = None
+    sort_by: str | None = None
+    max_items: int | None = None
+
+
+def _plan(request: ExportRequest) -> Checkpoint | None:
+    """Decide from the files on disk whether to start afresh or resume; refuse the unsafe."""
+    if request.output is None:
+        if request.resume or request.format != "jsonl":
+            raise ExportRefused("--output - writes JSONL to stdout and cannot be resumed")
+        return None
+    if request.resume and request.force:
+        raise ExportRefused("--resume and --force contradict each other: choose one")
+    if request.resume and request.format == "parquet":
+        raise ExportRefused("Parquet exports cannot be resumed; use jsonl or csv for --resume")
+    output, marker = request.output, checkpoint_path(request.output)
+    if request.force or not (output.exists() or marker.exists()):
+        return None
+    if not request.resume:
+        raise ExportRefused(
+            f"{output} already exists: pass --resume to continue it or --force to overwrite it"
+        )
+    if not marker.exists():
+        raise ExportRefused(f"{output} has no checkpoint beside it: that export is complete")
+    checkpoint = load_checkpoint(marker)
+    asked = (request.campaign_id, request.number, request.sort_by, request.format)
+    saved = (checkpoint.campaign_id, checkpoint.number, checkpoint.sort_by, checkpoint.format)
+    if asked != saved:
+        raise ExportRefused(
+            f"checkpoint {marker} is for campaign {saved[0]!r} number={saved[1]!r} "
+            f"sort_by={saved[2]!r} format={saved[3]!r}, not for this command"
+        )
+    if not output.exists() or output.stat().st_size < checkpoint.output_bytes:
+        raise ExportRefused(
+            f"{output} is shorter than its checkpoint says: start over with --force"
+        )
+    return checkpoint
+
+
+def _open_sink(request: ExportRequest, checkpoint: Checkpoint | None) -> _Sink:
+    if request.output is None:
+        return _TextSink(sys.stdout.buffer, "jsonl", header=False, durable=False)
+    if request.format == "parquet":
+        return _ParquetSink(request.output)
+    stream: IO[bytes]
+    if checkpoint is None:
+        stream = request.output.open("wb")
+    else:
+        stream = request.output.open("r+b")
+        stream.truncate(checkpoint.output_bytes)  # drops a torn line or half-written page
+        stream.seek(checkpoint.output_bytes)
+    return _TextSink(
+        stream, request.format, header=request.format == "csv" and checkpoint is None, durable=True
+    )
+
+
+async def run_export(
+    client: ExotelClient,
+    request: ExportRequest,
+    *,
+    on_page: Callable[[ExportProgress], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> ExportProgress:
+    """Export a campaign page by page, checkpointing after each; resume if asked.
+
+    ``should_stop`` is asked after every page: when it says True the export saves its
+    checkpoint and returns with ``interrupted`` set.
+    """
+    checkpoint = _plan(request)
+    start = checkpoint.next_offset if checkpoint else 0
+    written = checkpoint.records_written if checkpoint else 0
+    max_items = None if request.max_items is None else max(request.max_items - written, 0)
+    stream = client.sms_details(
+        request.campaign_id,
+        page_size=request.page_size,
+        offset=start,
+        max_items=max_items,
+        number=request.number,
+        sort_by=request.sort_by,
+        concurrency=request.concurrency,
+    )
+    progress = ExportProgress(records=written, started_at_record=written)
+    marker = checkpoint_path(request.output) if request.output is not None else None
+    sink = _open_sink(request, checkpoint)
+    began = time.monotonic()
+
+    def save() -> None:
+        # Data first, then the checkpoint that vouches for it.
+        size = sink.commit()
+        if marker is not None and request.format != "parquet":
+            _save_checkpoint(
+                marker,
+                Checkpoint(
+                    campaign_id=request.campaign_id,
+                    number=request.number,
+                    sort_by=request.sort_by,
+                    format=request.format,
+                    next_offset=stream.resume_offset,
+                    records_written=progress.records,
+                    output_bytes=size,
+                    total=progress.total,
+                ),
+            )
+
+    try:
+        save()
+        async with stream:
+            page: SmsPage
+            async for page in stream.pages():
+                sink.write_page(page.records)
+                progress.records += len(page.records)
+                progress.pages += 1
+                progress.retries = stream.stats.retries
+                progress.total = page.metadata.total
+                progress.elapsed = time.monotonic() - began
+                save()
+                if on_page is not None:
+                    on_page(progress)
+                if should_stop():
+                    progress.interrupted = True
+                    break
+    finally:
+        sink.close()
+        progress.elapsed = time.monotonic() - began
+    if not progress.interrupted:
+        progress.completed = True
+        if marker is not None:
+            marker.unlink(missing_ok=True)
+    return progress

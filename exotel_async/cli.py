@@ -1,0 +1,355 @@
+"""The ``exotel-async`` command: export a campaign, summarise it, or serve the sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import attrs
+
+from ._client import ExotelClient
+from ._errors import ExotelError
+from ._export import FORMATS, ExportProgress, ExportRefused, ExportRequest, run_export
+from ._models import Outcome, SmsRecord
+
+EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: The campaign the embedded sandbox serves for ``--sandbox``.
+DEMO_CAMPAIGN = "demo"
+DEMO_RECORDS = 5000
+
+
+class UsageError(Exception):
+    """A mistake in the command line or environment: exit status 2."""
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _add_connection(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "connection",
+        "Credentials come from EXOTEL_API_KEY, EXOTEL_API_TOKEN and EXOTEL_ACCOUNT_SID, with "
+        "EXOTEL_REGION or EXOTEL_BASE_URL; the flags below override all but the token.",
+    )
+    group.add_argument("--sandbox", action="store_true", help="use the bundled fake server")
+    group.add_argument("--api-key", help="overrides EXOTEL_API_KEY")
+    group.add_argument("--account-sid", help="overrides EXOTEL_ACCOUNT_SID")
+    group.add_argument("--region", choices=("singapore", "mumbai"), help="overrides EXOTEL_REGION")
+    group.add_argument("--base-url", help="overrides EXOTEL_BASE_URL")
+
+
+def _add_walk(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("campaign_id", metavar="CAMPAIGN_ID")
+    parser.add_argument("--page-size", type=_positive, default=50, help="records per request (50)")
+    parser.add_argument("--concurrency", type=_positive, default=4, help="pages in flight (4)")
+    parser.add_argument("--number", help="only SMS to this phone number")
+    parser.add_argument("--sort-by", help="e.g. schedule_time:asc or date_created:desc")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = argparse.ArgumentParser(
+        prog="exotel-async", description="Pull SMS campaign data out of Exotel."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    export = commands.add_parser("export", help="stream a campaign to a file, resumably")
+    _add_walk(export)
+    export.add_argument("--output", "-o", required=True, help="file to write, or - for stdout")
+    export.add_argument("--format", choices=FORMATS, default="jsonl", help="jsonl (default)")
+    export.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    export.add_argument("--force", action="store_true", help="overwrite an existing output")
+    export.add_argument("--max-items", type=_non_negative, help="stop after N records")
+    _add_connection(export)
+
+    summary = commands.add_parser("summary", help="count a campaign's SMS by status")
+    _add_walk(summary)
+    summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_connection(summary)
+
+    sandbox = commands.add_parser("sandbox", help="serve the bundled fake Exotel server")
+    sandbox.add_argument("--port", type=_non_negative, default=8080, help="TCP port (8080)")
+    sandbox.add_argument("--records", type=_non_negative, default=10_000, help="records (10000)")
+    return parser
+
+
+def _client_from(args: argparse.Namespace, base_url: str | None = None) -> ExotelClient:
+    """A client from the environment, with flags overriding everything but the token."""
+    env = os.environ
+    overrides = {
+        "api_key": args.api_key,
+        "account_sid": args.account_sid,
+        "region": args.region,
+        "base_url": base_url or args.base_url,
+    }
+    values = {
+        "api_key": env.get("EXOTEL_API_KEY"),
+        "api_token": env.get("EXOTEL_API_TOKEN"),
+        "account_sid": env.get("EXOTEL_ACCOUNT_SID"),
+        "region": env.get("EXOTEL_REGION") or None,
+        "base_url": env.get("EXOTEL_BASE_URL") or None,
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    for name in ("api_key", "api_token", "account_sid"):
+        if not values[name]:
+            raise UsageError(f"environment variable EXOTEL_{name.upper()} is not set")
+    kwargs: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
+    try:
+        return ExotelClient(**kwargs)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+@contextlib.asynccontextmanager
+async def _connect(args: argparse.Namespace) -> AsyncIterator[ExotelClient]:
+    """A client for the command: against the embedded sandbox with ``--sandbox``."""
+    if not args.sandbox:
+        async with _client_from(args) as client:
+            yield client
+        return
+    from .testing import Sandbox
+
+    campaigns = {DEMO_CAMPAIGN: DEMO_RECORDS}
+    async with Sandbox(campaigns=campaigns) as sandbox:
+        client = ExotelClient(
+            sandbox.api_key, sandbox.api_token, sandbox.account_sid, base_url=sandbox.base_url
+        )
+        async with client:
+            yield client
+
+
+def _progress_printer(
+    stream: TextIO,
+) -> tuple[Callable[[ExportProgress], None], Callable[[], None]]:
+    """A live progress bar on a terminal; nothing animated elsewhere."""
+    if not stream.isatty():
+        return (lambda progress: None), (lambda: None)
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("exporting"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:>8.0f} rec/s"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("retries {task.fields[retries]}"),
+        console=Console(file=stream),
+        transient=True,
+    )
+    task = bar.add_task("export", total=None, rate=0.0, retries=0)
+    bar.start()
+
+    def update(progress: ExportProgress) -> None:
+        done = progress.records - progress.started_at_record
+        rate = done / progress.elapsed if progress.elapsed > 0 else 0.0
+        bar.update(
+            task,
+            completed=progress.records,
+            total=progress.total,
+            rate=rate,
+            retries=progress.retries,
+        )
+
+    return update, bar.stop
+
+
+def _resume_hint(argv: Sequence[str]) -> str:
+    args = [a for a in argv if a not in ("--resume", "--force")]
+    return "exotel-async " + " ".join([*args, "--resume"])
+
+
+async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    output = None if args.output == "-" else Path(args.output)
+    request = ExportRequest(
+        campaign_id=args.campaign_id,
+        output=output,
+        format=args.format,
+        resume=args.resume,
+        force=args.force,
+        page_size=args.page_size,
+        concurrency=args.concurrency,
+        number=args.number,
+        sort_by=args.sort_by,
+        max_items=args.max_items,
+    )
+    stop_requested = False
+
+    def request_stop() -> None:
+        nonlocal stop_requested
+        if stop_requested:  # a second Ctrl-C: stop waiting for the page in hand
+            raise KeyboardInterrupt
+        stop_requested = True
+
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGINT, request_stop)
+    on_page, finish = _progress_printer(sys.stderr)
+    try:
+        async with _connect(args) as client:
+            progress = await run_export(
+                client, request, on_page=on_page, should_stop=lambda: stop_requested
+            )
+    finally:
+        finish()
+        with contextlib.suppress(NotImplementedError):
+            loop.remove_signal_handler(signal.SIGINT)
+    where = "stdout" if output is None else str(output)
+    print(
+        f"{'exported' if progress.completed else 'interrupted after'} {progress.records} records"
+        f" ({progress.pages} pages, {progress.retries} retries) in {progress.elapsed:.1f}s"
+        f" to {where}",
+        file=sys.stderr,
+    )
+    if progress.interrupted:
+        print(f"checkpoint saved; resume with: {_resume_hint(argv)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+@attrs.define
+class CampaignSummary:
+    """Counts of one campaign's SMS by status, detailed status and outcome."""
+
+    records: int = 0
+    by_status: Counter[str] = attrs.field(factory=Counter)
+    by_detailed_status: Counter[str] = attrs.field(factory=Counter)
+    by_outcome: Counter[str] = attrs.field(factory=Counter)
+    failure_reasons: Counter[str] = attrs.field(factory=Counter)
+
+    def add(self, record: SmsRecord) -> None:
+        """Count one record."""
+        self.records += 1
+        self.by_status[record.status or "(none)"] += 1
+        self.by_detailed_status[record.detailed_status or "(none)"] += 1
+        self.by_outcome[record.outcome.value] += 1
+        if record.outcome is Outcome.FAILED:
+            self.failure_reasons[record.detailed_status or record.status or "(none)"] += 1
+
+    @property
+    def delivery_rate(self) -> float:
+        """Share of records delivered (to the handset or the operator)."""
+        return self.by_outcome[Outcome.DELIVERED.value] / self.records if self.records else 0.0
+
+    def as_dict(self, campaign_id: str, top: int = 5) -> dict[str, Any]:
+        """The summary as plain JSON-ready data, largest counts first."""
+        return {
+            "campaign_id": campaign_id,
+            "records": self.records,
+            "delivery_rate": round(self.delivery_rate, 6),
+            "by_outcome": dict(self.by_outcome.most_common()),
+            "by_status": dict(self.by_status.most_common()),
+            "by_detailed_status": dict(self.by_detailed_status.most_common()),
+            "top_failure_reasons": [
+                {"reason": reason, "count": n}
+                for reason, n in self.failure_reasons.most_common(top)
+            ],
+        }
+
+
+def _print_tables(summary: CampaignSummary, campaign_id: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"campaign [bold]{campaign_id}[/]: {summary.records} SMS, "
+        f"delivery rate {summary.delivery_rate:.1%}"
+    )
+    sections = [
+        ("status", summary.by_status),
+        ("detailed status", summary.by_detailed_status),
+        ("top failure reasons", Counter(dict(summary.failure_reasons.most_common(5)))),
+    ]
+    for title, counts in sections:
+        table = Table(title=title, title_justify="left")
+        table.add_column(title)
+        table.add_column("count", justify="right")
+        table.add_column("share", justify="right")
+        table.add_column("")
+        for key, n in counts.most_common():
+            share = n / summary.records if summary.records else 0.0
+            table.add_row(key, str(n), f"{share:.1%}", "█" * max(1, round(share * 30)))
+        console.print(table)
+
+
+async def _summary(args: argparse.Namespace) -> int:
+    summary = CampaignSummary()
+    async with _connect(args) as client:
+        stream = client.sms_details(
+            args.campaign_id,
+            page_size=args.page_size,
+            concurrency=args.concurrency,
+            number=args.number,
+            sort_by=args.sort_by,
+        )
+        async for record in stream:
+            summary.add(record)
+    if args.json:
+        print(json.dumps(summary.as_dict(args.campaign_id), indent=2, ensure_ascii=False))
+    else:
+        _print_tables(summary, args.campaign_id)
+    return EXIT_OK
+
+
+async def _main(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if args.command == "export":
+        return await _export(args, argv)
+    return await _summary(args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status instead of raising."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    if args.command == "sandbox":
+        from .testing.__main__ import main as serve
+
+        return serve(["--port", str(args.port), "--records", str(args.records)])
+    try:
+        return asyncio.run(_main(args, argv))
+    except (UsageError, ExportRefused) as exc:
+        print(f"exotel-async: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ValueError, TypeError) as exc:
+        print(f"exotel-async: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ExotelError as exc:
+        print(f"exotel-async: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_API
+    except KeyboardInterrupt:
+        print("exotel-async: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

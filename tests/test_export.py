@@ -1,0 +1,236 @@
+"""Bulk export against the sandbox: each format read back, checkpoints, resume, refusals."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from exotel_async import ExotelClient, ServerError, SmsRecord, converter
+from exotel_async._export import (
+    CSV_COLUMNS,
+    ExportRefused,
+    ExportRequest,
+    checkpoint_path,
+    load_checkpoint,
+    run_export,
+)
+from exotel_async.testing import Faults, Sandbox
+
+TOTAL = 1234
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with Sandbox(campaigns={"c1": TOTAL, "other": 10}) as sb:
+        yield sb
+
+
+@pytest.fixture
+async def client(sandbox: Sandbox) -> AsyncIterator[ExotelClient]:
+    async with ExotelClient(
+        sandbox.api_key, sandbox.api_token, sandbox.account_sid, base_url=sandbox.base_url
+    ) as c:
+        yield c
+
+
+def expected(sandbox: Sandbox) -> list[dict[str, object]]:
+    """The sandbox's records as the exporter should write them (via the one converter)."""
+    return [converter.unstructure(converter.structure(r, SmsRecord)) for r in sandbox.records("c1")]
+
+
+async def test_jsonl_export_holds_every_record_once_with_text_intact(
+    sandbox: Sandbox, client: ExotelClient, tmp_path: Path
+) -> None:
+    """Each line is one record, in order, unknown fields and unicode intact."""
+    out = tmp_path / "sms.jsonl"
+    progress = await run_export(client, ExportRequest("c1", out))
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == expected(sandbox)
+    assert progress.completed
+    assert progress.records == TOTAL
+
+
+async def test_jsonl_keeps_times_with_their_offset(client: ExotelClient, tmp_path: Path) -> None:
+    """Times are written as ISO-8601 with their +05:30 offset."""
+    out = tmp_path / "sms.jsonl"
+    await run_export(client, ExportRequest("c1", out, max_items=1))
+    first = json.loads(out.read_text().splitlines()[0])
+    assert first["schedule_time"].endswith("+05:30")
+
+
+async def test_csv_export_round_trips_through_the_csv_module(
+    sandbox: Sandbox, client: ExotelClient, tmp_path: Path
+) -> None:
+    """Quotes, commas and newlines survive; header fixed; empty cell for null."""
+    out = tmp_path / "sms.csv"
+    await run_export(client, ExportRequest("c1", out, format="csv"))
+    with out.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    want = expected(sandbox)
+    assert len(rows) - 1 == len(want)
+    for row, record in zip(rows[1:], want, strict=True):
+        got = dict(zip(CSV_COLUMNS, row, strict=True))
+        for column in CSV_COLUMNS[:-1]:
+            value = record.get(column)
+            assert got[column] == ("" if value is None else str(value))
+        extra = {k: v for k, v in record.items() if k not in CSV_COLUMNS}
+        assert (json.loads(got["extra"]) if got["extra"] else {}) == extra
+
+
+async def test_csv_export_has_hard_cases_in_it(sandbox: Sandbox) -> None:
+    """The sandbox data really holds quotes, commas, newlines and nulls to round-trip."""
+    names = [r.get("name") for r in sandbox.records("c1")]
+    messages = [r.get("message") or r.get("body") or "" for r in sandbox.records("c1")]
+    assert any(n and '"' in n and "," in n for n in names)
+    assert None in names
+    assert any("\n" in m for m in messages)
+
+
+async def test_parquet_export_has_typed_columns(
+    sandbox: Sandbox, client: ExotelClient, tmp_path: Path
+) -> None:
+    """Parquet holds every record, with timezone-aware timestamp columns."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = tmp_path / "sms.parquet"
+    await run_export(client, ExportRequest("c1", out, format="parquet"))
+    table = pq.read_table(out)
+    assert table.num_rows == TOTAL
+    assert str(table.schema.field("schedule_time").type) == "timestamp[us, tz=UTC]"
+    assert table.column("sid").to_pylist() == [r["sid"] for r in sandbox.records("c1")]
+
+
+async def test_checkpoint_exists_while_incomplete_and_is_removed_at_the_end(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """A stopped export leaves its checkpoint; a completed one removes it."""
+    out = tmp_path / "sms.jsonl"
+    progress = await run_export(client, ExportRequest("c1", out), should_stop=lambda: True)
+    assert progress.interrupted
+    marker = load_checkpoint(checkpoint_path(out))
+    assert (marker.next_offset, marker.records_written) == (50, 50)
+    assert marker.output_bytes == out.stat().st_size
+    await run_export(client, ExportRequest("c1", out, resume=True))
+    assert not checkpoint_path(out).exists()
+
+
+async def test_resume_cuts_a_torn_line_and_writes_each_record_once(
+    sandbox: Sandbox, client: ExotelClient, tmp_path: Path
+) -> None:
+    """Bytes written after the last checkpoint (a torn line) are cut before resuming."""
+    out = tmp_path / "sms.jsonl"
+    pages = iter(range(10**6))
+    # One page in flight at a time, so that no request of this run reaches the server later.
+    first = ExportRequest("c1", out, concurrency=1)
+    await run_export(client, first, should_stop=lambda: next(pages) == 3)
+    with out.open("ab") as f:
+        f.write(b'{"sid": "torn", "num')
+    sandbox.reset_stats()
+    await run_export(client, ExportRequest("c1", out, resume=True))
+    assert [json.loads(line) for line in out.read_text().splitlines()] == expected(sandbox)
+    assert sandbox.stats.requests == (TOTAL - 200 + 49) // 50
+
+
+async def test_resume_of_csv_does_not_repeat_the_header(
+    sandbox: Sandbox, client: ExotelClient, tmp_path: Path
+) -> None:
+    """A resumed CSV has one header row."""
+    out = tmp_path / "sms.csv"
+    await run_export(client, ExportRequest("c1", out, format="csv"), should_stop=lambda: True)
+    await run_export(client, ExportRequest("c1", out, format="csv", resume=True))
+    with out.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert len(rows) == TOTAL + 1
+    assert [r[0] for r in rows[1:]] == [r["sid"] for r in sandbox.records("c1")]
+
+
+async def test_resume_honours_max_items_across_runs(client: ExotelClient, tmp_path: Path) -> None:
+    """``max_items`` counts records from both runs together."""
+    out = tmp_path / "sms.jsonl"
+    await run_export(client, ExportRequest("c1", out, max_items=120), should_stop=lambda: True)
+    await run_export(client, ExportRequest("c1", out, max_items=120, resume=True))
+    assert len(out.read_text().splitlines()) == 120
+
+
+async def test_existing_output_is_refused_without_resume_or_force(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """An export never overwrites a file unless told to."""
+    out = tmp_path / "sms.jsonl"
+    out.write_text("precious\n")
+    with pytest.raises(ExportRefused, match=r"--resume.*--force"):
+        await run_export(client, ExportRequest("c1", out))
+    assert out.read_text() == "precious\n"
+
+
+async def test_force_overwrites_an_existing_output(client: ExotelClient, tmp_path: Path) -> None:
+    """``force`` starts over."""
+    out = tmp_path / "sms.jsonl"
+    out.write_text("old\n")
+    await run_export(client, ExportRequest("c1", out, force=True))
+    assert len(out.read_text().splitlines()) == TOTAL
+
+
+async def test_checkpoint_of_another_campaign_or_filter_is_refused(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """A checkpoint whose campaign or filters differ from the request is refused."""
+    out = tmp_path / "sms.jsonl"
+    await run_export(client, ExportRequest("c1", out), should_stop=lambda: True)
+    with pytest.raises(ExportRefused, match="checkpoint"):
+        await run_export(client, ExportRequest("other", out, resume=True))
+    with pytest.raises(ExportRefused, match="checkpoint"):
+        await run_export(
+            client, ExportRequest("c1", out, resume=True, sort_by="schedule_time:desc")
+        )
+
+
+async def test_resume_of_a_completed_export_is_refused(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """Without a checkpoint there is nothing to resume: the export is complete."""
+    out = tmp_path / "sms.jsonl"
+    await run_export(client, ExportRequest("c1", out))
+    with pytest.raises(ExportRefused, match="complete"):
+        await run_export(client, ExportRequest("c1", out, resume=True))
+
+
+async def test_resume_with_nothing_on_disk_starts_afresh(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """``--resume`` in a retry loop also works the first time."""
+    out = tmp_path / "sms.jsonl"
+    await run_export(client, ExportRequest("c1", out, resume=True))
+    assert len(out.read_text().splitlines()) == TOTAL
+
+
+async def test_api_error_mid_export_keeps_the_checkpoint(sandbox: Sandbox, tmp_path: Path) -> None:
+    """An export that fails keeps what it wrote and a checkpoint to resume from."""
+    out = tmp_path / "sms.jsonl"
+    pages = iter(range(10**6))
+
+    def break_server_after_three_pages() -> bool:
+        if next(pages) == 2:
+            sandbox.faults = Faults(p_500=1.0)
+        return False
+
+    async with ExotelClient(
+        sandbox.api_key,
+        sandbox.api_token,
+        sandbox.account_sid,
+        base_url=sandbox.base_url,
+        max_retries=0,
+    ) as client:
+        with pytest.raises(ServerError):
+            await run_export(
+                client,
+                ExportRequest("c1", out, concurrency=1),
+                should_stop=break_server_after_three_pages,
+            )
+    checkpoint = load_checkpoint(checkpoint_path(out))
+    assert (checkpoint.records_written, checkpoint.next_offset) == (150, 150)
+    assert len(out.read_text().splitlines()) == 150
