@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
@@ -311,7 +312,8 @@ async def run_export(
             )
 
     try:
-        save()
+        # fsync can take milliseconds: keep it off the event loop so pages keep arriving.
+        await asyncio.to_thread(save)
         async with stream:
             page: SmsPage
             async for page in stream.pages():
@@ -321,7 +323,7 @@ async def run_export(
                 progress.retries = stream.stats.retries
                 progress.total = page.metadata.total
                 progress.elapsed = time.monotonic() - began
-                save()
+                await asyncio.to_thread(save)
                 if on_page is not None:
                     on_page(progress)
                 if should_stop():

@@ -1,0 +1,247 @@
+"""The exotel-async command, run as a real subprocess against the sandbox over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import attrs
+import pytest
+
+from exotel_async import SmsRecord, converter
+from exotel_async._export import checkpoint_path
+from exotel_async.testing import Faults, Sandbox
+
+TOTAL = 3000
+
+
+@attrs.frozen
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    async with Sandbox(campaigns={"c1": TOTAL}) as sb:
+        yield sb
+
+
+def env_for(sandbox: Sandbox | None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EXOTEL_")}
+    if sandbox is not None:
+        env.update(
+            EXOTEL_API_KEY=sandbox.api_key,
+            EXOTEL_API_TOKEN=sandbox.api_token,
+            EXOTEL_ACCOUNT_SID=sandbox.account_sid,
+            EXOTEL_BASE_URL=sandbox.base_url,
+        )
+    env.update(extra)
+    return env
+
+
+async def start(*args: str, env: dict[str, str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "exotel_async.cli",
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def run(*args: str, env: dict[str, str]) -> Result:
+    process = await start(*args, env=env)
+    out, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return Result(process.returncode, out.decode(), err.decode())
+
+
+async def wait_for_lines(path: Path, n: int) -> None:
+    """Poll (in millisecond steps) until ``path`` holds at least ``n`` lines."""
+    for _ in range(20_000):
+        if path.exists() and path.read_bytes().count(b"\n") >= n:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"{path} never reached {n} lines")
+
+
+def sids(path: Path) -> list[str]:
+    return [json.loads(line)["sid"] for line in path.read_text().splitlines()]
+
+
+def assert_one_line_error(result: Result, code: int) -> None:
+    assert result.code == code
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith("exotel-async: error:")
+
+
+async def test_export_with_embedded_sandbox_needs_no_credentials(tmp_path: Path) -> None:
+    """``export --sandbox demo`` writes the demo campaign and prints a one-line summary."""
+    out = tmp_path / "sms.jsonl"
+    result = await run("export", "--sandbox", "demo", "--output", str(out), env=env_for(None))
+    assert result.code == 0, result.stderr
+    assert len(sids(out)) == len(set(sids(out))) == 5000
+    assert "exported 5000 records" in result.stderr
+    assert not checkpoint_path(out).exists()
+
+
+async def test_export_to_stdout_writes_jsonl(sandbox: Sandbox) -> None:
+    """``--output -`` streams JSONL to stdout."""
+    result = await run("export", "c1", "--output", "-", "--max-items", "120", env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [json.loads(line)["sid"] for line in lines] == [
+        r["sid"] for r in sandbox.records("c1")[:120]
+    ]
+
+
+async def test_sigkill_then_resume_writes_every_record_once_with_fewer_requests(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A killed export resumes from its checkpoint: no torn line, nothing twice or lost."""
+    sandbox.faults = Faults(latency=0.005)
+    out = tmp_path / "sms.jsonl"
+    args = ("export", "c1", "--output", str(out), "--concurrency", "2")
+    process = await start(*args, env=env_for(sandbox))
+    await wait_for_lines(out, 1000)
+    process.kill()
+    await process.wait()
+    assert checkpoint_path(out).exists()
+    requests_before = sandbox.stats.requests
+    sandbox.faults = Faults()
+    result = await run(*args, "--resume", env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    assert sids(out) == [r["sid"] for r in sandbox.records("c1")]
+    assert sandbox.stats.requests - requests_before < TOTAL // 50
+    assert not checkpoint_path(out).exists()
+
+
+async def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_completes(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """SIGINT finishes the page in hand, says how to resume, and exits 130."""
+    sandbox.faults = Faults(latency=0.005)
+    out = tmp_path / "sms.csv"
+    args = ("export", "c1", "--output", str(out), "--format", "csv")
+    process = await start(*args, env=env_for(sandbox))
+    await wait_for_lines(out, 300)
+    process.send_signal(signal.SIGINT)
+    _, err = await process.communicate()
+    assert process.returncode == 130
+    assert "--resume" in err.decode()
+    assert checkpoint_path(out).exists()
+    sandbox.faults = Faults()
+    result = await run(*args, "--resume", env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    with out.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert [row[0] for row in rows[1:]] == [r["sid"] for r in sandbox.records("c1")]
+
+
+async def test_existing_output_is_refused_with_exit_2(sandbox: Sandbox, tmp_path: Path) -> None:
+    """An existing output without --resume or --force is a usage error."""
+    out = tmp_path / "sms.jsonl"
+    out.write_text("keep me\n")
+    result = await run("export", "c1", "--output", str(out), env=env_for(sandbox))
+    assert_one_line_error(result, 2)
+    assert "--force" in result.stderr
+    assert out.read_text() == "keep me\n"
+
+
+async def test_mismatched_checkpoint_is_refused_with_exit_2(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Resuming with other filters than the checkpoint's is refused."""
+    out = tmp_path / "sms.jsonl"
+    out.write_text("")
+    checkpoint_path(out).write_text(
+        json.dumps(
+            {
+                "campaign_id": "c1",
+                "number": None,
+                "sort_by": None,
+                "format": "jsonl",
+                "next_offset": 0,
+                "records_written": 0,
+                "output_bytes": 0,
+            }
+        )
+    )
+    args = ("export", "c1", "-o", str(out), "--resume", "--sort-by", "date_created:desc")
+    result = await run(*args, env=env_for(sandbox))
+    assert_one_line_error(result, 2)
+    assert "checkpoint" in result.stderr
+
+
+async def test_missing_credentials_are_named_with_exit_2(tmp_path: Path) -> None:
+    """Without EXOTEL_API_TOKEN the error names that variable."""
+    env = env_for(None, EXOTEL_API_KEY="k", EXOTEL_ACCOUNT_SID="sid")
+    result = await run("export", "c1", "--output", str(tmp_path / "o.jsonl"), env=env)
+    assert_one_line_error(result, 2)
+    assert "EXOTEL_API_TOKEN" in result.stderr
+
+
+async def test_unknown_campaign_exits_1_with_the_request_id(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A 404 ends as one line naming the error and Exotel's request id."""
+    result = await run(
+        "export", "nope", "--output", str(tmp_path / "o.jsonl"), env=env_for(sandbox)
+    )
+    assert_one_line_error(result, 1)
+    assert "NotFoundError" in result.stderr
+    assert "request id" in result.stderr
+
+
+async def test_wrong_token_exits_1_and_never_prints_the_token(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A 401 ends as one line, and the token appears nowhere."""
+    token = "wrong-TOKEN-s3cr3t"
+    env = env_for(sandbox, EXOTEL_API_TOKEN=token)
+    result = await run("summary", "c1", "--json", env=env)
+    assert_one_line_error(result, 1)
+    assert "AuthenticationError" in result.stderr
+    assert token not in result.stderr + result.stdout
+
+
+async def test_bad_argument_is_a_usage_error(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A campaign id that is not an id exits 2 with one line."""
+    result = await run("export", "a b", "--output", str(tmp_path / "o"), env=env_for(sandbox))
+    assert_one_line_error(result, 2)
+    assert "campaign_id" in result.stderr
+
+
+async def test_summary_json_matches_counts_from_the_sandbox_data(sandbox: Sandbox) -> None:
+    """``summary --json`` counts what the sandbox holds, computed independently."""
+    result = await run("summary", "c1", "--json", env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    summary = json.loads(result.stdout)
+    records = sandbox.records("c1")
+    assert summary["records"] == TOTAL
+    assert summary["by_status"] == dict(Counter(r["status"] for r in records))
+    assert summary["by_detailed_status"] == dict(Counter(r["detailed_status"] for r in records))
+    typed = [converter.structure(r, SmsRecord) for r in records]
+    delivered = sum(r.outcome.value == "delivered" for r in typed)
+    assert summary["delivery_rate"] == round(delivered / TOTAL, 6)
+
+
+async def test_summary_table_shows_the_delivery_rate(sandbox: Sandbox) -> None:
+    """Without --json, a table with the delivery rate is printed."""
+    result = await run("summary", "c1", env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    assert "delivery rate" in result.stdout
+    assert "DELIVERED_TO_HANDSET" in result.stdout
