@@ -1,0 +1,12 @@
+"""Test against a fake Exotel server: the sandbox, its fault knobs, and a pytest plugin.
+
+``async with Sandbox() as sb:`` serves deterministic SMS campaign details on 127.0.0.1; point
+a client at ``sb.base_url`` with ``sb.api_key``, ``sb.api_token`` and ``sb.account_sid``. The
+pytest plugin (``exotel_async.testing.plugin``) provides the ``exotel_sandbox`` and
+``exotel_client`` fixtures. This package never imports the client.
+"""
+
+from exotel_async.testing._data import SORT_ORDERS, Record
+from exotel_async.testing._server import Faults, LoggedRequest, Sandbox, SandboxStats
+
+__all__ = ["SORT_ORDERS", "Faults", "LoggedRequest", "Record", "Sandbox", "SandboxStats"]

@@ -1,0 +1,94 @@
+"""Run the sandbox from a shell: ``python -m exotel_async.testing --port 8080 --records 10000``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+from collections.abc import Sequence
+
+from exotel_async.testing._server import Faults, Sandbox
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Describe the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m exotel_async.testing",
+        description="Serve a fake Exotel 'SMS details of a campaign' API until Ctrl-C.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8080, help="TCP port, 0 for any (8080)")
+    parser.add_argument("--records", type=int, default=10_000, help="records per campaign")
+    parser.add_argument(
+        "--campaign",
+        action="append",
+        dest="campaigns",
+        metavar="ID",
+        help="campaign id to serve; repeatable (default: demo)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="data and fault seed (0)")
+    parser.add_argument("--max-limit", type=int, default=50, help="largest page size (50)")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        metavar="N",
+        help="answer 429 past N requests per --rate-window seconds",
+    )
+    parser.add_argument("--rate-window", type=float, default=60.0, help="seconds (60)")
+    return parser
+
+
+def _banner(sandbox: Sandbox) -> str:
+    """Return what to tell the user: the address, the credentials and a sample request."""
+    campaigns = sandbox.campaigns
+    first = next(iter(campaigns))
+    url = f"{sandbox.base_url}/v2/accounts/{sandbox.account_sid}/sms-campaigns/{first}/sms-details"
+    lines = [
+        f"Exotel sandbox listening on {sandbox.base_url}",
+        f"  EXOTEL_BASE_URL={sandbox.base_url}",
+        f"  EXOTEL_API_KEY={sandbox.api_key}",
+        f"  EXOTEL_API_TOKEN={sandbox.api_token}",
+        f"  EXOTEL_ACCOUNT_SID={sandbox.account_sid}",
+        *(f"  campaign {cid}: {total} records" for cid, total in campaigns.items()),
+        f"Try: curl -u {sandbox.api_key}:{sandbox.api_token} '{url}?limit=3'",
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    """Serve until SIGINT or SIGTERM."""
+    rate_limit = None if args.rate_limit is None else (args.rate_limit, args.rate_window)
+    sandbox = Sandbox(
+        campaigns=dict.fromkeys(args.campaigns or ["demo"], args.records),
+        seed=args.seed,
+        max_limit=args.max_limit,
+        faults=Faults(latency=args.latency, rate_limit=rate_limit),
+        host=args.host,
+        port=args.port,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Windows has no loop signal handlers; Ctrl-C then arrives as KeyboardInterrupt.
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    async with sandbox:
+        print(_banner(sandbox), flush=True)
+        await stop.wait()
+    print("Sandbox stopped.", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse arguments, serve, and return the exit status."""
+    args = _parser().parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
