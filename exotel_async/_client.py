@@ -112,6 +112,9 @@ class ExotelClient:
         timeout: Seconds one attempt may take in all.
         connect_timeout: Seconds to establish a connection.
         max_retries: Retries after the first attempt for transient failures; 0 disables.
+        backoff_base: Seconds of the first backoff step; retry n waits up to base x 2^n.
+        backoff_cap: The longest wait between two attempts, in seconds.
+        max_retry_after: A ``Retry-After`` longer than this raises ``RateLimitError`` at once.
         max_requests_per_minute: A hard ceiling on this client's request rate, across all
             its streams; requests are spaced evenly. None (default) relies on Exotel's
             ``X-RateLimit-*`` headers and on backing off when throttled.
@@ -131,6 +134,9 @@ class ExotelClient:
         timeout: float = 30.0,
         connect_timeout: float = 10.0,
         max_retries: int = DEFAULT_MAX_RETRIES,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 30.0,
+        max_retry_after: float = 120.0,
         max_requests_per_minute: float | None = None,
         path_form: PathForm | str = PathForm.SMS_CAMPAIGNS,
         ssl_context: ssl.SSLContext | None = None,
@@ -163,7 +169,12 @@ class ExotelClient:
                 total=_check_positive("timeout", timeout),
                 sock_connect=_check_positive("connect_timeout", connect_timeout),
             ),
-            retry=RetryPolicy(max_retries=max_retries),
+            retry=RetryPolicy(
+                max_retries=max_retries,
+                base=_check_positive("backoff_base", backoff_base),
+                cap=_check_positive("backoff_cap", backoff_cap),
+                max_retry_after=_check_positive("max_retry_after", max_retry_after),
+            ),
             ssl_context=ssl_context,
             max_requests_per_minute=(
                 None

@@ -179,14 +179,13 @@ class SmsDetailsStream:
                 for record in page.records:
                     yield record
 
-    def _end(self, total: int | None) -> int | None:
-        """The offset the walk stops before, as far as is known now."""
+    def _cap(self) -> int | None:
+        """The offset ``max_items`` stops the walk before, or None without a cap."""
         if self._max_items is None:
-            return total
+            return None
         # Positions that yielded nothing (duplicates, skipped failures) do not count.
         wasted = self.stats.duplicates_dropped + self.stats.item_errors
-        capped = self._start + self._max_items + wasted
-        return capped if total is None else min(total, capped)
+        return self._start + self._max_items + wasted
 
     async def _walk(self) -> AsyncGenerator[SmsPage, None]:
         stats = self.stats = StreamStats()
@@ -206,10 +205,12 @@ class SmsDetailsStream:
             while True:
                 # Until the first page tells the total, one request is all we can justify.
                 width = 1 if total is None else congestion.width
-                end = self._end(total)
+                cap = self._cap()
+                end = cap if total is None else min(total, cap if cap is not None else total)
                 while len(in_flight) < width and (end is None or next_offset < end):
+                    # Ask a full page even near the end: a growing campaign fills it.
                     limit = (
-                        self._page_size if end is None else min(self._page_size, end - next_offset)
+                        self._page_size if cap is None else min(self._page_size, cap - next_offset)
                     )
                     in_flight.append(launch(next_offset, limit))
                     next_offset += limit
