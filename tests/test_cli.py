@@ -112,11 +112,11 @@ async def test_sigkill_then_resume_writes_every_record_once_with_fewer_requests(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """A killed export resumes from its checkpoint: no torn line, nothing twice or lost."""
-    sandbox.faults = Faults(latency=0.005)
+    sandbox.faults = Faults(latency=0.05)  # slow enough that the signal lands mid-export
     out = tmp_path / "sms.jsonl"
     args = ("export", "c1", "--output", str(out), "--concurrency", "2")
     process = await start(*args, env=env_for(sandbox))
-    await wait_for_lines(out, 1000)
+    await wait_for_lines(out, 500)
     process.kill()
     await process.wait()
     assert checkpoint_path(out).exists()
@@ -133,7 +133,7 @@ async def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_completes(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """SIGINT finishes the page in hand, says how to resume, and exits 130."""
-    sandbox.faults = Faults(latency=0.005)
+    sandbox.faults = Faults(latency=0.05)  # slow enough that the signal lands mid-export
     out = tmp_path / "sms.csv"
     args = ("export", "c1", "--output", str(out), "--format", "csv")
     process = await start(*args, env=env_for(sandbox))
