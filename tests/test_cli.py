@@ -245,3 +245,23 @@ async def test_summary_table_shows_the_delivery_rate(sandbox: Sandbox) -> None:
     assert result.code == 0, result.stderr
     assert "delivery rate" in result.stdout
     assert "DELIVERED_TO_HANDSET" in result.stdout
+
+
+async def test_second_ctrl_c_stops_without_waiting_for_the_page(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Two SIGINTs stop at once with 130; the last complete page's checkpoint still holds."""
+    sandbox.faults = Faults(latency=1.5)
+    out = tmp_path / "sms.jsonl"
+    args = ("export", "c1", "--output", str(out), "--concurrency", "1")
+    process = await start(*args, env=env_for(sandbox))
+    await wait_for_lines(out, 50)
+    process.send_signal(signal.SIGINT)
+    await asyncio.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    await asyncio.wait_for(process.communicate(), timeout=1.2)  # less than one page takes
+    assert process.returncode == 130
+    sandbox.faults = Faults()
+    result = await run(*args, "--resume", env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    assert sids(out) == [r["sid"] for r in sandbox.records("c1")]
