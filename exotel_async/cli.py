@@ -220,9 +220,9 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 client, request, on_page=on_page, should_stop=lambda: stop_requested
             )
     finally:
+        # The handler stays until the loop closes: a Ctrl-C while shutting down is then
+        # still a KeyboardInterrupt that main() turns into status 130, not a traceback.
         finish()
-        with contextlib.suppress(NotImplementedError):
-            loop.remove_signal_handler(signal.SIGINT)
     where = "stdout" if output is None else str(output)
     print(
         f"{'exported' if progress.completed else 'interrupted after'} {progress.records} records"
