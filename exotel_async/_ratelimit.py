@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 #: A ``X-RateLimit-Reset`` below this is a delta in seconds, not an epoch timestamp.
 _EPOCH_FLOOR = 1_000_000_000
-#: Never wait longer than this for a reset: a skewed server clock must not stall a job.
+#: Wait at most this long for a reset, then probe: a skewed server clock must not stall a job.
 MAX_RESET_WAIT = 60.0
 
 
@@ -53,13 +53,15 @@ class RateBudget:
 
     async def acquire(self) -> int:
         """Wait until a request may start; return its ticket for ``update``."""
+        waited = False
         while True:
             left = self.estimate()
             if left is None or left > 0:
                 break
             wait = self._reset_at - self._clock()
-            if wait > 0:
+            if wait > 0 and not waited:
                 await self._sleep(min(wait, MAX_RESET_WAIT))
+                waited = True
                 continue
             if self._probe is None:
                 self._started += 1
