@@ -185,8 +185,21 @@ class ExotelClient:
 
     @classmethod
     def from_env(cls, **overrides: object) -> ExotelClient:
-        """Build a client from ``EXOTEL_API_KEY``, ``EXOTEL_API_TOKEN``, ``EXOTEL_ACCOUNT_SID``,
-        and optionally ``EXOTEL_REGION`` / ``EXOTEL_BASE_URL``; keyword arguments win."""
+        """Build a client from the ``EXOTEL_*`` environment variables.
+
+        Reads ``EXOTEL_API_KEY``, ``EXOTEL_API_TOKEN`` and ``EXOTEL_ACCOUNT_SID``, and
+        ``EXOTEL_REGION`` or ``EXOTEL_BASE_URL`` when set.
+
+        Args:
+            **overrides: Constructor arguments that win over the environment, e.g.
+                ``max_requests_per_minute=100``.
+
+        Returns:
+            A client, not yet opened: use it with ``async with``.
+
+        Raises:
+            ValueError: A required variable is missing (the message names it).
+        """
         kwargs: dict[str, object] = {}
         for name in ("api_key", "api_token", "account_sid"):
             variable = f"EXOTEL_{name.upper()}"
@@ -243,7 +256,29 @@ class ExotelClient:
     ) -> SmsPage:
         """Fetch one page of a campaign's SMS details with exactly one GET (plus retries).
 
-        Item failures are returned in ``page.item_errors``, not raised.
+        Args:
+            campaign_id: The campaign sid.
+            offset: The first record's position, zero-based.
+            limit: Records to ask for (1 to 1000; Exotel's default is 20).
+            number: Only the SMS to this phone number (exact match).
+            sort_by: ``schedule_time:asc|desc`` or ``date_created:asc|desc``.
+
+        Returns:
+            The page: its records, Exotel's ``metadata`` and ``request_id``. Items whose own
+            status is ``failure`` are in ``page.item_errors``, not raised.
+
+        Raises:
+            ValueError: An argument is out of range or malformed (before any request).
+            TypeError: An argument has the wrong type (before any request).
+            APIError: Exotel answered with an error status (a subclass names which).
+            TransportError: No usable answer arrived, retries included.
+            ResponseDecodeError: The answer is not the documented envelope.
+
+        Example:
+            ```python
+            page = await client.sms_details_page("491dd6c97d64475ba0ce346a18530ce5", limit=20)
+            print(page.metadata.total, [sms.number for sms in page.records])
+            ```
         """
         fetch = self._page_fetcher(campaign_id, number=number, sort_by=sort_by)
         check_int("offset", offset, minimum=0)
@@ -275,6 +310,25 @@ class ExotelClient:
             concurrency: Pages in flight at once.
             skip_item_errors: Collect failed items on ``stream.item_errors`` instead of
                 raising ``ItemError``.
+
+        Returns:
+            A stream: ``async for sms in stream`` yields ``SmsRecord`` in offset order, and
+            ``stream.pages()`` yields ``SmsPage``. Nothing is requested until it is iterated.
+
+        Raises:
+            ValueError: An argument is out of range or malformed (at the call).
+            TypeError: An argument has the wrong type (at the call).
+
+        Iterating raises what ``sms_details_page`` raises, and ``ItemError`` for a failed
+        item unless ``skip_item_errors`` is set.
+
+        Example:
+            ```python
+            async with client.sms_details("491dd6c97d64475ba0ce346a18530ce5") as stream:
+                async for sms in stream:
+                    print(sms.number, sms.outcome.value)
+            print(stream.stats)
+            ```
         """
         fetch = self._page_fetcher(campaign_id, number=number, sort_by=sort_by)
         check_int("page_size", page_size, minimum=1, maximum=MAX_LIMIT)

@@ -198,11 +198,24 @@ def load_checkpoint(path: Path) -> Checkpoint:
 
 @attrs.frozen
 class ExportRequest:
-    """What to export, and where."""
+    """What to export, and where.
+
+    Attributes:
+        campaign_id: The campaign sid.
+        output: The file to write; None writes JSONL to stdout.
+        format: ``jsonl``, ``csv`` or ``parquet``.
+        resume: Continue from the checkpoint beside ``output`` (or start if there is none).
+        force: Overwrite an existing output.
+        page_size: Records per request.
+        concurrency: Pages in flight.
+        number: Only SMS to this phone number.
+        sort_by: ``schedule_time:asc|desc`` or ``date_created:asc|desc``.
+        max_items: Stop after this many records, counted across resumed runs.
+    """
 
     campaign_id: str
     output: Path | None  # None: JSONL to stdout
-    format: str = "jsonl"
+    format: str = attrs.field(default="jsonl", validator=attrs.validators.in_(FORMATS))
     resume: bool = False
     force: bool = False
     page_size: int = 50
@@ -272,8 +285,20 @@ async def run_export(
 ) -> ExportProgress:
     """Export a campaign page by page, checkpointing after each; resume if asked.
 
-    ``should_stop`` is asked after every page: when it says True the export saves its
-    checkpoint and returns with ``interrupted`` set.
+    Args:
+        client: An open client.
+        request: What to export, where, and whether to resume or overwrite.
+        on_page: Called with the progress after every page is written and checkpointed.
+        should_stop: Asked after every page; True saves the checkpoint and returns early.
+
+    Returns:
+        The progress: ``completed`` when the whole campaign was written (the checkpoint is
+        then removed), ``interrupted`` when ``should_stop`` said so.
+
+    Raises:
+        ExportRefused: The files on disk forbid the request (an existing output without
+            ``resume`` or ``force``, a checkpoint for another campaign or filters).
+        ExotelError: The API failed; the checkpoint of the last complete page remains.
     """
     checkpoint = _plan(request)
     start = checkpoint.next_offset if checkpoint else 0

@@ -67,8 +67,18 @@ def classify_status(status: str | None, detailed_status: str | None = None) -> O
 class SmsRecord:
     """One SMS of a campaign, as Exotel reports it.
 
-    ``status`` and ``detailed_status`` stay the server's text; ``outcome`` classifies it.
-    ``extra`` keeps every field this version does not know, so nothing is lost.
+    Attributes:
+        sid: Exotel's id of this SMS; unique within a campaign.
+        number: The recipient's phone number, as Exotel writes it.
+        name: The contact's name if saved in Exotel's contacts, else None.
+        message: The text, from ``message`` or ``body`` (Exotel uses both).
+        status: Exotel's status, as sent (``sent``, ``delivered``, ``failed_dnd``, ...).
+        detailed_status: Exotel's detailed status (``DELIVERED_TO_HANDSET``, ...).
+        schedule_time: When the SMS was scheduled, timezone-aware.
+        date_created: When the SMS was created, timezone-aware.
+        sender_id: The sender id it went out with.
+        direction: ``outgoing-api`` and the like, as sent.
+        extra: Every field this version does not know, so nothing is lost.
     """
 
     sid: str
