@@ -29,6 +29,9 @@ class ExotelError(Exception):
     #: How many requests were made before this error was raised (retries included).
     attempts: int = 1
 
+    def _with_attempts(self, text: str) -> str:
+        return f"{text} | after {self.attempts} attempts" if self.attempts > 1 else text
+
 
 class APIError(ExotelError):
     """Exotel answered with an HTTP error status."""
@@ -41,12 +44,15 @@ class APIError(ExotelError):
         request_id: str | None = None,
         error_code: int | str | None = None,
         description: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
         self.request_id = request_id
         self.error_code = error_code
         self.description = description
+        #: Seconds the server asked to wait (``Retry-After``), on 429 and 503 alike.
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         parts = [f"HTTP {self.status_code}: {self.args[0]}"]
@@ -54,9 +60,7 @@ class APIError(ExotelError):
             parts.append(f"error code {self.error_code}")
         if self.request_id:
             parts.append(f"request id {self.request_id}")
-        if self.attempts > 1:
-            parts.append(f"after {self.attempts} attempts")
-        return " | ".join(parts)
+        return self._with_attempts(" | ".join(parts))
 
 
 class BadRequestError(APIError):
@@ -78,10 +82,6 @@ class NotFoundError(APIError):
 class RateLimitError(APIError):
     """429: Exotel throttled the account; ``retry_after`` is its advice in seconds."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
-
 
 class ServerError(APIError):
     """5xx: Exotel, or a proxy in front of it, failed."""
@@ -89,6 +89,14 @@ class ServerError(APIError):
 
 class TransportError(ExotelError):
     """No usable HTTP answer arrived."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        #: False when asking again cannot help (a certificate that fails verification).
+        self.retryable = retryable
+
+    def __str__(self) -> str:
+        return self._with_attempts(str(self.args[0]))
 
 
 class APIConnectionError(TransportError):
@@ -124,7 +132,7 @@ class ResponseDecodeError(ExotelError):
             text += f" | request id {self.request_id}"
         if self.excerpt:
             text += f" | body starts {self.excerpt!r}"
-        return text
+        return self._with_attempts(text)
 
 
 class ItemError(ExotelError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -159,7 +160,7 @@ def _excerpt(body: bytes) -> str:
 def _load_json(status: int, body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:
         raise ResponseDecodeError(
             f"body is not valid JSON ({exc})",
             status_code=status,
@@ -174,9 +175,11 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         return None
     text = value.strip()
     try:
-        return max(float(text), 0.0)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        return max(seconds, 0.0) if math.isfinite(seconds) else None
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError):
@@ -207,7 +210,7 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes) ->
     """Build the typed error for a non-2xx answer, from whichever shape its body has."""
     try:
         payload: Any = json.loads(body) if body.strip() else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         payload = None  # an HTML page from a proxy: the status alone must do
     request_id, code, message, description = _error_fields(payload)
     if not message:
@@ -219,12 +222,35 @@ def error_from_response(status: int, headers: Mapping[str, str], body: bytes) ->
         "error_code": code,
         "description": description,
     }
-    if cls is RateLimitError:
-        kwargs["retry_after"] = parse_retry_after(headers.get("Retry-After"))
+    kwargs["retry_after"] = parse_retry_after(headers.get("Retry-After"))
     return cls(str(message), **kwargs)
 
 
-def _metadata(status: int, payload: dict[str, Any], body: bytes) -> PageMetadata:
+def _request_id(payload: Any) -> str | None:
+    value = payload.get("request_id") if isinstance(payload, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _embedded_error_status(payload: Any) -> int | None:
+    """The error status a success-status body declares, if it is an error envelope."""
+    if not isinstance(payload, dict):
+        return None
+    candidates: list[Any] = [payload.get("http_code")]
+    rest = payload.get("RestException")
+    if isinstance(rest, dict):
+        candidates.append(rest.get("Status"))
+    response = payload.get("response")
+    if isinstance(response, dict) and response.get("status") == "failure":
+        candidates.append(response.get("code"))
+    for candidate in candidates:
+        if isinstance(candidate, int) and not isinstance(candidate, bool) and candidate >= 400:
+            return candidate
+    return None
+
+
+def _metadata(
+    status: int, payload: dict[str, Any], body: bytes, request_id: str | None
+) -> PageMetadata:
     meta = payload.get("metadata")
     try:
         if not isinstance(meta, dict):
@@ -234,7 +260,10 @@ def _metadata(status: int, payload: dict[str, Any], body: bytes) -> PageMetadata
             raise TypeError(f"metadata must hold non-negative integers, got {values}")
     except (KeyError, TypeError) as exc:
         raise ResponseDecodeError(
-            f"bad metadata: {exc}", status_code=status, excerpt=_excerpt(body)
+            f"bad metadata: {exc}",
+            status_code=status,
+            excerpt=_excerpt(body),
+            request_id=request_id,
         ) from None
     return PageMetadata(**values)
 
@@ -246,12 +275,19 @@ def parse_page(
     if not 200 <= status < 300:
         raise error_from_response(status, headers, body)
     payload = _load_json(status, body)
+    embedded = _embedded_error_status(payload)
+    if embedded is not None:
+        # An error envelope behind a 200 (a proxy, or Exotel's own http_code): same meaning.
+        raise error_from_response(embedded, headers, body)
+    request_id = _request_id(payload)
     if not isinstance(payload, dict) or not isinstance(payload.get("response"), list):
         raise ResponseDecodeError(
-            "expected an object with a 'response' list", status_code=status, excerpt=_excerpt(body)
+            "expected an object with a 'response' list",
+            status_code=status,
+            excerpt=_excerpt(body),
+            request_id=request_id,
         )
-    request_id = payload.get("request_id") if isinstance(payload.get("request_id"), str) else None
-    metadata = _metadata(status, payload, body)
+    metadata = _metadata(status, payload, body, request_id)
     if expected_offset is not None and metadata.offset != expected_offset:
         raise ResponseDecodeError(
             f"asked for offset {expected_offset} but the page says {metadata.offset}",

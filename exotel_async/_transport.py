@@ -20,7 +20,6 @@ from ._errors import (
     APIError,
     APITimeoutError,
     ExotelError,
-    RateLimitError,
     ResponseDecodeError,
     TransportError,
 )
@@ -62,10 +61,7 @@ def _retry_reason(exc: ExotelError) -> str | None:
     if isinstance(exc, ResponseDecodeError):
         return "garbled body" if exc.retryable else None
     if isinstance(exc, TransportError):
-        # A certificate that fails today fails on every retry too.
-        if isinstance(exc.__cause__, (aiohttp.ClientSSLError, ssl.SSLError)):
-            return None
-        return type(exc).__name__
+        return type(exc).__name__ if exc.retryable else None
     return None
 
 
@@ -144,7 +140,7 @@ class Transport:
         """Seconds to wait before the next attempt, or None to give up and raise."""
         if _retry_reason(exc) is None or attempt > self._retry.max_retries:
             return None
-        retry_after = exc.retry_after if isinstance(exc, RateLimitError) else None
+        retry_after = exc.retry_after if isinstance(exc, APIError) else None
         if retry_after is None:
             return self._retry.backoff(attempt - 1)
         if retry_after > self._retry.max_retry_after:
@@ -165,6 +161,7 @@ class Transport:
 
     async def _request(self, request: PageRequest) -> tuple[int, Mapping[str, str], bytes]:
         """Make one request; map aiohttp's failures onto our transport errors."""
+        failure: TransportError
         try:
             async with self._get_session().get(
                 self._base + request.path,
@@ -176,13 +173,17 @@ class Transport:
             ) as response:
                 return response.status, response.headers, await response.read()
         except asyncio.TimeoutError:
-            raise APITimeoutError(
-                f"no answer within {self._timeout.total}s from {self._base}"
-            ) from None
+            failure = APITimeoutError(f"no answer within {self._timeout.total}s from {self._base}")
         except aiohttp.ClientError as exc:
-            raise APIConnectionError(
-                f"{type(exc).__name__} talking to {self._base}: {exc}"
-            ) from exc
+            failure = APIConnectionError(
+                f"{type(exc).__name__} talking to {self._base}: {_describe(exc)}",
+                # A certificate that fails today fails on every retry too.
+                retryable=not isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)),
+            )
+        # Raised outside the except block so that neither __cause__ nor __context__ holds
+        # aiohttp's exception: some carry the request's headers (the Authorization header)
+        # and its full URL (the number filter).
+        raise failure
 
     def _log_attempt(
         self, request: PageRequest, attempt: int, started: float, outcome: object
@@ -201,6 +202,17 @@ class Transport:
             (time.perf_counter() - started) * 1000,
             f" error={type(outcome).__name__}" if isinstance(outcome, Exception) else "",
         )
+
+
+def _describe(exc: aiohttp.ClientError) -> str:
+    """What went wrong, without the URL or headers some aiohttp errors carry."""
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return exc.message
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return str(exc.os_error)
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "invalid URL"
+    return str(exc) or type(exc).__name__
 
 
 def _loggable_query(params: tuple[tuple[str, str], ...]) -> str:

@@ -137,10 +137,38 @@ def test_missing_or_mistyped_metadata_is_a_decode_error(metadata: object) -> Non
         parse_page(200, {}, body)
 
 
-def test_success_status_with_error_envelope_is_a_decode_error() -> None:
-    """A 200 whose ``response`` is not a list is not a page."""
-    with pytest.raises(ResponseDecodeError, match="response"):
+def test_error_envelope_behind_a_200_raises_its_own_error() -> None:
+    """A 200 carrying the v2 401 envelope is the AuthenticationError it describes."""
+    with pytest.raises(AuthenticationError) as info:
         parse_page(200, {}, sample("error_401_v2.json"))
+    assert info.value.request_id == "c6087d6c0b764ac7a4de3d4a4c25e5f7"
+
+
+def test_rest_exception_behind_a_200_is_a_rate_limit_error() -> None:
+    """A v1 429 body served with status 200 is still throttling, so it can be retried."""
+    with pytest.raises(RateLimitError):
+        parse_page(200, {"Retry-After": "2"}, sample("error_429_v1.json"))
+
+
+def test_error_list_behind_a_200_uses_its_http_code() -> None:
+    """A one-item error list whose ``http_code`` is 404 raises NotFoundError."""
+    with pytest.raises(NotFoundError):
+        parse_page(200, {}, sample("error_404_list.json"))
+
+
+def test_wrong_shape_keeps_the_request_id() -> None:
+    """A body that is not a page still reports Exotel's request id."""
+    body = json.dumps({"request_id": "rid-9", "response": "nope"}).encode()
+    with pytest.raises(ResponseDecodeError) as info:
+        parse_page(200, {}, body)
+    assert info.value.request_id == "rid-9"
+    assert not info.value.retryable
+
+
+def test_deeply_nested_body_is_a_decode_error() -> None:
+    """A body that would blow the parser's stack is a ResponseDecodeError, not a crash."""
+    with pytest.raises(ResponseDecodeError):
+        parse_page(200, {}, b"[" * 100_000)
 
 
 @pytest.mark.parametrize(
@@ -199,6 +227,11 @@ def test_html_body_from_a_proxy_gives_server_error_with_excerpt() -> None:
     assert "502 Bad Gateway" in str(error)
 
 
+def test_retry_after_is_read_on_503_too() -> None:
+    """Exotel's SMS throttling answers 503; its ``Retry-After`` is kept as well."""
+    assert error_from_response(503, {"Retry-After": "4"}, b"").retry_after == 4.0
+
+
 def test_empty_error_body_maps_by_status() -> None:
     """An empty body is enough to raise the right class."""
     assert isinstance(error_from_response(503, {}, b""), ServerError)
@@ -215,7 +248,7 @@ def test_retry_after_as_http_date() -> None:
     assert parse_retry_after("Thu, 01 Jan 2026 00:00:30 GMT", now=now) == 30.0
 
 
-@pytest.mark.parametrize("value", [None, "", "soon"])
+@pytest.mark.parametrize("value", [None, "", "soon", "nan", "inf"])
 def test_retry_after_unusable_is_none(value: str | None) -> None:
     """A missing or unreadable ``Retry-After`` gives no advice."""
     assert parse_retry_after(value) is None

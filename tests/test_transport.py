@@ -262,3 +262,57 @@ async def test_token_never_reaches_logs_or_errors(
     texts = [caplog.text, repr(transport), str(info.value), repr(info.value)]
     secret_forms = [TOKEN, AUTH.split()[1]]
     assert not any(secret in text for secret in secret_forms for text in texts)
+
+
+async def test_aiohttp_errors_carrying_request_headers_do_not_leak_them(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """An aiohttp error that holds the request's headers is not chained to ours."""
+    from aiohttp.client_reqrep import RequestInfo
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    url = URL(BASE + REQUEST.path).with_query(dict(REQUEST.params))
+    info = RequestInfo(url, "GET", CIMultiDictProxy(CIMultiDict({"Authorization": AUTH})), url)
+    leaky = aiohttp.ClientResponseError(info, (), status=400, message="Invalid header")
+    mocked.get(PAGE_URL, exception=leaky)
+    with pytest.raises(APIConnectionError) as caught:
+        await make_transport(session, sleep, max_retries=0).send(REQUEST, parse)
+    error = caught.value
+    assert error.__cause__ is None
+    assert error.__context__ is None
+    text = str(error) + repr(error)
+    assert AUTH.split()[1] not in text
+    assert "9876543210" not in text
+    assert "Invalid header" in text
+
+
+async def test_certificate_failure_is_not_retried(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """A TLS verification failure is raised after one attempt."""
+    import ssl
+
+    mocked.get(PAGE_URL, exception=aiohttp.ClientSSLError(None, ssl.SSLError()), repeat=True)
+    with pytest.raises(APIConnectionError) as caught:
+        await make_transport(session, sleep).send(REQUEST, parse)
+    assert not caught.value.retryable
+    assert request_count(mocked) == 1
+
+
+async def test_retry_after_on_503_replaces_the_backoff(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """Exotel's 503 throttling with ``Retry-After: 3`` waits three seconds."""
+    mocked.get(PAGE_URL, status=503, headers={"Retry-After": "3"})
+    mocked.get(PAGE_URL, payload=OK)
+    await make_transport(session, sleep).send(REQUEST, parse)
+    assert sleep.delays == [3.0]
+
+
+async def test_transport_error_text_names_the_attempts(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """After retries, the message says how many attempts were made."""
+    mocked.get(PAGE_URL, exception=aiohttp.ServerDisconnectedError(), repeat=True)
+    with pytest.raises(APIConnectionError, match="after 3 attempts"):
+        await make_transport(session, sleep, max_retries=2).send(REQUEST, parse)
