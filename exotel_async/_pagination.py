@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from types import TracebackType
@@ -36,6 +35,8 @@ class StreamStats:
     retries: int = 0
     rate_limited: int = 0
     final_total: int | None = None
+    #: The walk stopped at a page that stayed empty below the total the server reported.
+    ended_early: bool = False
 
 
 class _RecentSids:
@@ -90,19 +91,22 @@ class _Congestion:
             self._shrunk_in_epoch = False
 
 
-class _Observer:
-    """Told of one walk's retries: counts them and narrows the walk on throttling."""
+class _WalkState:
+    """Everything one walk learns; the walk's retries are reported here too."""
 
-    def __init__(self, stats: StreamStats, congestion: _Congestion) -> None:
-        self._stats = stats
-        self._congestion = congestion
+    def __init__(self, start: int, concurrency: int, dedupe_window: int) -> None:
+        self.stats = StreamStats()
+        self.item_errors: list[ItemError] = []
+        self.resume_offset = start
+        self.recent = _RecentSids(dedupe_window)
+        self.congestion = _Congestion(concurrency)
 
     def retrying(self, error: ExotelError, delay: float) -> None:
         """Count a retry; a 429 or 503 halves the pages in flight."""
-        self._stats.retries += 1
+        self.stats.retries += 1
         if isinstance(error, APIError) and error.status_code in _THROTTLE_STATUSES:
-            self._stats.rate_limited += error.status_code == 429
-            self._congestion.shrink()
+            self.stats.rate_limited += error.status_code == 429
+            self.congestion.shrink()
 
 
 @attrs.frozen
@@ -111,18 +115,23 @@ class _InFlight:
     limit: int
     task: asyncio.Task[SmsPage]
     epoch: int
+    #: How many times this offset was asked again after an empty answer below the total.
+    rechecks: int = 0
 
 
 class SmsDetailsStream:
     """Every SMS of a campaign, as an async iterable of ``SmsRecord`` (or ``.pages()``).
 
-    Each ``async for`` starts a fresh walk. Use ``async with`` (or ``aclose()``) to cancel
-    pages still in flight at once when you stop early; otherwise they are cancelled when
-    the iterator is garbage-collected.
+    Each ``async for`` starts a fresh, independent walk; ``stats``, ``item_errors`` and
+    ``resume_offset`` describe the latest one. Use ``async with`` (or ``aclose()``) to
+    cancel pages still in flight at once when you stop early; otherwise they are
+    cancelled when the iterator is garbage-collected.
     """
 
     #: Duplicates are looked for among at least this many of the most recent records.
     MIN_DEDUPE_WINDOW = 10_000
+    #: An empty page below the total it reports is asked again this many times.
+    EMPTY_PAGE_RECHECKS = 2
 
     def __init__(
         self,
@@ -140,27 +149,41 @@ class SmsDetailsStream:
         self._max_items = max_items
         self._concurrency = concurrency
         self._skip_item_errors = skip_item_errors
-        self._walks: weakref.WeakSet[AsyncGenerator[SmsPage, None]] = weakref.WeakSet()
-        #: Item failures passed over when ``skip_item_errors`` is set, in offset order.
-        self.item_errors: list[ItemError] = []
-        #: Counters of the latest walk.
-        self.stats = StreamStats()
-        #: Where to start a new walk to continue after the last page yielded so far.
-        self.resume_offset = offset
+        self._dedupe_window = max(self.MIN_DEDUPE_WINDOW, 4 * concurrency * page_size)
+        self._state = _WalkState(offset, concurrency, 0)
+        # Strong references: a walk abandoned by ``break`` must still be cancellable.
+        self._tasks: set[asyncio.Task[SmsPage]] = set()
+        self._closing = False
+
+    @property
+    def stats(self) -> StreamStats:
+        """Counters of the latest walk."""
+        return self._state.stats
+
+    @property
+    def item_errors(self) -> list[ItemError]:
+        """Item failures passed over when ``skip_item_errors`` is set, in offset order."""
+        return self._state.item_errors
+
+    @property
+    def resume_offset(self) -> int:
+        """Where a new walk would continue after the last page yielded so far."""
+        return self._state.resume_offset
 
     def __aiter__(self) -> AsyncIterator[SmsRecord]:
         return self._records()
 
     def pages(self) -> AsyncGenerator[SmsPage, None]:
         """Iterate pages instead of records; a page's records are deduplicated and capped."""
-        walk = self._walk()
-        self._walks.add(walk)
-        return walk
+        return self._walk()
 
     async def aclose(self) -> None:
-        """Stop every walk of this stream, cancelling pages in flight."""
-        for walk in list(self._walks):
-            await walk.aclose()
+        """Cancel every page in flight; walks still being iterated then end quietly."""
+        self._closing = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def __aenter__(self) -> SmsDetailsStream:
         return self
@@ -179,33 +202,33 @@ class SmsDetailsStream:
                 for record in page.records:
                     yield record
 
-    def _cap(self) -> int | None:
+    def _cap(self, stats: StreamStats) -> int | None:
         """The offset ``max_items`` stops the walk before, or None without a cap."""
         if self._max_items is None:
             return None
         # Positions that yielded nothing (duplicates, skipped failures) do not count.
-        wasted = self.stats.duplicates_dropped + self.stats.item_errors
+        wasted = stats.duplicates_dropped + stats.item_errors
         return self._start + self._max_items + wasted
 
     async def _walk(self) -> AsyncGenerator[SmsPage, None]:
-        stats = self.stats = StreamStats()
-        self.item_errors = []
-        recent = _RecentSids(max(self.MIN_DEDUPE_WINDOW, 4 * self._concurrency * self._page_size))
-        congestion = _Congestion(self._concurrency)
-        observer = _Observer(stats, congestion)
+        state = self._state = _WalkState(self._start, self._concurrency, self._dedupe_window)
+        stats = state.stats
+        self._closing = False
         in_flight: deque[_InFlight] = deque()
 
-        def launch(offset: int, limit: int) -> _InFlight:
-            task = asyncio.ensure_future(self._fetch(offset, limit, observer))
-            return _InFlight(offset, limit, task, congestion.epoch)
+        def launch(offset: int, limit: int, rechecks: int = 0) -> _InFlight:
+            task = asyncio.ensure_future(self._fetch(offset, limit, state))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return _InFlight(offset, limit, task, state.congestion.epoch, rechecks)
 
-        next_offset = self.resume_offset = self._start
+        next_offset = self._start
         total: int | None = None
         try:
             while True:
                 # Until the first page tells the total, one request is all we can justify.
-                width = 1 if total is None else congestion.width
-                cap = self._cap()
+                width = 1 if total is None else state.congestion.width
+                cap = self._cap(stats)
                 end = cap if total is None else min(total, cap if cap is not None else total)
                 while len(in_flight) < width and (end is None or next_offset < end):
                     # Ask a full page even near the end: a growing campaign fills it.
@@ -217,11 +240,27 @@ class SmsDetailsStream:
                 if not in_flight:
                     break
                 head = in_flight.popleft()
-                page = await head.task
-                congestion.grow(head.epoch)
+                try:
+                    page = await head.task
+                except asyncio.CancelledError:
+                    if self._closing:
+                        return  # aclose() from elsewhere: end the walk, not the task
+                    raise
+                state.congestion.grow(head.epoch)
                 total = stats.final_total = page.metadata.total
                 stats.pages += 1
                 served = len(page.records) + len(page.item_errors)
+                if served == 0 and head.offset < total:
+                    if head.rechecks < self.EMPTY_PAGE_RECHECKS:
+                        # Empty yet below its own total: a glitch, or records gone; ask again.
+                        in_flight.appendleft(launch(head.offset, head.limit, head.rechecks + 1))
+                        continue
+                    stats.ended_early = True
+                    logger.warning(
+                        "page at offset %d stayed empty though the total is %d; stopping there",
+                        head.offset,
+                        total,
+                    )
                 if served == 0:
                     break
                 if served < head.limit and head.offset + served < total:
@@ -235,8 +274,8 @@ class SmsDetailsStream:
                         total,
                     )
                     in_flight.appendleft(launch(head.offset + served, head.limit - served))
-                accepted = self._accept(page, recent)
-                self.resume_offset = head.offset + served
+                accepted = self._accept(page, state)
+                state.resume_offset = head.offset + served
                 yield accepted
                 if self._max_items is not None and stats.records >= self._max_items:
                     break
@@ -244,17 +283,17 @@ class SmsDetailsStream:
             for pending in in_flight:
                 pending.task.cancel()
             await asyncio.gather(*(p.task for p in in_flight), return_exceptions=True)
-        self._check_consistency(total)
+        self._check_consistency(stats, total)
 
-    def _accept(self, page: SmsPage, recent: _RecentSids) -> SmsPage:
+    def _accept(self, page: SmsPage, state: _WalkState) -> SmsPage:
         """Drop duplicates and records past ``max_items``; raise or collect item failures."""
-        stats = self.stats
+        stats = state.stats
         if page.item_errors:
             if not self._skip_item_errors:
                 raise page.item_errors[0]
-            self.item_errors.extend(page.item_errors)
+            state.item_errors.extend(page.item_errors)
             stats.item_errors += len(page.item_errors)
-        fresh = [r for r in page.records if recent.add(r.sid)]
+        fresh = [r for r in page.records if state.recent.add(r.sid)]
         stats.duplicates_dropped += len(page.records) - len(fresh)
         if self._max_items is not None:
             fresh = fresh[: self._max_items - stats.records]
@@ -263,9 +302,8 @@ class SmsDetailsStream:
             return page
         return attrs.evolve(page, records=tuple(fresh))
 
-    def _check_consistency(self, total: int | None) -> None:
+    def _check_consistency(self, stats: StreamStats, total: int | None) -> None:
         """Warn when a complete walk yielded a different count than the last total."""
-        stats = self.stats
         if total is None or self._max_items is not None:
             return
         expected = max(total - self._start, 0)

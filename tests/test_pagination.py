@@ -403,3 +403,113 @@ async def test_failed_item_leaves_resume_offset_before_its_page() -> None:
         async for _ in s.pages():
             pass
     assert s.resume_offset == 10
+
+
+async def test_two_walks_of_one_stream_do_not_share_counters() -> None:
+    """Concurrent ``async for`` loops over one stream each yield the whole capped slice."""
+    campaign = FakeCampaign(make_records(1000))
+    s = stream(campaign, page_size=50, max_items=300)
+    first, second = await asyncio.gather(collect(s), collect(s))
+    assert first == second == [f"s{i:07d}" for i in range(300)]
+
+
+async def test_transiently_empty_page_below_total_is_asked_again() -> None:
+    """One empty answer in the middle of a campaign is re-asked, and nothing is lost."""
+    records = make_records(200)
+    glitched = False
+
+    async def fetch(offset: int, limit: int, observer: object) -> SmsPage:
+        nonlocal glitched
+        if offset == 100 and not glitched:
+            glitched = True
+            return SmsPage((), PageMetadata(0, offset, 200, limit))
+        window = tuple(records[offset : offset + limit])
+        return SmsPage(window, PageMetadata(len(window), offset, 200, limit))
+
+    s = SmsDetailsStream(
+        fetch, page_size=50, offset=0, max_items=None, concurrency=2, skip_item_errors=False
+    )
+    assert await collect(s) == [r.sid for r in records]
+    assert not s.stats.ended_early
+
+
+async def test_persistently_empty_page_below_total_ends_the_walk_flagged() -> None:
+    """A page that stays empty below the total ends the walk, and says so in ``stats``."""
+    records = make_records(200)
+
+    async def fetch(offset: int, limit: int, observer: object) -> SmsPage:
+        window = tuple(records[offset : offset + limit]) if offset < 100 else ()
+        return SmsPage(window, PageMetadata(len(window), offset, 200, limit))
+
+    s = SmsDetailsStream(
+        fetch, page_size=50, offset=0, max_items=None, concurrency=2, skip_item_errors=False
+    )
+    assert len(await collect(s)) == 100
+    assert s.stats.ended_early
+    assert s.resume_offset == 100
+
+
+async def test_async_with_and_break_over_pages_cancels_everything_at_exit() -> None:
+    """Leaving ``async with`` after breaking out of ``.pages()`` leaves no request running."""
+    gate = asyncio.Event()
+    campaign = FakeCampaign(make_records(1000))
+
+    async def slow(offset: int, limit: int, observer: object) -> SmsPage:
+        if offset > 0:
+            await gate.wait()
+        return await campaign.fetch(offset, limit)
+
+    s = SmsDetailsStream(
+        slow, page_size=10, offset=0, max_items=None, concurrency=8, skip_item_errors=False
+    )
+    async with s:
+        async for _ in s.pages():
+            await asyncio.sleep(0)
+            break
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_async_with_and_break_over_records_logs_no_task_errors(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The documented early-exit pattern leaves no "exception never retrieved" behind."""
+    import gc
+
+    campaign = FakeCampaign(make_records(1000))
+    with caplog.at_level(logging.ERROR):
+        async with stream(campaign, page_size=10, concurrency=8) as s:
+            async for _ in s:
+                break
+        gc.collect()
+        for _ in range(5):
+            await asyncio.sleep(0)
+    assert caplog.records == []
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_aclose_from_another_task_ends_the_iteration_quietly() -> None:
+    """Closing a stream while another task iterates it stops that loop without an error."""
+    gate = asyncio.Event()
+    campaign = FakeCampaign(make_records(1000))
+    first_seen = asyncio.Event()
+
+    async def slow(offset: int, limit: int, observer: object) -> SmsPage:
+        if offset > 0:
+            await gate.wait()
+        return await campaign.fetch(offset, limit)
+
+    s = SmsDetailsStream(
+        slow, page_size=10, offset=0, max_items=None, concurrency=4, skip_item_errors=False
+    )
+
+    async def consume() -> int:
+        seen = 0
+        async for _ in s:
+            seen += 1
+            first_seen.set()
+        return seen
+
+    consumer = asyncio.ensure_future(consume())
+    await first_seen.wait()
+    await s.aclose()
+    assert await consumer == 10
