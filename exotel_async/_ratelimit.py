@@ -55,15 +55,17 @@ class RateBudget:
 
     async def acquire(self) -> int:
         """Wait until a request may start; return its ticket for ``update``."""
-        waited = False
+        waited_for: float | None = None
         while True:
             left = self.estimate()
             if left is None or left > 0:
                 break
             wait = self._reset_at - self._clock()
-            if wait > 0 and not waited:
+            # Sleep once per announced reset: a later one (from a probe's answer) is waited
+            # for again, the same one still ahead after a capped wait is a skewed clock.
+            if wait > 0 and self._reset_at != waited_for:
+                waited_for = self._reset_at
                 await self._sleep(min(wait, MAX_RESET_WAIT))
-                waited = True
                 continue
             if self._probe is None:
                 self._started += 1
@@ -84,6 +86,10 @@ class RateBudget:
             reset = _header_number(headers, "X-RateLimit-Reset") if headers else None
             if reset is not None:
                 self._reset_at = reset if reset >= _EPOCH_FLOOR else self._clock() + reset
+        elif headers is not None and remaining is None and self._clock() >= self._reset_at:
+            # An answer without the headers after the window reset: the server stopped
+            # advertising a budget, so stop spending an old one.
+            self._remaining = None
         if self._changed is not None:
             self._changed.set()
             self._changed = None

@@ -101,3 +101,29 @@ async def test_probe_without_an_answer_releases_the_waiters() -> None:
     budget.update(probe, None)
     await waiting
     assert waiting.result() == probe + 1
+
+
+async def test_a_later_reset_from_the_probe_is_waited_for_again() -> None:
+    """A caller that already slept for one reset sleeps again for the probe's new one."""
+    t = FakeTime()
+    budget = RateBudget(clock=t.clock, sleep=t.sleep)
+    budget.update(await budget.acquire(), headers(0, t.now + 1))
+    callers = [asyncio.ensure_future(budget.acquire()) for _ in range(2)]
+    for _ in range(5):
+        await asyncio.sleep(0)
+    (probe,) = [c for c in callers if c.done()]
+    (waiter,) = [c for c in callers if not c.done()]
+    assert t.sleeps == [1.0]  # the waiter slept for the first reset
+    budget.update(probe.result(), headers(0, t.now + 0.5))
+    await waiter
+    assert t.sleeps == [1.0, 0.5]
+
+
+async def test_budget_is_forgotten_when_answers_stop_carrying_headers() -> None:
+    """After the reset, an answer without rate headers frees the client again."""
+    t = FakeTime()
+    budget = RateBudget(clock=t.clock, sleep=t.sleep)
+    budget.update(await budget.acquire(), headers(1, t.now + 1))
+    t.now += 2
+    budget.update(await budget.acquire(), {})
+    assert budget.estimate() is None
