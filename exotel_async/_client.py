@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import enum
 import ipaddress
+import math
 import os
 import ssl
 from collections.abc import Awaitable, Callable
@@ -91,8 +92,8 @@ def _check_choice(name: str, choices: type[E], value: object) -> E:
 def _check_positive(name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a positive number, got {type(value).__name__}")
-    if not value > 0:
-        raise ValueError(f"{name} must be > 0, got {value}")
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be a finite number > 0, got {value}")
     return float(value)
 
 

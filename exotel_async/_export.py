@@ -35,6 +35,9 @@ CSV_COLUMNS = (
     "extra",
 )
 _CHECKPOINT_VERSION = 1
+# Valid JSON can hold a lone surrogate (half an emoji) that UTF-8 cannot: write it as
+# the \udXXX escape it arrived as, rather than fail on that record at every resume.
+_ENCODING, _ERRORS = "utf-8", "backslashreplace"
 
 
 class ExportRefused(Exception):
@@ -68,6 +71,10 @@ class ExportProgress:
     elapsed: float = 0.0
     completed: bool = False
     interrupted: bool = False
+    #: Failed items passed over (with ``skip_item_errors``).
+    item_errors: int = 0
+    #: A page stayed empty below Exotel's total: the checkpoint is kept for ``--resume``.
+    ended_early: bool = False
 
 
 def checkpoint_path(output: Path) -> Path:
@@ -82,7 +89,8 @@ def _record_dict(record: SmsRecord) -> dict[str, Any]:
 def encode_jsonl(records: Iterable[SmsRecord]) -> bytes:
     """One JSON object per line, the API's field names, unknown fields kept."""
     return b"".join(
-        json.dumps(_record_dict(r), ensure_ascii=False).encode() + b"\n" for r in records
+        json.dumps(_record_dict(r), ensure_ascii=False).encode(_ENCODING, _ERRORS) + b"\n"
+        for r in records
     )
 
 
@@ -100,7 +108,7 @@ def encode_csv(records: Iterable[SmsRecord], *, header: bool = False) -> bytes:
     if header:
         writer.writerow(CSV_COLUMNS)
     writer.writerows(_csv_row(r) for r in records)
-    return buffer.getvalue().encode()
+    return buffer.getvalue().encode(_ENCODING, _ERRORS)
 
 
 class _Sink(Protocol):
@@ -180,7 +188,10 @@ class _ParquetSink:
 def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """Write the checkpoint atomically: a crash leaves the old one or the new one."""
     temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(attrs.asdict(checkpoint)))
+    with temporary.open("w") as f:
+        f.write(json.dumps(attrs.asdict(checkpoint)))
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(temporary, path)
 
 
@@ -211,6 +222,7 @@ class ExportRequest:
         number: Only SMS to this phone number.
         sort_by: ``schedule_time:asc|desc`` or ``date_created:asc|desc``.
         max_items: Stop after this many records, counted across resumed runs.
+        skip_item_errors: Pass over items Exotel reports as failed instead of stopping.
     """
 
     campaign_id: str
@@ -223,6 +235,7 @@ class ExportRequest:
     number: str | None = None
     sort_by: str | None = None
     max_items: int | None = None
+    skip_item_errors: bool = False
 
 
 def _plan(request: ExportRequest) -> Checkpoint | None:
@@ -239,8 +252,9 @@ def _plan(request: ExportRequest) -> Checkpoint | None:
     if request.force or not (output.exists() or marker.exists()):
         return None
     if not request.resume:
+        what = output if output.exists() else marker
         raise ExportRefused(
-            f"{output} already exists: pass --resume to continue it or --force to overwrite it"
+            f"{what} already exists: pass --resume to continue it or --force to overwrite it"
         )
     if not marker.exists():
         raise ExportRefused(f"{output} has no checkpoint beside it: that export is complete")
@@ -252,7 +266,8 @@ def _plan(request: ExportRequest) -> Checkpoint | None:
             f"checkpoint {marker} is for campaign {saved[0]!r} number={saved[1]!r} "
             f"sort_by={saved[2]!r} format={saved[3]!r}, not for this command"
         )
-    if not output.exists() or output.stat().st_size < checkpoint.output_bytes:
+    size = output.stat().st_size if output.exists() else 0
+    if size < checkpoint.output_bytes:
         raise ExportRefused(
             f"{output} is shorter than its checkpoint says: start over with --force"
         )
@@ -264,15 +279,13 @@ def _open_sink(request: ExportRequest, checkpoint: Checkpoint | None) -> _Sink:
         return _TextSink(sys.stdout.buffer, "jsonl", header=False, durable=False)
     if request.format == "parquet":
         return _ParquetSink(request.output)
-    stream: IO[bytes]
-    if checkpoint is None:
-        stream = request.output.open("wb")
-    else:
-        stream = request.output.open("r+b")
-        stream.truncate(checkpoint.output_bytes)  # drops a torn line or half-written page
-        stream.seek(checkpoint.output_bytes)
+    start = checkpoint.output_bytes if checkpoint is not None else 0
+    resuming = checkpoint is not None and request.output.exists()
+    stream: IO[bytes] = request.output.open("r+b" if resuming else "wb")
+    stream.truncate(start)  # drops a torn line or half-written page
+    stream.seek(start)
     return _TextSink(
-        stream, request.format, header=request.format == "csv" and checkpoint is None, durable=True
+        stream, request.format, header=request.format == "csv" and start == 0, durable=True
     )
 
 
@@ -293,7 +306,8 @@ async def run_export(
 
     Returns:
         The progress: ``completed`` when the whole campaign was written (the checkpoint is
-        then removed), ``interrupted`` when ``should_stop`` said so.
+        then removed), ``interrupted`` when ``should_stop`` said so, ``ended_early`` when
+        Exotel served an empty page below its own total (the checkpoint is kept).
 
     Raises:
         ExportRefused: The files on disk forbid the request (an existing output without
@@ -312,29 +326,39 @@ async def run_export(
         number=request.number,
         sort_by=request.sort_by,
         concurrency=request.concurrency,
+        skip_item_errors=request.skip_item_errors,
     )
     progress = ExportProgress(records=written, started_at_record=written)
     marker = checkpoint_path(request.output) if request.output is not None else None
+    resumable = marker is not None and request.format != "parquet"
+
+    def checkpoint_at(size: int) -> Checkpoint:
+        return Checkpoint(
+            campaign_id=request.campaign_id,
+            number=request.number,
+            sort_by=request.sort_by,
+            format=request.format,
+            next_offset=stream.resume_offset,
+            records_written=progress.records,
+            output_bytes=size,
+            total=progress.total,
+        )
+
+    if marker is not None and checkpoint is None:
+        if resumable:
+            # Before the output is created, so that a crash at any point leaves a
+            # checkpoint that --resume accepts.
+            _save_checkpoint(marker, checkpoint_at(0))
+        else:
+            marker.unlink(missing_ok=True)  # --force over an old export's checkpoint
     sink = _open_sink(request, checkpoint)
     began = time.monotonic()
 
     def save() -> None:
         # Data first, then the checkpoint that vouches for it.
         size = sink.commit()
-        if marker is not None and request.format != "parquet":
-            _save_checkpoint(
-                marker,
-                Checkpoint(
-                    campaign_id=request.campaign_id,
-                    number=request.number,
-                    sort_by=request.sort_by,
-                    format=request.format,
-                    next_offset=stream.resume_offset,
-                    records_written=progress.records,
-                    output_bytes=size,
-                    total=progress.total,
-                ),
-            )
+        if resumable and marker is not None:
+            _save_checkpoint(marker, checkpoint_at(size))
 
     try:
         # fsync can take milliseconds: keep it off the event loop so pages keep arriving.
@@ -357,7 +381,9 @@ async def run_export(
     finally:
         sink.close()
         progress.elapsed = time.monotonic() - began
-    if not progress.interrupted:
+    progress.item_errors = len(stream.item_errors)
+    progress.ended_early = stream.stats.ended_early
+    if not (progress.interrupted or progress.ended_early):
         progress.completed = True
         if marker is not None:
             marker.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import signal
 import sys
 from collections import Counter
@@ -64,6 +65,11 @@ def _add_walk(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=_positive, default=4, help="pages in flight (4)")
     parser.add_argument("--number", help="only SMS to this phone number")
     parser.add_argument("--sort-by", help="e.g. schedule_time:asc or date_created:desc")
+    parser.add_argument(
+        "--skip-item-errors",
+        action="store_true",
+        help="pass over items Exotel reports as failed instead of stopping",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +115,8 @@ def _client_from(args: argparse.Namespace, base_url: str | None = None) -> Exote
         "region": env.get("EXOTEL_REGION") or None,
         "base_url": env.get("EXOTEL_BASE_URL") or None,
     }
+    if args.region and not args.base_url:
+        values["base_url"] = None  # --region beats EXOTEL_BASE_URL, as flags beat variables
     values.update({k: v for k, v in overrides.items() if v is not None})
     for name in ("api_key", "api_token", "account_sid"):
         if not values[name]:
@@ -185,7 +193,7 @@ def _progress_printer(
 
 def _resume_hint(argv: Sequence[str]) -> str:
     args = [a for a in argv if a not in ("--resume", "--force")]
-    return "exotel-async " + " ".join([*args, "--resume"])
+    return shlex.join(["exotel-async", *args, "--resume"])
 
 
 async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -201,6 +209,7 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
         number=args.number,
         sort_by=args.sort_by,
         max_items=args.max_items,
+        skip_item_errors=args.skip_item_errors,
     )
     stop_requested = False
 
@@ -224,14 +233,25 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
         # still a KeyboardInterrupt that main() turns into status 130, not a traceback.
         finish()
     where = "stdout" if output is None else str(output)
+    skipped = f", {progress.item_errors} failed items skipped" if progress.item_errors else ""
     print(
-        f"{'exported' if progress.completed else 'interrupted after'} {progress.records} records"
-        f" ({progress.pages} pages, {progress.retries} retries) in {progress.elapsed:.1f}s"
-        f" to {where}",
+        f"{'exported' if progress.completed else 'stopped after'} {progress.records} records"
+        f" ({progress.pages} pages, {progress.retries} retries{skipped})"
+        f" in {progress.elapsed:.1f}s to {where}",
         file=sys.stderr,
     )
+    if progress.ended_early:
+        print(
+            f"exotel-async: error: Exotel served an empty page below its total of "
+            f"{progress.total}; the checkpoint is kept: {_resume_hint(argv)}",
+            file=sys.stderr,
+        )
+        return EXIT_API
     if progress.interrupted:
-        print(f"checkpoint saved; resume with: {_resume_hint(argv)}", file=sys.stderr)
+        if args.format == "parquet" or output is None:
+            print(f"interrupted: {where} holds the records so far", file=sys.stderr)
+        else:
+            print(f"checkpoint saved; resume with: {_resume_hint(argv)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
 
@@ -311,6 +331,7 @@ async def _summary(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             number=args.number,
             sort_by=args.sort_by,
+            skip_item_errors=args.skip_item_errors,
         )
         async for record in stream:
             summary.add(record)
@@ -345,6 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except ExotelError as exc:
         print(f"exotel-async: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_API
+    except OSError as exc:  # the output cannot be written: a full disk, a missing folder
+        print(f"exotel-async: error: {exc}", file=sys.stderr)
         return EXIT_API
     except KeyboardInterrupt:
         print("exotel-async: interrupted", file=sys.stderr)

@@ -272,3 +272,25 @@ async def test_second_ctrl_c_stops_without_waiting_for_the_page(
     result = await run(*args, "--resume", env=env_for(sandbox))
     assert result.code == 0, result.stderr
     assert sids(out) == [r["sid"] for r in sandbox.records("c1")]
+
+
+async def test_unwritable_output_is_one_line_not_a_traceback(sandbox: Sandbox) -> None:
+    """An output in a folder that does not exist ends as one line with status 1."""
+    result = await run("export", "c1", "-o", "/nonexistent/dir/sms.jsonl", env=env_for(sandbox))
+    assert_one_line_error(result, 1)
+    assert "No such file or directory" in result.stderr
+
+
+def test_region_flag_beats_base_url_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--region`` overrides EXOTEL_BASE_URL, as flags override the environment."""
+    from exotel_async.cli import _client_from, build_parser
+
+    for name, value in {
+        "EXOTEL_API_KEY": "k",
+        "EXOTEL_API_TOKEN": "t",
+        "EXOTEL_ACCOUNT_SID": "sid",
+        "EXOTEL_BASE_URL": "http://127.0.0.1:9",
+    }.items():
+        monkeypatch.setenv(name, value)
+    args = build_parser().parse_args(["summary", "c1", "--region", "mumbai"])
+    assert _client_from(args).base_url.host == "api.in.exotel.com"

@@ -103,6 +103,10 @@ def test_unsafe_base_url_is_refused(url: str, match: str) -> None:
         ({"timeout": "5"}, TypeError, "timeout"),
         ({"max_retries": -1}, ValueError, "max_retries"),
         ({"max_retries": True}, TypeError, "max_retries"),
+        ({"timeout": float("inf")}, ValueError, "timeout"),
+        ({"connect_timeout": float("nan")}, ValueError, "connect_timeout"),
+        ({"max_requests_per_minute": float("inf")}, ValueError, "max_requests_per_minute"),
+        ({"backoff_base": -1}, ValueError, "backoff_base"),
         ({"path_form": "nope"}, ValueError, "path_form"),
     ],
 )

@@ -234,3 +234,97 @@ async def test_api_error_mid_export_keeps_the_checkpoint(sandbox: Sandbox, tmp_p
     checkpoint = load_checkpoint(checkpoint_path(out))
     assert (checkpoint.records_written, checkpoint.next_offset) == (150, 150)
     assert len(out.read_text().splitlines()) == 150
+
+
+def test_lone_surrogate_is_written_as_its_json_escape() -> None:
+    """Half an emoji (valid JSON, invalid UTF-8) is written escaped, not fatal."""
+    from exotel_async._export import encode_csv, encode_jsonl
+
+    record = SmsRecord(sid="a", number="1", message="cut \ud83d")
+    assert json.loads(encode_jsonl([record]))["message"] == "cut \ud83d"
+    assert b"\\ud83d" in encode_csv([record])
+
+
+async def test_force_forgets_an_old_checkpoint(client: ExotelClient, tmp_path: Path) -> None:
+    """``force`` removes the checkpoint of the export it overwrites, whatever the format."""
+    out = tmp_path / "sms.out"
+    await run_export(client, ExportRequest("c1", out), should_stop=lambda: True)
+    pytest.importorskip("pyarrow")
+    await run_export(client, ExportRequest("c1", out, format="parquet", force=True))
+    assert not checkpoint_path(out).exists()
+
+
+async def test_crash_before_the_output_exists_is_resumable(
+    sandbox: Sandbox, client: ExotelClient, tmp_path: Path
+) -> None:
+    """A checkpoint written before the output was created still resumes, header and all."""
+    out = tmp_path / "sms.csv"
+    checkpoint_path(out).write_text(
+        json.dumps(
+            {
+                "campaign_id": "c1",
+                "number": None,
+                "sort_by": None,
+                "format": "csv",
+                "next_offset": 0,
+                "records_written": 0,
+                "output_bytes": 0,
+            }
+        )
+    )
+    await run_export(client, ExportRequest("c1", out, format="csv", resume=True))
+    with out.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert [r[0] for r in rows[1:]] == [r["sid"] for r in sandbox.records("c1")]
+
+
+async def test_fresh_export_writes_its_checkpoint_before_any_record(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """From the first page on, the checkpoint exists and matches the bytes on disk."""
+    out = tmp_path / "sms.jsonl"
+    sizes: list[tuple[int, int]] = []
+
+    def record_sizes(progress: object) -> None:
+        marker = load_checkpoint(checkpoint_path(out))
+        sizes.append((marker.output_bytes, out.stat().st_size))
+
+    await run_export(client, ExportRequest("c1", out), on_page=record_sizes)
+    assert sizes
+    assert all(saved == actual for saved, actual in sizes)
+
+
+async def test_empty_page_below_total_keeps_the_checkpoint(tmp_path: Path) -> None:
+    """An export whose server stops serving below its total is not marked complete."""
+    import re
+
+    from aioresponses import aioresponses
+
+    def page(offset: int, count: int) -> dict[str, object]:
+        items = [
+            {
+                "code": 200,
+                "status": "success",
+                "error_data": None,
+                "data": {"sid": f"s{offset + i}", "number": "1"},
+            }
+            for i in range(count)
+        ]
+        return {
+            "metadata": {"count": count, "offset": offset, "total": 200, "limit": 50},
+            "response": items,
+        }
+
+    url = re.compile(r"^https://api\.exotel\.com/.*offset=(\d+).*")
+    out = tmp_path / "sms.jsonl"
+    with aioresponses() as mocked:
+        mocked.get(url, payload=page(0, 50))
+        mocked.get(url, payload=page(50, 50))
+        for _ in range(3):
+            mocked.get(url, payload=page(100, 0))
+        async with ExotelClient("k", "t", "acc") as c:
+            progress = await run_export(c, ExportRequest("c1", out, concurrency=1))
+    assert progress.ended_early
+    assert not progress.completed
+    assert load_checkpoint(checkpoint_path(out)).next_offset == 100
