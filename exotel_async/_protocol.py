@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 import cattrs
+import orjson
 
 from ._converter import converter
 from ._errors import (
@@ -158,6 +159,10 @@ def _excerpt(body: bytes) -> str:
 
 
 def _load_json(status: int, body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass  # orjson refuses some valid JSON (a lone surrogate); the standard parser decides
     try:
         return json.loads(body)
     except (ValueError, RecursionError) as exc:

@@ -165,6 +165,13 @@ def test_wrong_shape_keeps_the_request_id() -> None:
     assert not info.value.retryable
 
 
+def test_lone_surrogate_in_a_record_is_still_parsed() -> None:
+    """Valid JSON the fast parser refuses (half an emoji) is read by the standard one."""
+    body = _page([{"sid": "a1", "number": "1", "message": "PLACEHOLDER"}])
+    body = body.replace(b"PLACEHOLDER", b"cut \\ud83d")
+    assert parse_page(200, {}, body).records[0].message == "cut \ud83d"
+
+
 def test_deeply_nested_body_is_a_decode_error() -> None:
     """A body that would blow the parser's stack is a ResponseDecodeError, not a crash."""
     with pytest.raises(ResponseDecodeError):
