@@ -69,12 +69,14 @@ def _make_converter() -> cattrs.Converter:
     def structure_record(data: Any, _: type) -> SmsRecord:
         if not isinstance(data, dict):
             raise TypeError(f"expected an object, got {type(data).__name__}")
-        known = {k: v for k, v in data.items() if k in _RECORD_FIELDS}
-        extra = {k: v for k, v in data.items() if k not in _RECORD_FIELDS}
-        # The product page shows the text as "message" in one item and "body" in the next.
-        if "message" not in known and "body" in extra:
-            known["message"] = extra.pop("body")
-        known["extra"] = extra
+        known = data
+        if not data.keys() <= _RECORD_FIELDS:  # most records carry only known fields
+            known = {k: v for k, v in data.items() if k in _RECORD_FIELDS}
+            extra = {k: v for k, v in data.items() if k not in _RECORD_FIELDS}
+            # The product page shows the text as "message" in one item, "body" in the next.
+            if "message" not in known and "body" in extra:
+                known["message"] = extra.pop("body")
+            known["extra"] = extra
         try:
             return fast(known, SmsRecord)
         except Exception:
