@@ -1,5 +1,6 @@
 """exotel-async: an asyncio client for Exotel's SMS campaign details API."""
 
+import logging
 from importlib.metadata import PackageNotFoundError, version
 
 from ._client import ExotelClient, Region
@@ -22,6 +23,9 @@ from ._errors import (
 from ._models import Outcome, PageMetadata, SmsPage, SmsRecord, classify_status
 from ._pagination import SmsDetailsStream, StreamStats
 from ._protocol import PathForm
+
+# A library logs; the application decides where to (the logging HOWTO's advice).
+logging.getLogger("exotel_async").addHandler(logging.NullHandler())
 
 try:
     __version__ = version("exotel-async")

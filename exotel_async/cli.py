@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shlex
 import signal
@@ -352,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status instead of raising."""
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    # Retries and short pages are worth a line on stderr; per-request detail is not.
+    logging.basicConfig(level=logging.WARNING, format="exotel-async: warning: %(message)s")
     if args.command == "sandbox":
         from .testing.__main__ import main as serve
 
