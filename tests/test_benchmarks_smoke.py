@@ -38,7 +38,9 @@ def quick_results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[st
     completed = _run(["benchmarks/run_all.py", "--quick", "--json", str(out), *only], 300)
     assert completed.returncode == 0, completed.stderr
     assert "== targets" in completed.stdout
-    return {entry["scenario"]: entry for entry in json.loads(out.read_text())}
+    document = json.loads(out.read_text())
+    assert document["machine"]["python"]
+    return {entry["scenario"]: entry for entry in document["results"]}
 
 
 def test_every_scenario_ran(quick_results: dict[str, dict[str, Any]]) -> None:
@@ -70,6 +72,6 @@ def test_scenario_script_runs_alone(tmp_path: Path) -> None:
     out = tmp_path / "first_record.json"
     completed = _run(["benchmarks/first_record.py", "--quick", "--json", str(out)], 120)
     assert completed.returncode == 0, completed.stderr
-    (entry,) = json.loads(out.read_text())
+    (entry,) = json.loads(out.read_text())["results"]
     assert entry["scenario"] == "first_record"
     assert "stream start to first record" in completed.stdout

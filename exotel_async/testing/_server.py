@@ -450,7 +450,8 @@ class Sandbox:
             "X-RateLimit-Remaining": str(max(allowed - len(window), 0)),
             # Epoch seconds to the millisecond: a whole-second reset would cost a client up
             # to a second per window, which dwarfs the short windows tests use.
-            "X-RateLimit-Reset": f"{time.time() + wait:.3f}",
+            # Rounded up: a reset announced before the slot frees would invite a 429.
+            "X-RateLimit-Reset": f"{math.ceil((time.time() + wait) * 1000) / 1000:.3f}",
         }
         return headers, (max(math.ceil(wait), 1) if over else None)
 

@@ -1,0 +1,81 @@
+"""A sandbox in its own process for the benchmarks: JSON lines out, commands in on stdin.
+
+``python -m exotel_async.testing`` serves but cannot report what it saw; the benchmarks
+need the server's own counts (requests, 429s, pages in flight) to judge the client, so this
+launcher prints ``{"base_url": ...}`` once, answers each ``stats`` line on stdin with the
+sandbox's counters (then clears them), and exits when stdin closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from typing import Any
+
+from exotel_async.testing import Faults, Sandbox
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Describe the command line."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--campaign", default="bench")
+    parser.add_argument("--records", type=int, default=10_000)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--rate-limit", type=int, default=None)
+    parser.add_argument("--rate-window", type=float, default=60.0)
+    parser.add_argument("--cache-pages", type=int, default=1024)
+    return parser
+
+
+def _stats(sandbox: Sandbox) -> dict[str, Any]:
+    """The sandbox's counters as JSON-ready data."""
+    stats = sandbox.stats
+    return {
+        "requests": stats.requests,
+        "by_status": {str(k): v for k, v in stats.by_status.items()},
+        "by_fault": dict(stats.by_fault),
+        "max_in_flight": stats.max_in_flight,
+    }
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    """Serve until stdin closes, answering ``stats`` commands."""
+    rate_limit = None if args.rate_limit is None else (args.rate_limit, args.rate_window)
+    sandbox = Sandbox(
+        campaigns={args.campaign: args.records},
+        faults=Faults(latency=args.latency, rate_limit=rate_limit),
+        cache_pages=args.cache_pages,
+    )
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin
+    )
+    try:
+        async with sandbox:
+            info = {
+                "base_url": sandbox.base_url,
+                "api_key": sandbox.api_key,
+                "api_token": sandbox.api_token,
+                "account_sid": sandbox.account_sid,
+                "campaign": args.campaign,
+            }
+            print(json.dumps(info), flush=True)
+            while line := await reader.readline():
+                if line.strip() == b"stats":
+                    print(json.dumps(_stats(sandbox)), flush=True)
+                    sandbox.reset_stats()
+    finally:
+        transport.close()
+
+
+def main() -> int:
+    """Parse the arguments and serve."""
+    asyncio.run(_serve(_parser().parse_args()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
