@@ -41,12 +41,16 @@ class FakeCampaign:
     #: Cut pages to at most this many records (a server with a lower maximum).
     serve_at_most: int | None = None
     failed_offsets: frozenset[int] = frozenset()
+    #: Every page after the first never answers: requests stay in flight until cancelled.
+    stall_after_first_page: bool = False
 
     async def fetch(self, offset: int, limit: int, observer: object = None) -> SmsPage:
         self.calls.append((offset, limit))
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
+            if self.stall_after_first_page and offset > 0:
+                await asyncio.Event().wait()
             # Yield a random number of times so pages complete out of order.
             for _ in range(self.rng.randrange(4)):
                 await asyncio.sleep(0)
@@ -284,17 +288,8 @@ async def test_stats_count_pages_records_and_total() -> None:
 
 async def test_break_with_aclose_cancels_pages_in_flight() -> None:
     """Leaving early and closing the stream cancels every request still running."""
-    gate = asyncio.Event()
-    campaign = FakeCampaign(make_records(1000))
-
-    async def slow(offset: int, limit: int, observer: object) -> SmsPage:
-        if offset > 0:
-            await gate.wait()
-        return await campaign.fetch(offset, limit)
-
-    s = SmsDetailsStream(
-        slow, page_size=10, offset=0, max_items=None, concurrency=8, skip_item_errors=False
-    )
+    campaign = FakeCampaign(make_records(1000), stall_after_first_page=True)
+    s = stream(campaign, page_size=10, concurrency=8)
     async with s:
         async for _ in s:
             await asyncio.sleep(0)  # let the window fill
@@ -451,17 +446,8 @@ async def test_persistently_empty_page_below_total_ends_the_walk_flagged() -> No
 
 async def test_async_with_and_break_over_pages_cancels_everything_at_exit() -> None:
     """Leaving ``async with`` after breaking out of ``.pages()`` leaves no request running."""
-    gate = asyncio.Event()
-    campaign = FakeCampaign(make_records(1000))
-
-    async def slow(offset: int, limit: int, observer: object) -> SmsPage:
-        if offset > 0:
-            await gate.wait()
-        return await campaign.fetch(offset, limit)
-
-    s = SmsDetailsStream(
-        slow, page_size=10, offset=0, max_items=None, concurrency=8, skip_item_errors=False
-    )
+    campaign = FakeCampaign(make_records(1000), stall_after_first_page=True)
+    s = stream(campaign, page_size=10, concurrency=8)
     async with s:
         async for _ in s.pages():
             await asyncio.sleep(0)
@@ -489,18 +475,9 @@ async def test_async_with_and_break_over_records_logs_no_task_errors(
 
 async def test_aclose_from_another_task_ends_the_iteration_quietly() -> None:
     """Closing a stream while another task iterates it stops that loop without an error."""
-    gate = asyncio.Event()
-    campaign = FakeCampaign(make_records(1000))
+    campaign = FakeCampaign(make_records(1000), stall_after_first_page=True)
     first_seen = asyncio.Event()
-
-    async def slow(offset: int, limit: int, observer: object) -> SmsPage:
-        if offset > 0:
-            await gate.wait()
-        return await campaign.fetch(offset, limit)
-
-    s = SmsDetailsStream(
-        slow, page_size=10, offset=0, max_items=None, concurrency=4, skip_item_errors=False
-    )
+    s = stream(campaign, page_size=10, concurrency=4)
 
     async def consume() -> int:
         seen = 0
