@@ -269,3 +269,17 @@ async def test_client_used_without_async_with_opens_its_session_lazily(
     finally:
         await c.close()
     assert len(page.records) == 1
+
+
+async def test_max_requests_per_minute_spaces_requests(mocked: aioresponses) -> None:
+    """A ceiling of 6000 a minute keeps requests at least 10 ms apart."""
+    import time
+
+    mocked.get(PAGE_URL, payload=page_body(0, 1, 1), repeat=True)
+    async with client(max_requests_per_minute=6000) as c:
+        started = time.monotonic()
+        for _ in range(5):
+            await c.sms_details_page("c1")
+        elapsed = time.monotonic() - started
+    assert elapsed >= 0.04 * 0.95  # four gaps of 10 ms, less timer slack
+    assert len(next(iter(mocked.requests.values()))) == 5
