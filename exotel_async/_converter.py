@@ -15,7 +15,8 @@ from ._models import SmsRecord
 #: Exotel's timestamps carry +05:30; one without an offset is read as India time too.
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 
-_RECORD_FIELDS = frozenset(a.name for a in attrs.fields(SmsRecord)) - {"extra"}
+_FIELD_ORDER = tuple(a.name for a in attrs.fields(SmsRecord) if a.name != "extra")
+_RECORD_FIELDS = frozenset(_FIELD_ORDER)
 
 
 def parse_datetime(value: Any) -> datetime:
@@ -83,11 +84,7 @@ def _make_converter() -> cattrs.Converter:
             return detailed(known, SmsRecord)  # raises, naming the field
 
     def unstructure_record(record: SmsRecord) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            name: getattr(record, name)
-            for name in (a.name for a in attrs.fields(SmsRecord))
-            if name != "extra"
-        }
+        out: dict[str, Any] = {name: getattr(record, name) for name in _FIELD_ORDER}
         for key in ("schedule_time", "date_created"):
             if out[key] is not None:
                 out[key] = out[key].isoformat()

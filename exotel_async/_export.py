@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 import attrs
+import orjson
 
 from ._client import ExotelClient
 from ._converter import converter
@@ -88,10 +89,14 @@ def _record_dict(record: SmsRecord) -> dict[str, Any]:
 
 def encode_jsonl(records: Iterable[SmsRecord]) -> bytes:
     """One JSON object per line, the API's field names, unknown fields kept."""
-    return b"".join(
-        json.dumps(_record_dict(r), ensure_ascii=False).encode(_ENCODING, _ERRORS) + b"\n"
-        for r in records
-    )
+    return b"".join(_json_line(_record_dict(r)) for r in records)
+
+
+def _json_line(data: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(data) + b"\n"
+    except orjson.JSONEncodeError:  # a lone surrogate: the standard encoder escapes it
+        return json.dumps(data, ensure_ascii=False).encode(_ENCODING, _ERRORS) + b"\n"
 
 
 def _csv_row(record: SmsRecord) -> list[str]:
