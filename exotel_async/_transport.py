@@ -112,12 +112,13 @@ class Transport:
         while True:
             attempt += 1
             started = time.perf_counter()
+            status: int | None = None  # stays None when no answer arrived
             try:
                 status, headers, body = await self._attempt(request)
                 result = parse(status, headers, body)
             except ExotelError as exc:
                 exc.attempts = attempt
-                self._log_attempt(request, attempt, started, exc)
+                self._log_attempt(request, attempt, started, status, exc)
                 delay = self._delay_before_retry(exc, attempt)
                 if delay is None:
                     raise
@@ -133,7 +134,7 @@ class Transport:
                     observer.retrying(exc, delay)
                 await self._sleep(delay)
             else:
-                self._log_attempt(request, attempt, started, result)
+                self._log_attempt(request, attempt, started, status, result)
                 return result
 
     def _delay_before_retry(self, exc: ExotelError, attempt: int) -> float | None:
@@ -186,17 +187,21 @@ class Transport:
         raise failure
 
     def _log_attempt(
-        self, request: PageRequest, attempt: int, started: float, outcome: object
+        self,
+        request: PageRequest,
+        attempt: int,
+        started: float,
+        status: int | None,
+        outcome: object,
     ) -> None:
         """One DEBUG line per attempt: path, masked query, status, request id, timing."""
         if not logger.isEnabledFor(logging.DEBUG):
             return
-        status = getattr(outcome, "status_code", 200 if not isinstance(outcome, Exception) else "-")
         logger.debug(
             "GET %s?%s -> %s request_id=%s attempt=%d elapsed_ms=%.1f%s",
             request.path,
             _loggable_query(request.params),
-            status,
+            "-" if status is None else status,
             getattr(outcome, "request_id", None),
             attempt,
             (time.perf_counter() - started) * 1000,

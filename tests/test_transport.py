@@ -239,7 +239,8 @@ async def test_logs_one_debug_line_per_attempt_and_a_warning_per_retry(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(debug) == 2
     assert len(warnings) == 1
-    assert "request_id=ok-1" in debug[1].getMessage()
+    assert "-> 503" in debug[0].getMessage()
+    assert "-> 200 request_id=ok-1" in debug[1].getMessage()
     assert "number=***********10" in debug[0].getMessage()
     assert "9876543210" not in caplog.text
 
