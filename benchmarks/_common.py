@@ -288,6 +288,21 @@ def no_extra(parser: argparse.ArgumentParser) -> None:
     """For scenarios without options of their own."""
 
 
+def script_main(
+    description: str,
+    run: Callable[..., Result],
+    argv: Sequence[str] | None,
+    *,
+    extra: Callable[[argparse.ArgumentParser], None] = no_extra,
+    options: Sequence[str] = (),
+) -> int:
+    """A scenario script's ``main``: parse, run once with ``options`` passed on, print."""
+    args = parse_args(description, argv, extra=extra)
+    chosen = {name: getattr(args, name) for name in options}
+    emit([run(quick=args.quick, runs=args.runs, **chosen)], args.json)
+    return 0
+
+
 def runs_for(quick: bool, runs: int | None, default: int) -> int:
     """Runs per figure: as asked, else one in quick mode, else the scenario's default."""
     if runs is not None:

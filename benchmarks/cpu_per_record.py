@@ -25,7 +25,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python benchmarks/x.py`
 
-from benchmarks._common import Result, SandboxProcess, emit, parse_args, runs_for
+from benchmarks._common import Result, SandboxProcess, runs_for, script_main
 from exotel_async import ExotelClient
 
 PAGE_SIZE = 50
@@ -131,9 +131,7 @@ def _extra(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the scenario from the command line."""
-    args = parse_args(__doc__ or "", argv, extra=_extra)
-    emit([run(quick=args.quick, runs=args.runs, profile=args.profile)], args.json)
-    return 0
+    return script_main(__doc__ or "", run, argv, extra=_extra, options=("profile",))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python benchmarks/x.py`
 
-from benchmarks._common import Result, SandboxProcess, emit, no_extra, parse_args, runs_for
+from benchmarks._common import Result, SandboxProcess, runs_for, script_main
 from exotel_async import ExotelClient
 
 PAGE_SIZE = 50
@@ -74,9 +74,7 @@ def run(*, quick: bool = False, runs: int | None = None) -> Result:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the scenario from the command line."""
-    args = parse_args(__doc__ or "", argv, extra=no_extra)
-    emit([run(quick=args.quick, runs=args.runs)], args.json)
-    return 0
+    return script_main(__doc__ or "", run, argv)
 
 
 if __name__ == "__main__":

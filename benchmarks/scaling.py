@@ -24,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python benchmarks/x.py`
 
-from benchmarks._common import CliSandbox, Result, client_env, emit, parse_args, runs_for
+from benchmarks._common import CliSandbox, Result, client_env, runs_for, script_main
 
 CAMPAIGN = "491dd6c97d64475ba0ce346a18530ce5"
 _EXPORTED = re.compile(r"exported (\d+) records")
@@ -129,9 +129,7 @@ def _extra(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the scenario from the command line."""
-    args = parse_args(__doc__ or "", argv, extra=_extra)
-    emit([run(quick=args.quick, runs=args.runs, full=args.full)], args.json)
-    return 0
+    return script_main(__doc__ or "", run, argv, extra=_extra, options=("full",))
 
 
 if __name__ == "__main__":
