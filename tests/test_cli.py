@@ -294,3 +294,46 @@ def test_region_flag_beats_base_url_variable(monkeypatch: pytest.MonkeyPatch) ->
         monkeypatch.setenv(name, value)
     args = build_parser().parse_args(["summary", "c1", "--region", "mumbai"])
     assert _client_from(args).base_url.host == "api.in.exotel.com"
+
+
+async def test_progress_bar_is_drawn_on_a_terminal(sandbox: Sandbox, tmp_path: Path) -> None:
+    """With stderr on a terminal, a progress bar with the retries count is drawn."""
+    import pty
+
+    sandbox.faults = Faults(latency=0.02)
+    primary, secondary = pty.openpty()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "exotel_async.cli",
+        "export",
+        "c1",
+        "--output",
+        str(tmp_path / "sms.jsonl"),
+        env=env_for(sandbox, COLUMNS="120"),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=secondary,
+    )
+    os.close(secondary)
+
+    def read_terminal() -> list[bytes]:
+        # Read while the export runs: a full terminal buffer would block its writes.
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 65536)
+            except OSError:  # the terminal closes when the process is gone
+                return chunks
+            if not chunk:
+                return chunks
+            chunks.append(chunk)
+
+    reading = asyncio.ensure_future(asyncio.to_thread(read_terminal))
+    assert await asyncio.wait_for(process.wait(), timeout=60) == 0
+    chunks = await asyncio.wait_for(reading, timeout=10)
+    os.close(primary)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert "exporting" in screen
+    assert "retries 0" in screen  # the bar's column; the summary says "0 retries"
+    assert "exported 3000 records" in screen
