@@ -21,10 +21,9 @@ from ._protocol import (
     MAX_LIMIT,
     PathForm,
     build_page_request,
-    check_account_sid,
-    check_campaign_id,
     check_int,
     check_number,
+    check_path_segment,
     check_sort_by,
     parse_page,
 )
@@ -145,7 +144,7 @@ class ExotelClient:
     ) -> None:
         _check_str("api_key", api_key)
         _check_str("api_token", api_token)
-        self.account_sid = check_account_sid(account_sid)
+        self.account_sid = check_path_segment("account_sid", account_sid)
         self.region = _check_choice("region", Region, region)
         self.base_url = (
             _check_base_url(base_url)
@@ -352,7 +351,7 @@ class ExotelClient:
         self, campaign_id: str, *, number: str | None, sort_by: str | None
     ) -> Callable[[int, int, RetryObserver | None], Awaitable[SmsPage]]:
         """Validate the filters once and return ``fetch(offset, limit) -> SmsPage``."""
-        campaign_id = check_campaign_id(campaign_id)
+        campaign_id = check_path_segment("campaign_id", campaign_id)
         number = check_number(number)
         sort_by = check_sort_by(sort_by)
         if self._closed:

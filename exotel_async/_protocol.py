@@ -30,7 +30,7 @@ from ._errors import (
 from ._models import PageMetadata, SmsPage, SmsRecord
 
 MAX_LIMIT = 1000
-_CAMPAIGN_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_PATH_SEGMENT = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _NUMBER = re.compile(r"\+?[0-9]{4,20}")
 _SORT_BY = re.compile(r"[a-z_]+:(asc|desc)")
 _EXCERPT_CHARS = 200
@@ -65,24 +65,15 @@ def check_int(name: str, value: object, *, minimum: int, maximum: int | None = N
     return value
 
 
-def check_campaign_id(value: object) -> str:
-    """Return a campaign id that is safe to put in a URL path, else raise."""
+def check_path_segment(name: str, value: object) -> str:
+    """Return an id (campaign id, account sid) that is safe in a URL path, else raise."""
     if not isinstance(value, str):
-        raise TypeError(f"campaign_id must be a str, got {type(value).__name__}")
-    if not _CAMPAIGN_ID.fullmatch(value):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+    if not _PATH_SEGMENT.fullmatch(value):
         raise ValueError(
-            "campaign_id must be 1 to 128 letters, digits, '-' or '_', "
+            f"{name} must be 1 to 128 letters, digits, '-' or '_', "
             f"got {value[:40]!r}{'...' if len(value) > 40 else ''}"
         )
-    return value
-
-
-def check_account_sid(value: object) -> str:
-    """Return an account sid that is safe to put in a URL path, else raise."""
-    if not isinstance(value, str):
-        raise TypeError(f"account_sid must be a str, got {type(value).__name__}")
-    if not _CAMPAIGN_ID.fullmatch(value):
-        raise ValueError("account_sid must be 1 to 128 letters, digits, '-' or '_'")
     return value
 
 

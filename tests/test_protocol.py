@@ -22,9 +22,9 @@ from exotel_async import (
 from exotel_async._protocol import (
     PathForm,
     build_page_request,
-    check_campaign_id,
     check_int,
     check_number,
+    check_path_segment,
     check_sort_by,
     error_from_response,
     mask_number,
@@ -288,13 +288,13 @@ def test_request_path_message_campaigns_form_sends_channel() -> None:
 def test_campaign_id_outside_safe_characters_is_refused(bad: str) -> None:
     """Anything that could escape the URL path segment is a ValueError."""
     with pytest.raises(ValueError, match="campaign_id"):
-        check_campaign_id(bad)
+        check_path_segment("campaign_id", bad)
 
 
 def test_campaign_id_not_a_string_is_a_type_error() -> None:
     """A campaign id must be text."""
     with pytest.raises(TypeError, match="campaign_id"):
-        check_campaign_id(123)
+        check_path_segment("campaign_id", 123)
 
 
 @pytest.mark.parametrize("bad", [True, 1.0, "3"])
