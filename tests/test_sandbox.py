@@ -729,9 +729,12 @@ async def test_reset_stats_clears_log_and_counters(
 def test_public_names_are_pinned() -> None:
     """exotel_async.testing exports exactly these names, sorted."""
     assert exotel_async.testing.__all__ == [
+        "RESET_FORMATS",
         "SORT_ORDERS",
+        "WINDOW_KINDS",
         "Faults",
         "LoggedRequest",
+        "RateLimit",
         "Record",
         "Sandbox",
         "SandboxStats",

@@ -7,6 +7,17 @@ pytest plugin (``exotel_async.testing.plugin``) provides the ``exotel_sandbox`` 
 """
 
 from exotel_async.testing._data import SORT_ORDERS, Record
+from exotel_async.testing._ratelimits import RESET_FORMATS, WINDOW_KINDS, RateLimit
 from exotel_async.testing._server import Faults, LoggedRequest, Sandbox, SandboxStats
 
-__all__ = ["SORT_ORDERS", "Faults", "LoggedRequest", "Record", "Sandbox", "SandboxStats"]
+__all__ = [
+    "RESET_FORMATS",
+    "SORT_ORDERS",
+    "WINDOW_KINDS",
+    "Faults",
+    "LoggedRequest",
+    "RateLimit",
+    "Record",
+    "Sandbox",
+    "SandboxStats",
+]

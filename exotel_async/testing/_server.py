@@ -25,6 +25,7 @@ from aiohttp.typedefs import Handler
 from multidict import MultiMapping
 
 from exotel_async.testing._data import SORT_ORDERS, CampaignData, Record
+from exotel_async.testing._ratelimits import Counter, RateLimit
 
 __all__ = ["Faults", "LoggedRequest", "Sandbox", "SandboxStats"]
 
@@ -57,12 +58,13 @@ def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: flo
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
-def _window(
-    _instance: object, _attribute: attrs.Attribute[Any], value: tuple[int, float] | None
-) -> None:
-    """Reject rate limits that are not (requests >= 1, seconds > 0)."""
-    if value is not None and (len(value) != 2 or value[0] < 1 or value[1] <= 0):
-        raise ValueError(f"rate_limit must be (requests >= 1, seconds > 0), got {value!r}")
+def _rate_limit(value: RateLimit | tuple[int, float] | None) -> RateLimit | None:
+    """Take ``(requests, seconds)`` as a sliding window with millisecond resets."""
+    if value is None or isinstance(value, RateLimit):
+        return value
+    if not isinstance(value, tuple) or len(value) != 2:
+        raise ValueError(f"rate_limit must be a RateLimit or (requests, seconds), got {value!r}")
+    return RateLimit(*value)
 
 
 @attrs.define
@@ -83,7 +85,9 @@ class Faults:
     p_malformed: float = attrs.field(default=0.0, validator=_probability)
     p_item_failure: float = attrs.field(default=0.0, validator=_probability)
     retry_after: int = attrs.field(default=1, validator=_non_negative)
-    rate_limit: tuple[int, float] | None = attrs.field(default=None, validator=_window)
+    #: How many requests the account may make, and how the server counts and says so.
+    #: ``(requests, seconds)`` is a sliding window announced to the millisecond.
+    rate_limit: RateLimit | None = attrs.field(default=None, converter=_rate_limit)
     grow_per_request: int = attrs.field(default=0, validator=_non_negative)
 
 
@@ -215,11 +219,12 @@ class Sandbox:
         port: int = 0,
         log_size: int = 10_000,
         cache_pages: int = 1024,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """Configure the sandbox; nothing listens until ``start()`` or ``async with``.
 
-        ``clock`` (monotonic seconds) drives the rate-limit window; tests may pass a fake one.
+        ``clock`` (epoch seconds) drives the rate limit and its headers; tests may pass a
+        fake one.
         """
         if max_limit < 1:
             raise ValueError(f"max_limit must be >= 1, got {max_limit!r}")
@@ -240,7 +245,7 @@ class Sandbox:
         self._data: dict[str, CampaignData] = {}
         self._cache: OrderedDict[tuple[object, ...], _Page] = OrderedDict()
         self._cache_pages = cache_pages
-        self._window: deque[float] = deque()
+        self._counter: tuple[RateLimit, Counter] | None = None
         self._clock = clock
         self._runner: web.AppRunner | None = None
 
@@ -410,13 +415,13 @@ class Sandbox:
         self, request: web.Request, handler: Handler, faults: Faults
     ) -> tuple[web.StreamResponse, str | None]:
         """Answer a request, possibly with a fault; return the response and the fault's name."""
-        limit_headers, retry_after = self._rate_limit(faults.rate_limit)
+        limit_headers, throttle = self._rate_limit(faults.rate_limit)
         # Draw every knob on every request so one request's outcome never shifts the next's.
         roll = [self._rng.random() for _ in range(7)]
         response: web.StreamResponse
         fault: str | None
-        if retry_after is not None:
-            response, fault = _too_many(retry_after), "rate_limit"
+        if throttle is not None:
+            response, fault = throttle, "rate_limit"
         elif roll[0] < faults.p_reset:
             _reset_connection(request)
             return web.Response(status=499), "reset"
@@ -431,29 +436,24 @@ class Sandbox:
                 return self._malform(response), "malformed"
         return response, fault
 
-    def _rate_limit(self, rule: tuple[int, float] | None) -> tuple[dict[str, str], int | None]:
-        """Apply the sliding window: return the X-RateLimit headers and a Retry-After if over."""
+    def _rate_limit(self, rule: RateLimit | None) -> tuple[dict[str, str], web.Response | None]:
+        """Count the request against ``rule``: its headers, and the throttle if over."""
         if rule is None:
-            self._window.clear()
+            self._counter = None
             return {}, None
-        allowed, seconds = rule
+        if self._counter is None or self._counter[0] != rule:
+            self._counter = (rule, rule.counter())
         now = self._clock()
-        window = self._window
-        while window and window[0] <= now - seconds:
-            window.popleft()
-        over = len(window) >= allowed
-        if not over:
-            window.append(now)
-        wait = window[0] + seconds - now
-        headers = {
-            "X-RateLimit-Limit": str(allowed),
-            "X-RateLimit-Remaining": str(max(allowed - len(window), 0)),
-            # Epoch seconds to the millisecond: a whole-second reset would cost a client up
-            # to a second per window, which dwarfs the short windows tests use.
-            # Rounded up: a reset announced before the slot frees would invite a 429.
-            "X-RateLimit-Reset": f"{math.ceil((time.time() + wait) * 1000) / 1000:.3f}",
-        }
-        return headers, (max(math.ceil(wait), 1) if over else None)
+        admission = self._counter[1].admit(now)
+        headers = rule.headers(admission, now)
+        if admission.allowed:
+            return headers, None
+        throttle = _v1_error(
+            rule.status, "Too Many Requests" if rule.status == 429 else "Service Unavailable"
+        )
+        if rule.retry_after:
+            throttle.headers["Retry-After"] = str(max(math.ceil(admission.retry_in), 1))
+        return headers, throttle
 
     async def _truncate(self, request: web.Request, response: web.Response) -> web.StreamResponse:
         """Promise the whole body, send half of it, then close the connection."""
