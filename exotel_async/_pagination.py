@@ -13,14 +13,13 @@ import attrs
 
 from ._errors import APIError, ExotelError, ItemError
 from ._models import SmsPage, SmsRecord
+from ._ratelimit import THROTTLE_STATUSES
 from ._transport import RetryObserver
 
 logger = logging.getLogger("exotel_async")
 
 #: ``fetch(offset, limit, observer)``: one page, its retries reported to ``observer``.
 FetchPage = Callable[[int, int, RetryObserver], Awaitable[SmsPage]]
-#: Statuses by which Exotel says "slow down" (older docs throttle SMS APIs with 503).
-_THROTTLE_STATUSES = frozenset({429, 503})
 
 
 @attrs.define
@@ -33,7 +32,10 @@ class StreamStats:
     item_errors: int = 0
     short_pages: int = 0
     retries: int = 0
-    rate_limited: int = 0
+    #: Answers that said "slow down" (429, or 503 as older Exotel SMS APIs throttle).
+    throttled: int = 0
+    #: Seconds this walk's requests spent waiting for the account's rate limit, summed.
+    rate_wait: float = 0.0
     final_total: int | None = None
     #: The walk stopped at a page that stayed empty below the total the server reported.
     ended_early: bool = False
@@ -58,55 +60,24 @@ class _RecentSids:
         return True
 
 
-class _Congestion:
-    """Pages allowed in flight: halved when throttled, regrown by one per window of pages.
-
-    Pages already in flight when the window shrank do not regrow it: they were sent at
-    the old rate and say nothing about the new one.
-    """
-
-    def __init__(self, ceiling: int) -> None:
-        self._ceiling = ceiling
-        self._size = float(ceiling)
-        #: Bumped on every shrink; a page regrows the window only if sent since.
-        self.epoch = 0
-        self._shrunk_in_epoch = False
-
-    @property
-    def width(self) -> int:
-        """Whole pages that may be in flight now."""
-        return int(self._size)
-
-    def shrink(self) -> None:
-        """Halve the window, once per epoch: one throttle episode hits many pages at once."""
-        if not self._shrunk_in_epoch:
-            self._size = max(1.0, self._size / 2)
-            self.epoch += 1
-            self._shrunk_in_epoch = True
-
-    def grow(self, epoch: int) -> None:
-        """A page sent in ``epoch`` succeeded: widen by ``1 / width`` if it is current."""
-        if epoch == self.epoch:
-            self._size = min(float(self._ceiling), self._size + 1 / self._size)
-            self._shrunk_in_epoch = False
-
-
 class _WalkState:
     """Everything one walk learns; the walk's retries are reported here too."""
 
-    def __init__(self, start: int, concurrency: int, dedupe_window: int) -> None:
+    def __init__(self, start: int, dedupe_window: int) -> None:
         self.stats = StreamStats()
         self.item_errors: list[ItemError] = []
         self.resume_offset = start
         self.recent = _RecentSids(dedupe_window)
-        self.congestion = _Congestion(concurrency)
 
     def retrying(self, error: ExotelError, delay: float) -> None:
-        """Count a retry; a 429 or 503 halves the pages in flight."""
+        """Count a retry, and a throttle apart."""
         self.stats.retries += 1
-        if isinstance(error, APIError) and error.status_code in _THROTTLE_STATUSES:
-            self.stats.rate_limited += error.status_code == 429
-            self.congestion.shrink()
+        if isinstance(error, APIError) and error.status_code in THROTTLE_STATUSES:
+            self.stats.throttled += 1
+
+    def rate_waited(self, seconds: float) -> None:
+        """Add up the time spent waiting for the rate limit."""
+        self.stats.rate_wait += seconds
 
 
 @attrs.frozen
@@ -114,7 +85,6 @@ class _InFlight:
     offset: int
     limit: int
     task: asyncio.Task[SmsPage]
-    epoch: int
     #: How many times this offset was asked again after an empty answer below the total.
     rechecks: int = 0
 
@@ -150,7 +120,7 @@ class SmsDetailsStream:
         self._concurrency = concurrency
         self._skip_item_errors = skip_item_errors
         self._dedupe_window = max(self.MIN_DEDUPE_WINDOW, 4 * concurrency * page_size)
-        self._state = _WalkState(offset, concurrency, 0)
+        self._state = _WalkState(offset, 0)
         # Strong references: a walk abandoned by ``break`` must still be cancellable.
         self._tasks: set[asyncio.Task[SmsPage]] = set()
         self._closing = False
@@ -211,7 +181,7 @@ class SmsDetailsStream:
         return self._start + self._max_items + wasted
 
     async def _walk(self) -> AsyncGenerator[SmsPage, None]:
-        state = self._state = _WalkState(self._start, self._concurrency, self._dedupe_window)
+        state = self._state = _WalkState(self._start, self._dedupe_window)
         stats = state.stats
         self._closing = False
         in_flight: deque[_InFlight] = deque()
@@ -220,14 +190,14 @@ class SmsDetailsStream:
             task = asyncio.ensure_future(self._fetch(offset, limit, state))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-            return _InFlight(offset, limit, task, state.congestion.epoch, rechecks)
+            return _InFlight(offset, limit, task, rechecks)
 
         next_offset = self._start
         total: int | None = None
         try:
             while True:
                 # Until the first page tells the total, one request is all we can justify.
-                width = 1 if total is None else state.congestion.width
+                width = 1 if total is None else self._concurrency
                 cap = self._cap(stats)
                 end = cap if total is None else min(total, cap if cap is not None else total)
                 while len(in_flight) < width and (end is None or next_offset < end):
@@ -246,7 +216,6 @@ class SmsDetailsStream:
                     if self._closing:
                         return  # aclose() from elsewhere: end the walk, not the task
                     raise
-                state.congestion.grow(head.epoch)
                 total = stats.final_total = page.metadata.total
                 stats.pages += 1
                 served = len(page.records) + len(page.item_errors)

@@ -1,19 +1,43 @@
-"""Spend the request budget Exotel advertises in ``X-RateLimit-*`` headers, no I/O here."""
+"""One rate controller per client: header budget, throttle holds, learned request rate. No I/O.
+
+Exotel's limit is per account, and how it counts (fixed or sliding window, token bucket) and
+announces it (``X-RateLimit-Reset`` in epoch milliseconds, whole seconds, a delta, or not at
+all) is undocumented. The controller holds the limit under each of them:
+
+- **Budget.** ``X-RateLimit-Remaining`` minus the requests started since that answer is what
+  may start now; when it is spent, everyone waits for the reset, then one request probes.
+  A reset in whole seconds may have been rounded down, so it counts a second later.
+- **Holds.** A throttle (429 or 503) stops every request of the client, not just its own,
+  until its ``Retry-After`` or the announced reset; with neither, for a backoff that
+  doubles with each throttle in a row.
+- **Learned rate.** Each throttle episode is a loss signal, as in TCP and botocore's
+  adaptive retry mode: the rate drops to ``BETA`` times what the server actually accepted
+  since the last episode, then regrows along a cubic curve (CUBIC) that flattens out near
+  that rate before probing above it. Clients that follow this converge to a fair share of
+  one account, with no coordination but the server's answers.
+- **Ceiling.** ``max_requests_per_minute`` spaces requests at least ``60 / N`` s apart.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 
+import attrs
+
+#: Statuses by which Exotel says "slow down" (older docs throttle SMS APIs with 503).
+THROTTLE_STATUSES = frozenset({429, 503})
 #: A ``X-RateLimit-Reset`` below this is a delta in seconds, not an epoch timestamp.
 _EPOCH_FLOOR = 1_000_000_000
-#: Wait at most this long for a reset, then probe: a skewed server clock must not stall a job.
-MAX_RESET_WAIT = 60.0
+#: Wait at most this long for a reset or a hold, then probe: a skewed clock must not stall a job.
+MAX_WAIT = 60.0
 
 
-def _header_number(headers: Mapping[str, str], name: str) -> float | None:
+def _header_number(headers: Mapping[str, str], name: str) -> tuple[float, bool] | None:
+    """A finite number from a header, and whether it was written as a whole number."""
     value = headers.get(name)
     if value is None:
         return None
@@ -21,85 +45,373 @@ def _header_number(headers: Mapping[str, str], name: str) -> float | None:
         number = float(value)
     except ValueError:
         return None
-    return number if math.isfinite(number) else None
+    if not math.isfinite(number):
+        return None
+    return number, number.is_integer() and "." not in value
 
 
-class RateBudget:
-    """What the server says is left of its window, shared by every request of a client.
+@attrs.frozen
+class _Advert:
+    """What one answer's ``X-RateLimit-*`` headers say, the reset as a span of epoch seconds."""
 
-    Requests started after the answer that set ``remaining`` count against it, so many
-    pages in flight cannot overspend it. When it is spent, callers wait for the reset;
-    then one request goes alone as a probe and its answer tells the new budget.
+    remaining: int
+    limit: int | None
+    #: The reset lies between these by the usual rounding of whole seconds: epoch seconds
+    #: rounded down, seconds from now rounded up.
+    earliest: float
+    latest: float
+    #: When the reset has passed however whole seconds were rounded.
+    safe: float
+
+    @property
+    def coarse(self) -> bool:
+        """Whether the reset was in whole seconds, so waiting for it may cost a second."""
+        return self.safe - self.earliest > 0.5
+
+    @classmethod
+    def parse(cls, headers: Mapping[str, str] | None, now: float) -> _Advert | None:
+        """The advert in ``headers``, or None when they announce no budget."""
+        remaining = _header_number(headers, "X-RateLimit-Remaining") if headers else None
+        if headers is None or remaining is None:
+            return None
+        limit = _header_number(headers, "X-RateLimit-Limit")
+        reset = _header_number(headers, "X-RateLimit-Reset")
+        earliest = latest = safe = now
+        if reset is not None:
+            value, whole = reset
+            epoch = value >= _EPOCH_FLOOR
+            at = value if epoch else now + value
+            slack = 1.0 if whole else 0.001
+            earliest, latest = (at, at + slack) if epoch else (at - slack, at)
+            safe = min(at + slack, now + MAX_WAIT)
+        count = None if limit is None else int(limit[0])
+        return cls(max(int(remaining[0]), 0), count, earliest, latest, safe)
+
+
+@attrs.frozen
+class Ticket:
+    """One request's place in the controller's books."""
+
+    number: int
+    #: The learned-rate episode the request was started in.
+    epoch: int
+    #: Seconds the request waited before it could start.
+    waited: float
+    #: When it started, by the controller's clock.
+    sent_at: float
+
+
+class RateController:
+    """Decides when each request of one client may start, and learns from every answer.
+
+    Shared by every stream and page of a client: the account's limit is one budget.
     """
+
+    #: A throttle episode sets the rate to this share of what the server accepted.
+    BETA = 0.9
+    #: CUBIC's scale, relative to the rate before the loss: the rate regains it after
+    #: ``cbrt((1 - BETA) / C)`` seconds (about 4.6 s), then probes above it ever faster.
+    C = 0.001
+
+    #: Seconds after an episode's hold in which further throttles lower the rate no more.
+    EPISODE_GAP = 1.0
 
     def __init__(
         self,
         *,
+        ceiling: float | None = None,
+        backoff: tuple[float, float] = (1.0, 30.0),
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        """``ceiling``: at most this many requests per second, evenly spaced.
+
+        ``backoff``: the first hold after a throttle that says nothing of when to come back,
+        and the longest; each such throttle in a row doubles it (Exotel advises from 1 s).
+        """
+        self._min_interval = 1.0 / ceiling if ceiling else 0.0
+        self._backoff = backoff
         self._clock = clock
         self._sleep = sleep
-        self._remaining: int | None = None
-        self._reset_at = 0.0
         self._started = 0
+        self._next_at = 0.0
+        self._hold_until = 0.0
+        self._strikes = 0
+        # The budget the server advertised, and the request whose answer said so.
+        self._advert: _Advert | None = None
         self._applied = 0
+        self._gradual = False
+        #: Our share of the account's spending, learned from what the budget lost meanwhile.
+        self._share = 1.0
+        self._spent = (1.0, 1.0)
         self._probe: int | None = None
         self._changed: asyncio.Event | None = None
+        # The learned rate: None until the first throttle episode without a budget.
+        self._epoch = 0
+        self._max_rate: float | None = None
+        self._episode_at: float | None = None
+        self._accepted = 0
+        self._first_at: float | None = None
+        self._fit = _SlidingFit()
+        #: Throttled answers and seconds spent waiting, over the controller's life.
+        self.throttles = 0
+        self.waited = 0.0
+
+    @property
+    def rate(self) -> float | None:
+        """The learned request rate per second now, or None before the first throttle."""
+        if self._max_rate is None or self._episode_at is None:
+            return None
+        k = float(((1 - self.BETA) / self.C) ** (1 / 3))
+        elapsed = max(self._clock() - self._episode_at, 0.0)
+        return self._max_rate * (1.0 + self.C * (elapsed - k) ** 3)
 
     def estimate(self) -> int | None:
-        """Requests that may start now, or None while the server has said nothing."""
-        if self._remaining is None:
+        """Requests the advertised budget lets start now, or None without one."""
+        if self._advert is None:
             return None
-        return self._remaining - (self._started - self._applied)
+        # Other clients of the account spend the same budget: claim only our share of it,
+        # and count their requests since that answer as many as ours, share for share.
+        share = self._share
+        return math.floor(share * self._advert.remaining - (self._started - self._applied) / share)
 
-    async def acquire(self) -> int:
-        """Wait until a request may start; return its ticket for ``update``."""
-        waited_for: float | None = None
+    async def acquire(self) -> Ticket:
+        """Wait until a request may start; return its ticket for ``learn``."""
+        began = self._clock()
+        if self._first_at is None:
+            self._first_at = began
         while True:
-            left = self.estimate()
-            if left is None or left > 0:
+            now = self._clock()
+            wait = self._wait(now)
+            if wait is None:
+                await self._wait_for_answer()
+            elif wait > 0:
+                await self._sleep(min(wait, MAX_WAIT))
+            else:
                 break
-            wait = self._reset_at - self._clock()
-            # Sleep once per announced reset: a later one (from a probe's answer) is waited
-            # for again, the same one still ahead after a capped wait is a skewed clock.
-            if wait > 0 and self._reset_at != waited_for:
-                waited_for = self._reset_at
-                await self._sleep(min(wait, MAX_RESET_WAIT))
-                continue
-            if self._probe is None:
-                self._started += 1
-                self._probe = self._started
-                return self._started
-            await self._wait_for_update()
+        left = self.estimate()
         self._started += 1
-        return self._started
+        if left is not None and left <= 0:
+            self._probe = self._started  # the budget is spent and its reset passed
+        rate = self.rate
+        interval = max(self._min_interval, 1.0 / rate if rate else 0.0, self._spread(now))
+        self._next_at = max(self._next_at, now) + interval
+        ticket = Ticket(self._started, self._epoch, now - began, now)
+        self.waited += ticket.waited
+        self._fit.sent(ticket)
+        return ticket
 
-    def update(self, ticket: int, headers: Mapping[str, str] | None) -> None:
-        """Learn from the answer to request ``ticket`` (None: it got no answer)."""
-        if ticket == self._probe:
+    def _wait(self, now: float) -> float | None:
+        """Seconds until a request may start (<= 0: now), or None to await an answer."""
+        wait = max(self._hold_until, self._next_at) - now
+        left = self.estimate()
+        if self._advert is None or left is None or left > 0:
+            return wait
+        reset_at = self._advert.safe
+        free_at = math.inf if self._gradual else self._fit.free_at(now)
+        if reset_at > now and free_at > now:
+            return max(wait, min(reset_at, free_at) - now)
+        return None if self._probe is not None else wait
+
+    def _spread(self, now: float) -> float:
+        """Seconds between requests that spend a bucket's budget evenly until its reset."""
+        left = self.estimate()
+        if not self._gradual or self._advert is None or left is None or left <= 0:
+            return 0.0
+        until = self._advert.safe - (1.0 if self._advert.coarse else 0.0)
+        return max(until - now, 0.0) / left
+
+    def learn(
+        self,
+        ticket: Ticket,
+        status: int | None,
+        headers: Mapping[str, str] | None,
+        retry_after: float | None = None,
+    ) -> None:
+        """Learn from the answer to ``ticket``; ``status`` None means no answer came."""
+        now = self._clock()
+        if ticket.number == self._probe:
             self._probe = None
-        remaining = _header_number(headers, "X-RateLimit-Remaining") if headers else None
-        if remaining is not None and ticket > self._applied:
-            self._applied = ticket
-            self._remaining = max(int(remaining), 0)
-            reset = _header_number(headers, "X-RateLimit-Reset") if headers else None
-            if reset is not None:
-                self._reset_at = reset if reset >= _EPOCH_FLOOR else self._clock() + reset
-        elif headers is not None and remaining is None and self._clock() >= self._reset_at:
-            # An answer without the headers after the window reset: the server stopped
-            # advertising a budget, so stop spending an old one.
-            self._remaining = None
+        advert = _Advert.parse(headers, now)
+        accepted = None if status is None else status not in THROTTLE_STATUSES
+        self._fit.answered(ticket, now, accepted, advert)
+        if advert is not None:
+            self._learn_budget(ticket, advert, counted=bool(accepted))
+        elif headers is not None and self._advert is not None and now >= self._advert.safe:
+            self._advert = None  # the server stopped announcing a budget: stop spending one
+        if not accepted and status is not None:
+            self._throttled(ticket, now, retry_after, advert)
+        elif accepted:
+            self._accepted += 1
+            if ticket.epoch == self._epoch:
+                self._strikes = 0
         if self._changed is not None:
             self._changed.set()
             self._changed = None
 
-    async def _wait_for_update(self) -> None:
+    def _learn_budget(self, ticket: Ticket, advert: _Advert, *, counted: bool) -> None:
+        """Take the budget from the latest request's answer (``counted``: not throttled)."""
+        if ticket.number <= self._applied:
+            return
+        old = self._advert
+        ours = ticket.number - self._applied
+        if counted and old is not None and advert.remaining <= old.remaining - ours:
+            # The same window, and nothing came back: what we did not spend, others did.
+            # Sums, not a mean of ratios: answers come in bursts, each client's in a row.
+            spent = old.remaining - advert.remaining
+            self._spent = (0.97 * self._spent[0] + ours, 0.97 * self._spent[1] + spent)
+            self._share = self._spent[0] / self._spent[1]
+        if (
+            old is not None
+            and advert.remaining == old.remaining - ours
+            and advert.safe > old.safe + (0.5 if advert.coarse else 0.001)
+        ):
+            # Each request put the reset later and nothing came back: a token bucket that
+            # announces when it is full, refilling bit by bit long before; its budget is
+            # best spent evenly rather than in bursts.
+            self._gradual = True
+        self._advert = advert
+        self._applied = ticket.number
+
+    def _throttled(
+        self, ticket: Ticket, now: float, retry_after: float | None, advert: _Advert | None
+    ) -> None:
+        """Hold every request; without a budget, lower the rate once per episode."""
+        self.throttles += 1
+        if retry_after is not None or advert is not None:
+            hold = max(retry_after or 0.0, advert.safe - now if advert else 0.0)
+        else:
+            base, cap = self._backoff
+            hold = min(base * 2 ** min(self._strikes, 30), cap)
+        hold = min(hold, MAX_WAIT)
+        self._hold_until = max(self._hold_until, now + hold)
+        recent = self._episode_at is not None and now < self._episode_at + self.EPISODE_GAP
+        if ticket.epoch != self._epoch or advert is not None or recent:
+            # Started before the last episode, or too soon after it, it tells nothing new
+            # (throttles at random would otherwise grind the rate down); with a budget
+            # announced, the budget paces the client, not a learned rate.
+            return
+        self._strikes += 1
+        rate = self.rate
+        if rate is None or self._episode_at is None:
+            # The first episode: what the server accepted, counting the hold it now imposes.
+            since = self._first_at if self._first_at is not None else now
+            rate = self._accepted / max(now + hold - since, 1e-3) if self._accepted else None
+        elif self._accepted and now > self._episode_at:
+            # What the server accepted since the last hold ended: a throttle comes only as
+            # the rate crosses the limit, so this is about what the server sustains.
+            rate = min(rate, self._accepted / (now - self._episode_at))
+        self._epoch += 1
+        if rate is None:
+            return  # nothing accepted yet to learn a rate from: the holds pace the client
+        self._max_rate = max(rate, 1.0 / MAX_WAIT)
+        self._episode_at = now + hold
+        self._accepted = 0
+
+    async def _wait_for_answer(self) -> None:
+        """Wait for the next answer, e.g. to the probe after a reset."""
         if self._changed is None:
             self._changed = asyncio.Event()
         event = self._changed
         try:
             # A probe that never answers must not park everyone for good.
-            await asyncio.wait_for(event.wait(), timeout=MAX_RESET_WAIT)
+            await asyncio.wait_for(event.wait(), timeout=MAX_WAIT)
         except asyncio.TimeoutError:
             self._probe = None
+
+
+class _SlidingFit:
+    """Tests whether the server counts a sliding window of our own requests, and how long.
+
+    If it does, ``X-RateLimit-Remaining`` says how many of our latest requests are still in
+    the window, so every answer brackets the window's length: the newest request that has
+    left it was sent at least a window ago, the oldest still in it less than a window ago,
+    and the announced reset is that one's expiry, give or take its rounding. Then, once a
+    budget is spent, a request may start as soon as one of ours from a window ago has left
+    the window, instead of waiting out a reset rounded to whole seconds (a precise reset
+    costs nothing to wait for, so the fit is used only against coarse ones). While the
+    bracket is loose, requests probe a little inside it, one at a time; a throttle raises
+    its lower end. A fixed window, a token bucket or another client on the account make the
+    brackets disagree, and the fit starts over, or stops after a few throttles.
+    """
+
+    #: A bracket this narrow (seconds) is used at its upper end, with no more probing.
+    TOLERANCE = 0.02
+    #: Answers needed before the fit is used at all.
+    MIN_ANSWERS = 8
+    #: Throttles the probing may draw; past them the fit only uses the bracket's safe end,
+    #: and gives up for good the next time the brackets disagree.
+    MAX_MISSES = 2
+
+    def __init__(self) -> None:
+        #: Our latest requests, oldest first: (number, sent_at) and whether each was counted.
+        self._log: deque[tuple[int, float]] = deque()
+        self._counted: dict[int, bool | None] = {}
+        self._low = 0.0
+        self._high = math.inf
+        self._answers = 0
+        self._limit = 0
+        self._rtt = 0.0
+        self._misses = 0
+        self._off = False
+        self._coarse = False
+
+    def sent(self, ticket: Ticket) -> None:
+        """Remember a request that starts now."""
+        self._log.append((ticket.number, ticket.sent_at))
+        self._counted[ticket.number] = None
+        while len(self._log) > max(4 * self._limit, 64):
+            del self._counted[self._log.popleft()[0]]
+
+    def answered(
+        self, ticket: Ticket, now: float, accepted: bool | None, advert: _Advert | None
+    ) -> None:
+        """Narrow the bracket with one answer."""
+        self._rtt = max(self._rtt * 0.99, now - ticket.sent_at)
+        if ticket.number in self._counted:
+            self._counted[ticket.number] = accepted
+        if accepted is False and self._loose:
+            self._misses += 1
+        if advert is None or advert.limit is None or accepted is None:
+            return
+        self._limit, self._coarse = advert.limit, advert.coarse
+        # Sent no later than this one and counted by the server (or not answered yet).
+        counted = [
+            sent_at
+            for number, sent_at in reversed(self._log)
+            if number <= ticket.number and self._counted[number] is not False
+        ]
+        in_window = advert.limit - advert.remaining if accepted else advert.limit
+        if not 1 <= in_window <= len(counted):
+            return  # requests we never made are in the window
+        oldest_in = counted[in_window - 1]
+        low = max(ticket.sent_at, advert.earliest) - oldest_in - self._rtt
+        high = advert.latest - oldest_in
+        if len(counted) > in_window:
+            high = min(high, now - counted[in_window])
+        self._low, self._high = max(self._low, low), min(self._high, high)
+        self._answers += 1
+        if self._low > self._high:
+            self._low, self._high, self._answers = 0.0, math.inf, 0
+            self._off = self._misses >= self.MAX_MISSES
+
+    @property
+    def _loose(self) -> bool:
+        return self._high - self._low > self.TOLERANCE
+
+    def free_at(self, now: float) -> float:
+        """When one of our requests leaves the window by the fit (inf: no fit to go by)."""
+        if self._off or not self._coarse or self._answers < self.MIN_ANSWERS:
+            return math.inf
+        window = self._high
+        if self._loose and self._misses < self.MAX_MISSES:
+            # Probe a little inside the bracket: too early costs a throttle and its hold.
+            window -= max(self.TOLERANCE, (self._high - self._low) / 4)
+        recent = [
+            sent_at
+            for number, sent_at in self._log
+            if self._counted[number] is not False and sent_at > now - window
+        ]
+        if len(recent) < self._limit:
+            return now
+        return recent[-self._limit] + window

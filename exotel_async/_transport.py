@@ -12,7 +12,6 @@ from typing import Protocol, TypeVar
 
 import aiohttp
 import attrs
-from aiolimiter import AsyncLimiter
 from yarl import URL
 
 from ._errors import (
@@ -23,8 +22,8 @@ from ._errors import (
     ResponseDecodeError,
     TransportError,
 )
-from ._protocol import PageRequest, mask_number
-from ._ratelimit import RateBudget
+from ._protocol import PageRequest, mask_number, parse_retry_after
+from ._ratelimit import THROTTLE_STATUSES, RateController
 
 T = TypeVar("T")
 Parse = Callable[[int, Mapping[str, str], bytes], T]
@@ -66,10 +65,13 @@ def _retry_reason(exc: ExotelError) -> str | None:
 
 
 class RetryObserver(Protocol):
-    """Told about every retry of a request, e.g. to count them or to slow down."""
+    """Told about every retry of a request and every wait for the rate limit, e.g. to count."""
 
     def retrying(self, error: ExotelError, delay: float) -> None:
         """``error`` will be retried after ``delay`` seconds."""
+
+    def rate_waited(self, seconds: float) -> None:
+        """A request waited ``seconds`` for the account's rate limit before it started."""
 
 
 class Transport:
@@ -95,10 +97,12 @@ class Transport:
         self._retry = retry
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._sleep = sleep
-        self._budget = RateBudget(clock=clock, sleep=sleep)
-        # One request per interval, evenly spaced: a hard ceiling with no initial burst.
-        self._pacer = (
-            AsyncLimiter(1, 60.0 / max_requests_per_minute) if max_requests_per_minute else None
+        #: One per client: every stream and page of it shares the account's limit.
+        self.rate = RateController(
+            ceiling=max_requests_per_minute / 60.0 if max_requests_per_minute else None,
+            backoff=(retry.base, retry.cap),
+            clock=clock,
+            sleep=sleep,
         )
 
     def __repr__(self) -> str:
@@ -114,7 +118,7 @@ class Transport:
             started = time.perf_counter()
             status: int | None = None  # stays None when no answer arrived
             try:
-                status, headers, body = await self._attempt(request)
+                status, headers, body = await self._attempt(request, observer)
                 result = parse(status, headers, body)
             except ExotelError as exc:
                 exc.attempts = attempt
@@ -132,7 +136,8 @@ class Transport:
                 )
                 if observer is not None:
                     observer.retrying(exc, delay)
-                await self._sleep(delay)
+                if delay > 0:
+                    await self._sleep(delay)
             else:
                 self._log_attempt(request, attempt, started, status, result)
                 return result
@@ -142,23 +147,29 @@ class Transport:
         if _retry_reason(exc) is None or attempt > self._retry.max_retries:
             return None
         retry_after = exc.retry_after if isinstance(exc, APIError) else None
-        if retry_after is None:
-            return self._retry.backoff(attempt - 1)
-        if retry_after > self._retry.max_retry_after:
+        if retry_after is not None and retry_after > self._retry.max_retry_after:
             return None
-        return retry_after
+        if isinstance(exc, APIError) and exc.status_code in THROTTLE_STATUSES:
+            return 0.0  # the rate controller holds every request of the client instead
+        return retry_after if retry_after is not None else self._retry.backoff(attempt - 1)
 
-    async def _attempt(self, request: PageRequest) -> tuple[int, Mapping[str, str], bytes]:
-        """Make one request within the rate limits, and learn the budget from its answer."""
-        ticket = await self._budget.acquire()
+    async def _attempt(
+        self, request: PageRequest, observer: RetryObserver | None
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """Make one request within the rate limits, and tell the controller its answer."""
+        ticket = await self.rate.acquire()
+        if observer is not None and ticket.waited > 0:
+            observer.rate_waited(ticket.waited)
+        status: int | None = None
         headers: Mapping[str, str] | None = None
         try:
-            if self._pacer is not None:
-                await self._pacer.acquire()
             status, headers, body = await self._request(request)
             return status, headers, body
         finally:
-            self._budget.update(ticket, headers)
+            retry_after = None
+            if headers is not None and status in THROTTLE_STATUSES:
+                retry_after = parse_retry_after(headers.get("Retry-After"))
+            self.rate.learn(ticket, status, headers, retry_after)
 
     async def _request(self, request: PageRequest) -> tuple[int, Mapping[str, str], bytes]:
         """Make one request; map aiohttp's failures onto our transport errors."""

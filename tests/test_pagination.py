@@ -16,6 +16,7 @@ from exotel_async import (
     PageMetadata,
     RateLimitError,
     ResponseDecodeError,
+    ServerError,
     SmsPage,
     SmsRecord,
 )
@@ -351,33 +352,22 @@ async def test_iterating_twice_walks_twice() -> None:
 
 @attrs.define
 class ThrottledOnce(FakeCampaign):
-    """Reports one 429 retry on the page at offset 10, and notes in-flight counts."""
-
-    starts: list[int] = attrs.field(factory=list)
+    """Reports a 429 and a 503 retry on the page at offset 10, and a rate-limit wait."""
 
     async def fetch(self, offset: int, limit: int, observer: object = None) -> SmsPage:
-        self.starts.append(self.in_flight + 1)
         if offset == 10 and observer is not None:
+            observer.rate_waited(1.5)  # type: ignore[attr-defined]
             observer.retrying(RateLimitError("slow down", status_code=429), 0.0)  # type: ignore[attr-defined]
+            observer.retrying(ServerError("busy", status_code=503), 0.0)  # type: ignore[attr-defined]
         return await super().fetch(offset, limit, observer)
 
 
-async def test_throttling_halves_the_pages_in_flight_then_regrows_them() -> None:
-    """A 429 halves the window (8 to 4); later successes widen it back to 8."""
-    campaign = ThrottledOnce(make_records(2000))
-    s = stream(campaign, page_size=10, concurrency=8)
-    await collect(s)
-    after_throttle = campaign.starts[9:14]
-    assert max(after_throttle) <= 4
-    assert max(campaign.starts[60:]) == 8
-
-
-async def test_retries_and_rate_limits_are_counted_in_stats() -> None:
-    """``stats`` counts each retry and each 429 the walk rode through."""
+async def test_retries_throttles_and_rate_waits_are_counted_in_stats() -> None:
+    """``stats`` counts each retry, each 429 or 503 among them, and the time spent waiting."""
     campaign = ThrottledOnce(make_records(100))
     s = stream(campaign, page_size=10)
     await collect(s)
-    assert (s.stats.retries, s.stats.rate_limited) == (1, 1)
+    assert (s.stats.retries, s.stats.throttled, s.stats.rate_wait) == (2, 2, 1.5)
 
 
 async def test_resume_offset_follows_each_page_yielded() -> None:

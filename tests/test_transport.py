@@ -36,13 +36,18 @@ OK = {
 
 
 class FakeSleep:
-    """Records the delays asked for instead of waiting."""
+    """Records the delays asked for, and moves its own clock by them instead of waiting."""
 
     def __init__(self) -> None:
         self.delays: list[float] = []
+        self.now = 1_800_000_000.0
+
+    def clock(self) -> float:
+        return self.now
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
+        self.now += delay
 
 
 @pytest.fixture
@@ -72,6 +77,7 @@ def make_transport(
         timeout=aiohttp.ClientTimeout(total=5),
         retry=RetryPolicy(max_retries=max_retries, **policy),
         sleep=sleep,
+        clock=sleep.clock,
     )
 
 

@@ -1,0 +1,299 @@
+"""The rate controller, sans I/O: budget, holds, learned rate and ceiling, on virtual time."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from exotel_async._ratelimit import RateController
+from exotel_async.testing import RESET_FORMATS, WINDOW_KINDS, RateLimit
+from tests._virtual_time import VirtualTime, walk
+
+
+class FakeTime:
+    """A clock that only moves when someone sleeps."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.sleeps.append(delay)
+        self.now += delay
+        await asyncio.sleep(0)
+
+
+def headers(remaining: int, reset: float | str) -> dict[str, str]:
+    return {"X-RateLimit-Remaining": str(remaining), "X-RateLimit-Reset": str(reset)}
+
+
+def controller(t: FakeTime, ceiling: float | None = None) -> RateController:
+    return RateController(ceiling=ceiling, clock=t.clock, sleep=t.sleep)
+
+
+async def test_without_headers_requests_go_freely() -> None:
+    """A server that sends no rate headers is not throttled by the client."""
+    t = FakeTime()
+    rate = controller(t)
+    for _ in range(50):
+        rate.learn(await rate.acquire(), 200, {})
+    assert t.sleeps == []
+
+
+async def test_requests_in_flight_count_against_the_remaining_budget() -> None:
+    """With 3 left, a fourth request started before any answer waits for the reset."""
+    t = FakeTime()
+    rate = controller(t)
+    rate.learn(await rate.acquire(), 200, headers(3, t.now + 5))
+    for _ in range(3):
+        await rate.acquire()
+    assert rate.estimate() == 0
+    await rate.acquire()
+    assert t.sleeps == [pytest.approx(5.001)]
+
+
+async def test_after_the_reset_one_probe_goes_and_its_answer_sets_the_budget() -> None:
+    """After a reset one request goes alone; the rest wait for its headers."""
+    t = FakeTime()
+    rate = controller(t)
+    rate.learn(await rate.acquire(), 200, headers(0, t.now + 2))
+    probe = await rate.acquire()
+    waiting = asyncio.ensure_future(rate.acquire())
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    rate.learn(probe, 200, headers(10, t.now + 2))
+    await waiting
+    assert rate.estimate() == 9
+
+
+async def test_stale_answer_does_not_overwrite_a_fresher_one() -> None:
+    """An answer to an older request arriving late is ignored."""
+    t = FakeTime()
+    rate = controller(t)
+    first, second = await rate.acquire(), await rate.acquire()
+    rate.learn(second, 200, headers(5, t.now + 1))
+    rate.learn(first, 200, headers(9, t.now + 1))
+    assert rate.estimate() == 5
+
+
+async def test_reset_in_whole_epoch_seconds_is_waited_a_second_longer() -> None:
+    """A whole-second reset may have been rounded down: nothing probes before it + 1 s."""
+    t = FakeTime(1_800_000_000.7)
+    rate = controller(t)
+    rate.learn(await rate.acquire(), 200, headers(0, "1800000002"))
+    await rate.acquire()
+    assert t.now == pytest.approx(1_800_000_003.0)
+
+
+async def test_reset_given_as_whole_delta_seconds_is_waited_a_second_longer() -> None:
+    """A small ``X-RateLimit-Reset`` is seconds from now, and whole ones may be early."""
+    t = FakeTime()
+    rate = controller(t)
+    rate.learn(await rate.acquire(), 200, headers(0, 3))
+    await rate.acquire()
+    assert t.sleeps == [4.0]
+
+
+async def test_reset_far_in_the_future_is_capped_then_probed() -> None:
+    """A skewed clock costs at most a minute's wait; then one request probes."""
+    t = FakeTime()
+    rate = controller(t)
+    rate.learn(await rate.acquire(), 200, headers(0, t.now + 3600))
+    await rate.acquire()
+    assert t.sleeps == [60.0]
+
+
+async def test_probe_without_an_answer_releases_the_waiters() -> None:
+    """A probe that fails without headers lets the next caller probe instead."""
+    t = FakeTime()
+    rate = controller(t)
+    rate.learn(await rate.acquire(), 200, headers(0, t.now))
+    probe = await rate.acquire()
+    waiting = asyncio.ensure_future(rate.acquire())
+    await asyncio.sleep(0)
+    rate.learn(probe, None, None)
+    assert (await waiting).number == probe.number + 1
+
+
+async def test_budget_is_forgotten_when_answers_stop_carrying_headers() -> None:
+    """After the reset, an answer without rate headers frees the client again."""
+    t = FakeTime()
+    rate = controller(t)
+    rate.learn(await rate.acquire(), 200, headers(1, t.now + 1))
+    t.now += 2
+    rate.learn(await rate.acquire(), 200, {})
+    assert rate.estimate() is None
+
+
+async def test_a_throttle_holds_every_request_until_its_retry_after() -> None:
+    """One 429 with ``Retry-After: 3`` stops the whole client for 3 s, not one request."""
+    t = FakeTime()
+    rate = controller(t)
+    throttled, other = await rate.acquire(), await rate.acquire()
+    rate.learn(throttled, 429, {"Retry-After": "3"}, retry_after=3.0)
+    rate.learn(other, 200, {})
+    started = t.now
+    await rate.acquire()
+    assert t.now - started >= 3.0
+
+
+async def test_floored_reset_then_429_draws_no_request_before_retry_after() -> None:
+    """A whole-second reset read early, then a 429: nothing starts before Retry-After."""
+    t = FakeTime(1_800_000_001.9)
+    rate = controller(t)
+    probe = await rate.acquire()
+    rate.learn(probe, 429, {**headers(0, "1800000002"), "Retry-After": "2"}, retry_after=2.0)
+    await rate.acquire()
+    assert t.now >= 1_800_000_003.9
+
+
+async def test_a_503_throttles_like_a_429() -> None:
+    """Older Exotel SMS APIs throttle with 503: it holds the client as a 429 does."""
+    t = FakeTime()
+    rate = controller(t)
+    rate.learn(await rate.acquire(), 503, {}, retry_after=2.0)
+    await rate.acquire()
+    assert (t.sleeps, rate.throttles) == ([2.0], 1)
+
+
+async def test_throttles_without_a_hint_hold_one_then_two_seconds() -> None:
+    """Throttles in a row that say nothing of when to return hold 1 s, then 2 s."""
+    t = FakeTime()
+    rate = controller(t)
+    rate.learn(await rate.acquire(), 429, {})
+    rate.learn(await rate.acquire(), 429, {})
+    await rate.acquire()
+    assert t.sleeps == [1.0, 2.0]
+
+
+async def test_a_throttle_without_headers_sets_a_learned_rate_that_paces() -> None:
+    """20 accepted in the first second, then a 1 s hold: the client paces at 0.9 x 10 per s."""
+    t = FakeTime()
+    rate = controller(t)
+    for _ in range(20):
+        ticket = await rate.acquire()
+        t.now += 0.05
+        rate.learn(ticket, 200, {})
+    rate.learn(await rate.acquire(), 429, {}, retry_after=1.0)
+    assert rate.rate == pytest.approx(0.9 * 20 / 2.0, rel=0.01)
+    first, second = await rate.acquire(), await rate.acquire()
+    assert second.sent_at - first.sent_at == pytest.approx(1 / rate.rate, rel=0.05)
+
+
+async def test_learned_rate_regrows_to_its_last_level_then_probes_above() -> None:
+    """CUBIC: back to the rate before the loss after ``cbrt((1 - BETA) / C)`` seconds."""
+    t = FakeTime()
+    rate = controller(t)
+    for _ in range(10):
+        ticket = await rate.acquire()
+        t.now += 0.1
+        rate.learn(ticket, 200, {})
+    rate.learn(await rate.acquire(), 429, {}, retry_after=1.0)
+    before = rate.rate
+    assert before is not None
+    t.now += 1.0 + ((1 - rate.BETA) / rate.C) ** (1 / 3)
+    assert rate.rate == pytest.approx(before / rate.BETA, rel=0.01)
+    t.now += 5.0
+    assert rate.rate > before / rate.BETA  # type: ignore[operator]
+
+
+async def test_requests_in_flight_at_a_throttle_make_one_episode() -> None:
+    """Eight requests throttled together lower the rate once, not eight times."""
+    t = FakeTime()
+    rate = controller(t)
+    for _ in range(10):
+        ticket = await rate.acquire()
+        t.now += 0.1
+        rate.learn(ticket, 200, {})
+    burst = [await rate.acquire() for _ in range(8)]
+    rate.learn(burst[0], 429, {}, retry_after=1.0)
+    once = rate.rate
+    for ticket in burst[1:]:
+        rate.learn(ticket, 429, {}, retry_after=1.0)
+    assert (rate.rate, rate.throttles) == (once, 8)
+
+
+async def test_ceiling_spaces_requests_evenly_with_no_burst() -> None:
+    """``max_requests_per_minute=120``: requests start at least 0.5 s apart."""
+    t = FakeTime()
+    rate = controller(t, ceiling=2.0)
+    starts = []
+    for _ in range(4):
+        ticket = await rate.acquire()
+        starts.append(ticket.sent_at)
+        rate.learn(ticket, 200, headers(100, t.now + 60))
+    assert [round(b - a, 6) for a, b in itertools.pairwise(starts)] == [0.5, 0.5, 0.5]
+
+
+async def test_another_client_spending_the_budget_lowers_our_share() -> None:
+    """When the budget falls twice as fast as we spend it, we claim about half of it."""
+    t = FakeTime()
+    rate = controller(t)
+    remaining = 100
+    for _ in range(10):
+        ticket = await rate.acquire()
+        remaining -= 2  # ours and another client's
+        rate.learn(ticket, 200, headers(remaining, t.now + 60))
+    assert rate.estimate() == pytest.approx(remaining / 2, abs=6)
+
+
+async def test_wait_time_is_added_up() -> None:
+    """Seconds spent waiting for the limit are counted on the controller and the ticket."""
+    t = FakeTime()
+    rate = controller(t)
+    rate.learn(await rate.acquire(), 429, {}, retry_after=2.0)
+    ticket = await rate.acquire()
+    assert (ticket.waited, rate.waited) == (2.0, 2.0)
+
+
+CELLS = [(window, reset) for window in WINDOW_KINDS for reset in RESET_FORMATS]
+
+
+@pytest.mark.parametrize(("window", "reset"), CELLS)
+async def test_one_client_holds_the_limit_under_each_semantics(window: str, reset: str) -> None:
+    """240 requests, 8 in flight, 20 per 2 s: few throttles and most of the allowed rate."""
+    limit = RateLimit(20, 2.0, window=window, reset=reset)  # type: ignore[arg-type]
+    time = VirtualTime()
+    outcome = await walk(
+        time, [RateController(clock=time.clock, sleep=time.sleep)], limit, pages=240
+    )
+    assert outcome.accepted == 240
+    if reset == "none":
+        # The first throttle finds every request in flight throttled too: 8, by design.
+        assert outcome.throttled <= 16
+        assert outcome.share_of_allowed_rate(limit) >= 0.85
+    else:
+        assert outcome.throttled <= 2
+        assert outcome.share_of_allowed_rate(limit) >= 0.92
+
+
+@pytest.mark.parametrize("status", [429, 503])
+@pytest.mark.parametrize("retry_after", [True, False])
+async def test_throttle_answer_form_does_not_matter(status: int, retry_after: bool) -> None:
+    """429 or 503, with or without Retry-After: the same few throttles on a sliding window."""
+    limit = RateLimit(20, 2.0, reset="none", status=status, retry_after=retry_after)
+    time = VirtualTime()
+    outcome = await walk(
+        time, [RateController(clock=time.clock, sleep=time.sleep)], limit, pages=240
+    )
+    assert outcome.accepted == 240
+    assert outcome.throttled <= 16
+
+
+@pytest.mark.parametrize("reset", ["epoch_ms", "none"])
+async def test_two_clients_share_one_account_without_a_store(reset: str) -> None:
+    """Two clients on one 20 per 2 s account: few throttles and most of the rate together."""
+    limit = RateLimit(20, 2.0, reset=reset)  # type: ignore[arg-type]
+    time = VirtualTime()
+    clients = [RateController(clock=time.clock, sleep=time.sleep) for _ in range(2)]
+    outcome = await walk(time, clients, limit, pages=240)
+    assert outcome.accepted == 480
+    # Each client's first throttle finds its 8 requests in flight, and two clients race
+    # for each slot a sliding window frees; with no sharing at all it is 26 %.
+    assert outcome.throttled_share <= 0.08
+    assert outcome.share_of_allowed_rate(limit) >= 0.8
