@@ -324,6 +324,39 @@ async def test_credentials_in_the_base_url_variable_are_never_printed(tmp_path: 
     assert token not in result.stderr + result.stdout
 
 
+def _small_disk() -> None:
+    """In the child: files may not grow past 100 kB, and that is an error, not a signal."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+
+
+async def test_full_disk_is_one_line_and_resume_completes_exactly(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A write that fails for lack of space keeps a checkpoint that resumes exactly."""
+    out = tmp_path / "sms.jsonl"
+    args = ("-m", "exotel_async.cli", "export", "c1", "--output", str(out))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        env=env_for(sandbox),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_small_disk,
+    )
+    out_bytes, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    assert_one_line_error(Result(process.returncode, out_bytes.decode(), err.decode()), 1)
+    assert "File too large" in err.decode()
+    assert checkpoint_path(out).exists()
+    result = await run("export", "c1", "--output", str(out), "--resume", env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    assert sids(out) == [r["sid"] for r in sandbox.records("c1")]
+
+
 def test_region_flag_beats_base_url_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     """``--region`` overrides EXOTEL_BASE_URL, as flags override the environment."""
     from exotel_async.cli import _client_from, build_parser

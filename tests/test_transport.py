@@ -383,3 +383,14 @@ async def test_announced_body_above_the_cap_is_refused_without_retry(
     with pytest.raises(ResponseDecodeError, match="max_response_bytes=1000"):
         await transport.send(REQUEST, parse)
     assert request_count(mocked) == 1
+
+
+async def test_redirect_is_not_followed(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """A 302 elsewhere is an APIError: the Authorization header never travels on."""
+    mocked.get(PAGE_URL, status=302, headers={"Location": "https://evil.example/steal"})
+    with pytest.raises(APIError) as caught:
+        await make_transport(session, sleep).send(REQUEST, parse)
+    assert caught.value.status_code == 302
+    assert request_count(mocked) == 1
