@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import csv
-import fcntl
 import io
 import json
 import os
@@ -18,6 +17,9 @@ from typing import IO, Any, Protocol
 
 import attrs
 import orjson
+
+if sys.platform != "win32":
+    import fcntl
 
 from ._client import ExotelClient
 from ._converter import converter
@@ -228,8 +230,7 @@ def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
-    """Read a checkpoint file, refusing one that is not ours, from another version, or
-    holding values of the wrong type or range."""
+    """Read a checkpoint file, refusing one that is not ours, outdated, or out of range."""
     try:
         data = json.loads(path.read_text())
         checkpoint = Checkpoint(**data)
@@ -346,7 +347,7 @@ def _records_in(output: Path, size: int, fmt: str) -> int | None:
 @contextlib.contextmanager
 def _exclusive(output: Path | None) -> Iterator[None]:
     """Hold ``<output>.lock`` for the whole export; refuse at once if another export does."""
-    if output is None:
+    if output is None or sys.platform == "win32":  # Windows has no flock: no guard there
         yield
         return
     path = output.with_name(output.name + ".lock")

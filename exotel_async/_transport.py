@@ -259,11 +259,11 @@ def _secrets(authorization: str) -> tuple[bytes, ...]:
     encoders may write it.
     """
     scheme, _, encoded = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return ()
     try:
         pair = base64.b64decode(encoded, validate=True)
     except binascii.Error:
-        return ()
-    if scheme.lower() != "basic":
         return ()
     forms = {encoded.encode(), pair, pair.partition(b":")[2]}
     forms |= {form.replace(b"/", b"\\/") for form in forms}
