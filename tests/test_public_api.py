@@ -16,6 +16,7 @@ def test_all_is_pinned() -> None:
         "ExotelClient",
         "ExotelError",
         "ItemError",
+        "NoProgressError",
         "NotFoundError",
         "Outcome",
         "PageMetadata",
