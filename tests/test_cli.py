@@ -510,3 +510,25 @@ async def test_sandbox_port_out_of_range_is_a_usage_error() -> None:
     result = await run("sandbox", "--port", "99999", env=env_for(None))
     assert_one_line_error(result, 2)
     assert "must be from 0 to 65535" in result.stderr
+
+
+async def test_final_line_after_resume_counts_this_run_apart(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A resumed export's final line gives all records, and this run's records and pages."""
+    from exotel_async import ExotelClient
+    from exotel_async.export import ExportRequest, run_export
+
+    out = tmp_path / "sms.jsonl"
+    client = ExotelClient(
+        sandbox.api_key, sandbox.api_token, sandbox.account_sid, base_url=sandbox.base_url
+    )
+    async with client:
+        first = await run_export(
+            client, ExportRequest("c1", out, concurrency=1), should_stop=lambda: True
+        )
+    result = await run("export", "c1", "-o", str(out), "--resume", env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    rest = TOTAL - first.records
+    assert f"exported {TOTAL} records to {out} (this run: {rest} records, " in result.stderr
+    assert f" {rest // 50} pages, " in result.stderr
