@@ -12,7 +12,8 @@
     │   ├── APIConnectionError      connect, reset, TLS or payload failure
     │   └── APITimeoutError         no answer within the timeout
     ├── ResponseDecodeError         an answer that is not the documented envelope
-    └── ItemError                   one record of a page failed on Exotel's side
+    ├── ItemError                   one record of a page failed on Exotel's side
+    └── ExportRefused               an export cannot start as asked (files on disk, flags)
 
 Other statuses (402, 409, ...) raise ``APIError`` itself. No message ever holds the
 API token: errors are built from the response, never from the request's headers.
@@ -167,3 +168,10 @@ class ItemError(ExotelError):
 
     def __str__(self) -> str:
         return f"item at offset {self.offset} failed (code {self.code}): {self.args[0]}"
+
+
+class ExportRefused(ExotelError):
+    """An export cannot start as asked: an existing output, a mismatched checkpoint, ...
+
+    Nothing was fetched or written; asking again unchanged gets the same answer.
+    """

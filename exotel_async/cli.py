@@ -20,8 +20,8 @@ import attrs
 
 from . import __version__
 from ._client import ExotelClient, missing_credentials, missing_message
-from ._errors import AuthenticationError, ExotelError, PermissionDeniedError
-from ._export import FORMATS, ExportProgress, ExportRefused, ExportRequest, run_export
+from ._errors import AuthenticationError, ExotelError, ExportRefused, PermissionDeniedError
+from ._export import FORMATS, ExportProgress, ExportRequest, run_export
 from ._models import Outcome, SmsRecord
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -290,6 +290,13 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
         # still a KeyboardInterrupt that main() turns into status 130, not a traceback.
         finish()
     where = "stdout" if output is None else str(output)
+    if progress.already_complete:
+        print(
+            f"already complete, {progress.records} records in {where}; "
+            "pass --force to export again",
+            file=sys.stderr,
+        )
+        return EXIT_OK
     print(_final_line(progress, where), file=sys.stderr)
     if progress.ended_early:
         print(
@@ -448,8 +455,9 @@ def _run(argv: list[str]) -> int:
     except BrokenPipeError:  # the reader of stdout is gone (| head): stop quietly
         _silence_stdout()
         return EXIT_OK
-    except OSError as exc:  # the output cannot be written: a full disk, a missing folder
-        print(f"exotel-async: error: {exc}", file=sys.stderr)
+    except OSError as exc:  # the output cannot be written: a full disk, no permission
+        where = getattr(args, "output", None) or "the output"
+        print(f"exotel-async: error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_API
     except KeyboardInterrupt:
         print("exotel-async: interrupted", file=sys.stderr)

@@ -16,7 +16,7 @@ import attrs
 import pytest
 
 from exotel_async import SmsRecord, converter
-from exotel_async._export import checkpoint_path
+from exotel_async.export import checkpoint_path, load_checkpoint
 from exotel_async.testing import Faults, Sandbox
 
 TOTAL = 3000
@@ -95,7 +95,7 @@ async def test_export_with_embedded_sandbox_needs_no_credentials(tmp_path: Path)
     assert result.code == 0, result.stderr
     assert len(sids(out)) == len(set(sids(out))) == 5000
     assert "exported 5000 records" in result.stderr
-    assert not checkpoint_path(out).exists()
+    assert load_checkpoint(checkpoint_path(out)).complete
 
 
 async def test_export_to_stdout_writes_jsonl(sandbox: Sandbox) -> None:
@@ -126,7 +126,7 @@ async def test_sigkill_then_resume_writes_every_record_once_with_fewer_requests(
     assert result.code == 0, result.stderr
     assert sids(out) == [r["sid"] for r in sandbox.records("c1")]
     assert sandbox.stats.requests - requests_before < TOTAL // 50
-    assert not checkpoint_path(out).exists()
+    assert load_checkpoint(checkpoint_path(out)).complete
 
 
 async def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_completes(
@@ -166,7 +166,7 @@ async def test_mismatched_checkpoint_is_refused_with_exit_2(
 ) -> None:
     """Resuming with other filters than the checkpoint's is refused."""
     out = tmp_path / "sms.jsonl"
-    out.write_text("")
+    out.write_text('{"sid": "s0"}\n')
     checkpoint_path(out).write_text(
         json.dumps(
             {
@@ -174,9 +174,9 @@ async def test_mismatched_checkpoint_is_refused_with_exit_2(
                 "number": None,
                 "sort_by": None,
                 "format": "jsonl",
-                "next_offset": 0,
-                "records_written": 0,
-                "output_bytes": 0,
+                "next_offset": 1,
+                "records_written": 1,
+                "output_bytes": out.stat().st_size,
             }
         )
     )
@@ -305,11 +305,74 @@ async def test_second_ctrl_c_stops_without_waiting_for_the_page(
     assert sids(out) == [r["sid"] for r in sandbox.records("c1")]
 
 
-async def test_unwritable_output_is_one_line_not_a_traceback(sandbox: Sandbox) -> None:
-    """An output in a folder that does not exist ends as one line with status 1."""
+async def test_output_in_a_missing_folder_is_one_line_naming_it(sandbox: Sandbox) -> None:
+    """An output in a folder that does not exist ends as one line naming that folder."""
     result = await run("export", "c1", "-o", "/nonexistent/dir/sms.jsonl", env=env_for(sandbox))
-    assert_one_line_error(result, 1)
-    assert "No such file or directory" in result.stderr
+    assert_one_line_error(result, 2)
+    assert "the folder /nonexistent/dir does not exist; create it first" in result.stderr
+
+
+async def test_directory_as_output_is_one_line_and_leaves_nothing(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """``-o adir --force`` on a directory is one line; no checkpoint appears beside it."""
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    result = await run("export", "c1", "-o", str(folder), "--force", env=env_for(sandbox))
+    assert_one_line_error(result, 2)
+    assert f"{folder} is a directory: give a file name" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["adir"]
+
+
+async def test_rerun_of_a_completed_export_says_already_complete(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The README's command run twice: the second run fetches nothing and exits 0."""
+    out = tmp_path / "sms.jsonl"
+    first = await run("export", "c1", "-o", str(out), env=env_for(sandbox))
+    assert first.code == 0, first.stderr
+    requests = sandbox.stats.requests
+    again = await run("export", "c1", "-o", str(out), env=env_for(sandbox))
+    assert again.code == 0
+    assert (
+        again.stderr
+        == f"already complete, {TOTAL} records in {out}; pass --force to export again\n"
+    )
+    assert sandbox.stats.requests == requests
+
+
+async def test_resume_can_always_be_passed(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A retry loop passing --resume: starts, then on a complete export exits 0 unchanged."""
+    out = tmp_path / "sms.jsonl"
+    args = ("export", "c1", "-o", str(out), "--resume")
+    first = await run(*args, env=env_for(sandbox))
+    assert first.code == 0, first.stderr
+    again = await run(*args, env=env_for(sandbox))
+    assert again.code == 0
+    assert again.stderr.startswith("already complete, ")
+    assert sids(out) == [r["sid"] for r in sandbox.records("c1")]
+
+
+async def test_failed_first_request_leaves_nothing_and_the_fixed_command_runs(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """After ``export nosuch`` fails with 404, ``export c1`` to the same file just works."""
+    out = tmp_path / "sms.jsonl"
+    failed = await run("export", "nosuch", "-o", str(out), env=env_for(sandbox))
+    assert_one_line_error(failed, 1)
+    assert list(tmp_path.iterdir()) == []
+    fixed = await run("export", "c1", "-o", str(out), env=env_for(sandbox))
+    assert fixed.code == 0, fixed.stderr
+
+
+async def test_csv_to_stdout(sandbox: Sandbox) -> None:
+    """``-o - --format csv`` writes CSV to stdout, header first."""
+    args = ("export", "c1", "-o", "-", "--format", "csv", "--max-items", "5")
+    result = await run(*args, env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    rows = list(csv.reader(result.stdout.splitlines()))
+    assert rows[0][0] == "sid"
+    assert [row[0] for row in rows[1:]] == [r["sid"] for r in sandbox.records("c1")[:5]]
 
 
 def test_region_flag_beats_base_url_variable(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -158,6 +158,19 @@ async def test_scheduled_export_example_resumes_through_an_outage(
     assert sids == [r["sid"] for r in sandbox.records(CAMPAIGN)]
 
 
+async def test_scheduled_export_example_runs_again_after_a_complete_run(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The job's next scheduled run, after a complete one, returns without a request."""
+    example = load_example("scheduled_export")
+    out = tmp_path / "campaign.jsonl"
+    await example.export_campaign(CAMPAIGN, out)
+    requests = sandbox.stats.requests
+    progress = await example.export_campaign(CAMPAIGN, out)
+    assert progress.already_complete
+    assert sandbox.stats.requests == requests
+
+
 def _no_retries(cls: type[ExotelClient]) -> Any:
     class NoRetries(cls):  # type: ignore[valid-type,misc]
         @classmethod
