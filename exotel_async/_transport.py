@@ -95,6 +95,9 @@ class Transport:
         self._retry = retry
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._sleep = sleep
+        # A connection refused before the server ever answered means a wrong address, not
+        # a flaky network: it fails at once instead of after a minute of retries.
+        self._answered = False
         self._budget = RateBudget(clock=clock, sleep=sleep)
         # One request per interval, evenly spaced: a hard ceiling with no initial burst.
         self._pacer = (
@@ -172,11 +175,12 @@ class Transport:
                 ssl=self._ssl,
                 allow_redirects=False,
             ) as response:
+                self._answered = True
                 return response.status, response.headers, await response.read()
         except asyncio.TimeoutError:
             failure = APITimeoutError(f"no answer within {self._timeout.total}s from {self._base}")
         except aiohttp.ClientError as exc:
-            failure = APIConnectionError(
+            failure = self._refusal(exc) or APIConnectionError(
                 f"{type(exc).__name__} talking to {self._base}: {_describe(exc)}",
                 # A certificate that fails today fails on every retry too.
                 retryable=not isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)),
@@ -185,6 +189,19 @@ class Transport:
         # aiohttp's exception: some carry the request's headers (the Authorization header)
         # and its full URL (the number filter).
         raise failure
+
+    def _refusal(self, exc: aiohttp.ClientError) -> APIConnectionError | None:
+        """The error for a connection refused before any answer, not retried; else None."""
+        refused = isinstance(exc, aiohttp.ClientConnectorError) and isinstance(
+            exc.os_error, ConnectionRefusedError
+        )
+        if not refused or self._answered:
+            return None
+        return APIConnectionError(
+            f"connection refused by {self._base}: nothing answers there; "
+            "check the base URL or region (EXOTEL_BASE_URL, EXOTEL_REGION)",
+            retryable=False,
+        )
 
     def _log_attempt(
         self,

@@ -595,3 +595,23 @@ async def test_final_line_after_resume_counts_this_run_apart(
     rest = TOTAL - first.records
     assert f"exported {TOTAL} records to {out} (this run: {rest} records, " in result.stderr
     assert f" {rest // 50} pages, " in result.stderr
+
+
+async def test_refused_connection_is_one_line_naming_the_address_to_check(
+    tmp_path: Path,
+) -> None:
+    """Nothing listening at EXOTEL_BASE_URL: one line naming it, status 1, no output left."""
+    async with Sandbox() as gone:
+        base_url = gone.base_url
+    env = env_for(
+        None,
+        EXOTEL_API_KEY="k",
+        EXOTEL_API_TOKEN="t",
+        EXOTEL_ACCOUNT_SID="sid",
+        EXOTEL_BASE_URL=base_url,
+    )
+    result = await run("export", "c1", "-o", str(tmp_path / "sms.jsonl"), env=env)
+    assert_one_line_error(result, 1)
+    assert f"connection refused by {base_url}" in result.stderr
+    assert "EXOTEL_BASE_URL" in result.stderr
+    assert list(tmp_path.iterdir()) == []
