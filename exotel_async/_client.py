@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import enum
 import ipaddress
+import logging
 import math
 import os
 import ssl
@@ -25,9 +26,12 @@ from ._protocol import (
     check_number,
     check_path_segment,
     check_sort_by,
+    mask_number,
     parse_page,
 )
 from ._transport import DEFAULT_MAX_RETRIES, RetryObserver, RetryPolicy, Transport
+
+logger = logging.getLogger("exotel_async")
 
 
 class Region(str, enum.Enum):
@@ -374,6 +378,12 @@ class ExotelClient:
         """Validate the filters once and return ``fetch(offset, limit) -> SmsPage``."""
         campaign_id = check_path_segment("campaign_id", campaign_id)
         number = check_number(number)
+        if number is not None and not number.startswith("+"):
+            logger.warning(
+                "number %s is not in E.164 form (+ and country code, e.g. +919876543210): "
+                "Exotel matches numbers exactly, so this filter may match nothing",
+                mask_number(number),
+            )
         sort_by = check_sort_by(sort_by)
         if self._closed:
             raise RuntimeError("this ExotelClient is closed; create a new one")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -300,3 +301,19 @@ async def test_max_requests_per_minute_spaces_requests(mocked: aioresponses) -> 
         elapsed = time.monotonic() - started
     assert elapsed >= 0.04 * 0.95  # four gaps of 10 ms, less timer slack
     assert len(next(iter(mocked.requests.values()))) == 5
+
+
+def test_number_without_country_code_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """A number filter without '+' logs a warning (masked), since it likely matches nothing."""
+    with caplog.at_level(logging.WARNING, logger="exotel_async"):
+        client().sms_details("c1", number="8123456789")
+    assert "not in E.164 form" in caplog.text
+    assert "********89" in caplog.text
+    assert "8123456789" not in caplog.text
+
+
+def test_number_in_e164_form_is_not_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """A number with '+' and country code passes silently."""
+    with caplog.at_level(logging.WARNING, logger="exotel_async"):
+        client().sms_details("c1", number="+919876543210")
+    assert caplog.text == ""
