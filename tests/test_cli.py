@@ -6,6 +6,7 @@ import asyncio
 import csv
 import json
 import os
+import re
 import signal
 import sys
 from collections import Counter
@@ -615,3 +616,27 @@ async def test_refused_connection_is_one_line_naming_the_address_to_check(
     assert f"connection refused by {base_url}" in result.stderr
     assert "EXOTEL_BASE_URL" in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def docs_block(page: str, after: str, fence: str) -> str:
+    """The first ``fence`` code block after the line ``after`` in docs/``page``."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / page).read_text(encoding="utf-8")
+    tail = text.split(after + "\n", 1)[1]
+    return tail.split(f"```{fence}\n", 1)[1].split("```", 1)[0]
+
+
+async def test_docs_summary_sample_is_what_the_command_prints() -> None:
+    """The JSON sample in docs/cli.md equals ``summary demo --sandbox --json``."""
+    result = await run("summary", "demo", "--sandbox", "--json", env=env_for(None))
+    assert result.code == 0, result.stderr
+    assert json.loads(docs_block("cli.md", "## `summary`", "json")) == json.loads(result.stdout)
+
+
+async def test_docs_export_sample_line_is_what_the_command_prints(tmp_path: Path) -> None:
+    """The final line shown in docs/cli.md matches the README command's, but for the time."""
+    out = tmp_path / "sms.jsonl"
+    result = await run("export", "demo", "--sandbox", "-o", str(out), env=env_for(None))
+    assert result.code == 0, result.stderr
+    sample = docs_block("cli.md", "### Progress", "").strip()
+    printed = result.stderr.strip().replace(str(out), "sms.jsonl")
+    assert re.sub(r"\d+\.\ds", "N.Ns", printed) == re.sub(r"\d+\.\ds", "N.Ns", sample)
