@@ -315,8 +315,7 @@ def _plan(request: ExportRequest) -> Checkpoint | None:
     saved = (checkpoint.campaign_id, checkpoint.number, checkpoint.sort_by, checkpoint.format)
     if asked != saved:
         raise ExportRefused(
-            f"{output} holds an export of campaign {saved[0]!r} number={saved[1]!r} "
-            f"sort_by={saved[2]!r} format={saved[3]!r}, not of this command: "
+            f"{output} holds an export of {_describe(*saved)}, not of {_describe(*asked)}: "
             "pass --force to overwrite it, or choose another --output"
         )
     size = output.stat().st_size if output.exists() else 0
@@ -346,6 +345,13 @@ def _plan(request: ExportRequest) -> Checkpoint | None:
             "start over with --force"
         )
     return checkpoint
+
+
+def _describe(campaign_id: str, number: str | None, sort_by: str | None, fmt: str) -> str:
+    """``campaign 'c1' as jsonl``, with the filters that are set."""
+    filters = [f"--number {number}"] if number else []
+    filters += [f"--sort-by {sort_by}"] if sort_by else []
+    return " ".join([f"campaign {campaign_id!r} as {fmt}", *filters])
 
 
 def _records_in(output: Path, size: int, fmt: str) -> int | None:

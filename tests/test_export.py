@@ -200,9 +200,9 @@ async def test_checkpoint_of_another_campaign_or_filter_is_refused(
     """A checkpoint whose campaign or filters differ from the request is refused."""
     out = tmp_path / "sms.jsonl"
     await run_export(client, ExportRequest("c1", out), should_stop=lambda: True)
-    with pytest.raises(ExportRefused, match="checkpoint"):
+    with pytest.raises(ExportRefused, match="not of campaign 'other' as jsonl"):
         await run_export(client, ExportRequest("other", out, resume=True))
-    with pytest.raises(ExportRefused, match="checkpoint"):
+    with pytest.raises(ExportRefused, match="not of campaign 'c1' as jsonl --sort-by"):
         await run_export(
             client, ExportRequest("c1", out, resume=True, sort_by="schedule_time:desc")
         )
