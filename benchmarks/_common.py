@@ -168,9 +168,17 @@ class SandboxProcess:
 
     def stats(self) -> dict[str, Any]:
         """The server's counters since the previous call (requests, by_status, ...)."""
+        return self._command("stats")
+
+    def configure(self, *, faults: dict[str, Any], records: int) -> None:
+        """Replace the server's fault knobs (all others off) and set the campaign's size."""
+        self._command("set " + json.dumps({"faults": faults, "records": records}))
+
+    def _command(self, line: str) -> dict[str, Any]:
+        """Send one command line and read the server's JSON answer."""
         assert self._process is not None
         assert self._process.stdin is not None
-        self._process.stdin.write("stats\n")
+        self._process.stdin.write(line + "\n")
         self._process.stdin.flush()
         data: dict[str, Any] = json.loads(_read_line(self._process.stdout))
         return data

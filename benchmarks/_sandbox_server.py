@@ -3,7 +3,8 @@
 ``python -m exotel_async.testing`` serves but cannot report what it saw; the benchmarks
 need the server's own counts (requests, 429s, pages in flight) to judge the client, so this
 launcher prints ``{"base_url": ...}`` once, answers each ``stats`` line on stdin with the
-sandbox's counters (then clears them), and exits when stdin closes.
+sandbox's counters (then clears them), takes ``set {"faults": {...}, "records": N}`` lines
+(new fault knobs and campaign size, answered with ``{}``), and exits when stdin closes.
 """
 
 from __future__ import annotations
@@ -64,9 +65,16 @@ async def _serve(args: argparse.Namespace) -> None:
             }
             print(json.dumps(info), flush=True)
             while line := await reader.readline():
-                if line.strip() == b"stats":
+                command, _, argument = line.strip().partition(b" ")
+                if command == b"stats":
                     print(json.dumps(_stats(sandbox)), flush=True)
                     sandbox.reset_stats()
+                elif command == b"set":
+                    settings = json.loads(argument)
+                    sandbox.faults = Faults(**settings.get("faults", {}))
+                    if "records" in settings:
+                        sandbox.add_campaign(args.campaign, settings["records"])
+                    print("{}", flush=True)
     finally:
         transport.close()
 

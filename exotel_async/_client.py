@@ -29,7 +29,13 @@ from ._protocol import (
     mask_number,
     parse_page,
 )
-from ._transport import DEFAULT_MAX_RETRIES, RetryObserver, RetryPolicy, Transport
+from ._transport import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    DEFAULT_MAX_RETRIES,
+    RetryObserver,
+    RetryPolicy,
+    Transport,
+)
 
 logger = logging.getLogger("exotel_async")
 
@@ -61,11 +67,18 @@ def _check_base_url(base_url: str | URL) -> URL:
     """Accept https anywhere and plain http only on loopback (tests, the sandbox)."""
     if not isinstance(base_url, (str, URL)):
         raise TypeError(f"base_url must be a str, got {type(base_url).__name__}")
-    url = URL(base_url)
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"base_url must be an http(s) URL with a host, got {str(base_url)!r}")
+    # No message below quotes the URL whole: it may carry a token, in any shape.
+    try:
+        url = URL(base_url)
+    except ValueError:
+        raise ValueError("base_url is not a valid URL") from None
     if url.user or url.password:
         raise ValueError("base_url must not carry credentials; pass api_key and api_token")
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(
+            f"base_url must be an http(s) URL with a host, like https://api.exotel.com; "
+            f"got scheme {url.scheme!r}"
+        )
     if url.query_string or url.fragment:
         raise ValueError("base_url must not have a query or fragment")
     if url.scheme == "http" and not _is_loopback(url.host):
@@ -146,6 +159,9 @@ class ExotelClient:
         path_form: ``"sms-campaigns"`` (default) or ``"message-campaigns"``, the newer URL.
         ssl_context: A context for a private CA; certificates are always verified.
         session: An ``aiohttp.ClientSession`` to use instead of the client's own.
+        max_response_bytes: The largest response body read; a larger one raises
+            ``ResponseDecodeError`` without a retry. The default, 16 MiB, is about 30 times
+            a 1000-record page.
     """
 
     def __init__(
@@ -166,8 +182,11 @@ class ExotelClient:
         path_form: PathForm | str = PathForm.SMS_CAMPAIGNS,
         ssl_context: ssl.SSLContext | None = None,
         session: aiohttp.ClientSession | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
-        _check_str("api_key", api_key)
+        if ":" in _check_str("api_key", api_key):
+            # Basic auth joins key and token with ':'; the server would split at the first.
+            raise ValueError("api_key must not contain ':'")
         _check_str("api_token", api_token)
         self.account_sid = check_path_segment("account_sid", account_sid)
         self.region = _check_choice("region", Region, region)
@@ -206,6 +225,7 @@ class ExotelClient:
                 if max_requests_per_minute is None
                 else _check_positive("max_requests_per_minute", max_requests_per_minute)
             ),
+            max_response_bytes=check_int("max_response_bytes", max_response_bytes, minimum=1),
         )
 
     @classmethod

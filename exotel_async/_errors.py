@@ -13,7 +13,8 @@
     │   └── APITimeoutError         no answer within the timeout
     ├── ResponseDecodeError         an answer that is not the documented envelope
     ├── ItemError                   one record of a page failed on Exotel's side
-    └── ExportRefused               an export cannot start as asked (files on disk, flags)
+    ├── ExportRefused               an export cannot start as asked (files on disk, flags)
+    └── NoProgressError             pages in a row held only records already seen
 
 Other statuses (402, 409, ...) raise ``APIError`` itself. No message ever holds the
 API token: errors are built from the response, never from the request's headers.
@@ -168,6 +169,17 @@ class ItemError(ExotelError):
 
     def __str__(self) -> str:
         return f"item at offset {self.offset} failed (code {self.code}): {self.args[0]}"
+
+
+class NoProgressError(ExotelError):
+    """Pages in a row held only records already seen: the server is not honouring offset."""
+
+    def __init__(self, message: str, *, offset: int, pages: int) -> None:
+        super().__init__(message)
+        #: The offset of the last page that made no progress.
+        self.offset = offset
+        #: How many pages in a row made none.
+        self.pages = pages
 
 
 class ExportRefused(ExotelError):

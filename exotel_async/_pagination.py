@@ -11,7 +11,7 @@ from types import TracebackType
 
 import attrs
 
-from ._errors import APIError, ExotelError, ItemError
+from ._errors import APIError, ExotelError, ItemError, NoProgressError
 from ._models import SmsPage, SmsRecord
 from ._transport import RetryObserver
 
@@ -107,6 +107,35 @@ class _WalkState:
         if isinstance(error, APIError) and error.status_code in _THROTTLE_STATUSES:
             self.stats.rate_limited += error.status_code == 429
             self.congestion.shrink()
+
+
+class _ProgressGuard:
+    """Stops a walk whose pages hold only records already seen: an ignored ``offset``.
+
+    One such page can be honest (records inserted ahead of the walk shift a whole page
+    back); several in a row mean the server serves the same records whatever it is asked.
+    """
+
+    STALE_PAGES = 3
+
+    def __init__(self) -> None:
+        self._stale = 0
+
+    def check(self, offset: int, records: int, duplicates: int) -> None:
+        """Count a page of ``records`` with ``duplicates`` among them; raise when stuck."""
+        if records == 0:
+            return  # only failed items: no sids to judge by
+        if duplicates < records:
+            self._stale = 0
+            return
+        self._stale += 1
+        if self._stale >= self.STALE_PAGES:
+            raise NoProgressError(
+                f"the server is not honouring offset: {self._stale} pages in a row, the last "
+                f"at offset {offset}, held only records already seen; stopping the walk",
+                offset=offset,
+                pages=self._stale,
+            )
 
 
 @attrs.frozen
@@ -224,6 +253,7 @@ class SmsDetailsStream:
 
         next_offset = self._start
         total: int | None = None
+        progress = _ProgressGuard()
         try:
             while True:
                 # Until the first page tells the total, one request is all we can justify.
@@ -274,7 +304,9 @@ class SmsDetailsStream:
                         total,
                     )
                     in_flight.appendleft(launch(head.offset + served, head.limit - served))
+                dropped = stats.duplicates_dropped
                 accepted = self._accept(page, state)
+                progress.check(head.offset, len(page.records), stats.duplicates_dropped - dropped)
                 state.resume_offset = head.offset + served
                 yield accepted
                 if self._max_items is not None and stats.records >= self._max_items:

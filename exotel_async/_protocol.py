@@ -34,6 +34,10 @@ _PATH_SEGMENT = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _NUMBER = re.compile(r"\+?[0-9]{4,20}")
 _SORT_BY = re.compile(r"[a-z_]+:(asc|desc)")
 _EXCERPT_CHARS = 200
+#: How deep an unknown field may nest. Exotel's records are flat; a deeper value could not
+#: be written back out (orjson stops at 255 levels, the standard encoder at the recursion
+#: limit), so it would stop an export at the same record on every resume.
+MAX_NESTING = 64
 
 
 class PathForm(str, enum.Enum):
@@ -161,7 +165,8 @@ def _load_json(status: int, body: bytes) -> Any:
             f"body is not valid JSON ({exc})",
             status_code=status,
             excerpt=_excerpt(body),
-            retryable=True,
+            # Nesting past the parsers' limits is what the server sent, not a glitch.
+            retryable=not isinstance(exc, RecursionError),
         ) from None
 
 
@@ -311,12 +316,39 @@ def parse_page(
                 status_code=status,
                 request_id=request_id,
             ) from None
+    _check_nesting(records, status, request_id)
     return SmsPage(
         records=tuple(records),
         metadata=metadata,
         request_id=request_id,
         item_errors=tuple(failures),
     )
+
+
+def _check_nesting(records: list[SmsRecord], status: int, request_id: str | None) -> None:
+    """Refuse a record whose unknown fields nest deeper than ``MAX_NESTING``."""
+    for record in records:
+        for name, value in record.extra.items():
+            if _nests_deeper(value, MAX_NESTING):
+                raise ResponseDecodeError(
+                    f"record {record.sid!r}: unknown field {name!r} nests deeper than "
+                    f"{MAX_NESTING} levels",
+                    status_code=status,
+                    request_id=request_id,
+                )
+
+
+def _nests_deeper(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists or objects more than ``limit`` levels, without recursion."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _item_error(item: dict[str, Any], offset: int, request_id: str | None) -> ItemError:

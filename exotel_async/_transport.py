@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import logging
 import random
 import ssl
@@ -37,6 +39,14 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: Retries after the first attempt: 6 full-jitter waits span about a minute, enough to
 #: ride out Exotel's per-minute throttling window in a long export.
 DEFAULT_MAX_RETRIES = 6
+
+#: The largest body read: a 1000-record page is about 0.5 MB, so 16 MiB is only ever
+#: reached by a server that misbehaves.
+DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+_CHUNK_BYTES = 64 * 1024
+#: Shorter credential forms are not scrubbed: they cannot be told from ordinary text.
+_MIN_SECRET_CHARS = 8
+_REDACTED = b"[redacted]"
 
 
 @attrs.frozen
@@ -87,9 +97,12 @@ class Transport:
         max_requests_per_minute: float | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self._base = str(base_url).rstrip("/")
         self._headers = dict(headers)
+        self._secrets = _secrets(self._headers.get("Authorization", ""))
+        self._max_body = max_response_bytes
         self._get_session = get_session
         self._timeout = timeout
         self._retry = retry
@@ -176,12 +189,14 @@ class Transport:
                 allow_redirects=False,
             ) as response:
                 self._answered = True
-                return response.status, response.headers, await response.read()
+                body = await self._read_body(response)
+                return response.status, response.headers, self._scrub(body)
         except asyncio.TimeoutError:
             failure = APITimeoutError(f"no answer within {self._timeout.total}s from {self._base}")
         except aiohttp.ClientError as exc:
+            described = self._scrub(_describe(exc).encode()).decode("utf-8", "replace")
             failure = self._refusal(exc) or APIConnectionError(
-                f"{type(exc).__name__} talking to {self._base}: {_describe(exc)}",
+                f"{type(exc).__name__} talking to {self._base}: {described}",
                 # A certificate that fails today fails on every retry too.
                 retryable=not isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)),
             )
@@ -202,6 +217,34 @@ class Transport:
             "check the base URL or region (EXOTEL_BASE_URL, EXOTEL_REGION)",
             retryable=False,
         )
+
+    async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
+        """Read the body in chunks, refusing it once it would pass ``max_response_bytes``."""
+        announced = response.content_length
+        if announced is not None and announced > self._max_body:
+            raise self._too_large(response.status, f"announces {announced} bytes")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
+            size += len(chunk)
+            if size > self._max_body:
+                raise self._too_large(response.status, "kept coming")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, status: int, what: str) -> ResponseDecodeError:
+        """The error for a body past the cap: asking again would only fetch it again."""
+        return ResponseDecodeError(
+            f"response body {what}, more than max_response_bytes={self._max_body}",
+            status_code=status,
+        )
+
+    def _scrub(self, data: bytes) -> bytes:
+        """``data`` without the credentials a server or proxy may have echoed back."""
+        for secret in self._secrets:
+            if secret in data:
+                data = data.replace(secret, _REDACTED)
+        return data
 
     def _log_attempt(
         self,
@@ -224,6 +267,24 @@ class Transport:
             (time.perf_counter() - started) * 1000,
             f" error={type(outcome).__name__}" if isinstance(outcome, Exception) else "",
         )
+
+
+def _secrets(authorization: str) -> tuple[bytes, ...]:
+    """The forms in which Basic credentials could come back, longest first.
+
+    The base64 value, ``key:token`` and the token, each also with ``/`` escaped as JSON
+    encoders may write it.
+    """
+    scheme, _, encoded = authorization.partition(" ")
+    try:
+        pair = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        return ()
+    if scheme.lower() != "basic":
+        return ()
+    forms = {encoded.encode(), pair, pair.partition(b":")[2]}
+    forms |= {form.replace(b"/", b"\\/") for form in forms}
+    return tuple(sorted((f for f in forms if len(f) >= _MIN_SECRET_CHARS), key=len, reverse=True))
 
 
 def _describe(exc: aiohttp.ClientError) -> str:

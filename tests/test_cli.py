@@ -376,6 +376,49 @@ async def test_csv_to_stdout(sandbox: Sandbox) -> None:
     assert [row[0] for row in rows[1:]] == [r["sid"] for r in sandbox.records("c1")[:5]]
 
 
+async def test_second_export_of_one_output_is_refused_while_the_first_runs(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A ``--resume`` started beside a running export exits 2 at once, naming the cause."""
+    sandbox.faults = Faults(latency=0.05)
+    out = tmp_path / "sms.jsonl"
+    first = await start(
+        "export", "c1", "--output", str(out), "--concurrency", "1", env=env_for(sandbox)
+    )
+    await wait_for_lines(out, 50)
+    second = await run("export", "c1", "--output", str(out), "--resume", env=env_for(sandbox))
+    first.kill()
+    await first.wait()
+    assert_one_line_error(second, 2)
+    assert "another export is writing" in second.stderr
+
+
+async def test_deeply_nested_record_ends_the_export_with_one_line(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A record nested too deep to write back is one line naming it, never a traceback."""
+    sandbox.faults = Faults(nesting_depth=1000)
+    result = await run("export", "c1", "--output", str(tmp_path / "o.jsonl"), env=env_for(sandbox))
+    assert_one_line_error(result, 1)
+    assert "ResponseDecodeError" in result.stderr
+    assert sandbox.records("c1", limit=1)[0]["sid"] in result.stderr
+
+
+async def test_credentials_in_the_base_url_variable_are_never_printed(tmp_path: Path) -> None:
+    """EXOTEL_BASE_URL with a token in it is refused without echoing the token."""
+    token = "TOKEN-s3cr3t"
+    env = env_for(
+        None,
+        EXOTEL_API_KEY="k",
+        EXOTEL_API_TOKEN=token,
+        EXOTEL_ACCOUNT_SID="sid",
+        EXOTEL_BASE_URL=f"htps://k:{token}@api.exotel.com",
+    )
+    result = await run("summary", "c1", env=env)
+    assert_one_line_error(result, 2)
+    assert token not in result.stderr + result.stdout
+
+
 def test_region_flag_beats_base_url_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     """``--region`` overrides EXOTEL_BASE_URL, as flags override the environment."""
     from exotel_async.cli import _client_from, build_parser

@@ -104,6 +104,23 @@ def test_unsafe_base_url_is_refused(url: str, match: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "url",
+    [
+        "htps://key:TOKEN-s3cr3t@api.exotel.com",
+        "ftp://:TOKEN-s3cr3t@api.exotel.com",
+        "http://key:TOKEN-s3cr3t@10.0.0.1",
+        "https://key:TOKEN-s3cr3t@api.exotel.com/?a=1",
+        "https://key:TOKEN-s3cr3t@[::1",
+    ],
+)
+def test_base_url_errors_never_echo_credentials(url: str) -> None:
+    """Whatever else is wrong with it, a base_url's token never reaches the message."""
+    with pytest.raises(ValueError, match=r"base_url") as info:
+        client(base_url=url)
+    assert "TOKEN-s3cr3t" not in str(info.value)
+
+
+@pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
         ({"api_key": ""}, ValueError, "api_key"),
@@ -118,6 +135,9 @@ def test_unsafe_base_url_is_refused(url: str, match: str) -> None:
         ({"max_requests_per_minute": float("inf")}, ValueError, "max_requests_per_minute"),
         ({"backoff_base": -1}, ValueError, "backoff_base"),
         ({"path_form": "nope"}, ValueError, "path_form"),
+        ({"api_key": "key:with-colon"}, ValueError, "api_key must not contain ':'"),
+        ({"max_response_bytes": 0}, ValueError, "max_response_bytes"),
+        ({"max_response_bytes": 1.5}, TypeError, "max_response_bytes"),
     ],
 )
 def test_bad_constructor_arguments_are_refused(

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from exotel_async import (
     ItemError,
+    NoProgressError,
     PageMetadata,
     RateLimitError,
     ResponseDecodeError,
@@ -219,6 +220,46 @@ async def test_record_repeated_across_a_page_boundary_is_yielded_once() -> None:
     got = await collect(s)
     assert len(got) == len(set(got)) == 30
     assert s.stats.duplicates_dropped == 1
+
+
+async def test_one_page_of_repeats_is_tolerated() -> None:
+    """A whole page shifted back by insertions ahead of the walk is dropped, not fatal."""
+    campaign = FakeCampaign(make_records(60))
+    inserted = False
+
+    def insert_a_page_in_front(c: FakeCampaign) -> None:
+        nonlocal inserted
+        if not inserted:
+            inserted = True
+            c.records[:0] = make_records(10, prefix="new")
+
+    campaign.after_request = insert_a_page_in_front
+    s = stream(campaign, page_size=10, concurrency=1)
+    got = await collect(s)
+    assert len(got) == len(set(got)) == 60
+    assert s.stats.duplicates_dropped == 10
+
+
+async def test_pages_that_repeat_the_first_raise_no_progress_error() -> None:
+    """A server that answers every offset with page 0 stops the walk after a few pages."""
+    campaign = FakeCampaign(make_records(10))
+
+    async def first_page_always(offset: int, limit: int, observer: object = None) -> SmsPage:
+        page = await campaign.fetch(0, limit)
+        return attrs.evolve(page, metadata=attrs.evolve(page.metadata, offset=offset, total=10**12))
+
+    s = SmsDetailsStream(
+        first_page_always,  # type: ignore[arg-type]
+        page_size=10,
+        offset=0,
+        max_items=None,
+        concurrency=4,
+        skip_item_errors=False,
+    )
+    with pytest.raises(NoProgressError, match="not honouring offset") as info:
+        await collect(s)
+    assert info.value.pages == 3
+    assert len(campaign.calls) <= 1 + 3 + 4
 
 
 async def test_duplicates_do_not_count_towards_max_items() -> None:

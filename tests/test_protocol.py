@@ -20,6 +20,7 @@ from exotel_async import (
     ServerError,
 )
 from exotel_async._protocol import (
+    MAX_NESTING,
     PathForm,
     build_page_request,
     check_int,
@@ -176,6 +177,32 @@ def test_deeply_nested_body_is_a_decode_error() -> None:
     """A body that would blow the parser's stack is a ResponseDecodeError, not a crash."""
     with pytest.raises(ResponseDecodeError):
         parse_page(200, {}, b"[" * 100_000)
+
+
+def _nested(depth: int) -> bytes:
+    """A page whose one record has an unknown field of lists ``depth`` levels deep."""
+    body = _page([{"sid": "deep-1", "number": "1", "junk": "PLACEHOLDER"}])
+    return body.replace(b'"PLACEHOLDER"', b"[" * depth + b"]" * depth)
+
+
+def test_unknown_field_nested_too_deep_is_a_decode_error_naming_the_record() -> None:
+    """Nesting past MAX_NESTING fails the page with the record's sid, and is not retried."""
+    with pytest.raises(ResponseDecodeError, match=r"'deep-1'.*'junk'") as info:
+        parse_page(200, {}, _nested(MAX_NESTING + 1))
+    assert not info.value.retryable
+
+
+def test_unknown_field_nested_up_to_the_limit_is_kept() -> None:
+    """Nesting of MAX_NESTING levels is still an ordinary unknown field."""
+    record = parse_page(200, {}, _nested(MAX_NESTING)).records[0]
+    assert "junk" in record.extra
+
+
+def test_body_nested_past_the_parsers_limit_is_not_retryable() -> None:
+    """The standard parser's RecursionError is the body's fault: asking again cannot help."""
+    with pytest.raises(ResponseDecodeError) as info:
+        parse_page(200, {}, b"[" * 100_000)
+    assert not info.value.retryable
 
 
 @pytest.mark.parametrize(

@@ -594,6 +594,64 @@ async def test_a_fault_does_not_corrupt_the_next_request(
     assert data_of(body) == sandbox.records("demo", limit=20)
 
 
+async def test_oversized_body_pads_a_valid_page_and_announces_its_length(
+    sandbox: Sandbox, session: aiohttp.ClientSession
+) -> None:
+    """oversized_body adds that many bytes of whitespace to a page that still parses."""
+    plain = len(await (await session.get(PATH.format(cid="demo"))).read())
+    sandbox.faults.oversized_body = 300_000
+    async with session.get(PATH.format(cid="demo")) as response:
+        assert response.content_length == plain + 300_000
+        body = await response.read()
+    assert data_of(json.loads(body)) == sandbox.records("demo", limit=20)
+
+
+async def test_endless_body_streams_until_the_client_hangs_up(
+    sandbox: Sandbox, session: aiohttp.ClientSession
+) -> None:
+    """endless_body sends a chunked 200 with no length that never ends."""
+    sandbox.faults.endless_body = True
+    async with session.get(PATH.format(cid="demo")) as response:
+        assert response.content_length is None
+        received = 0
+        async for chunk in response.content.iter_chunked(65536):
+            received += len(chunk)
+            if received > 1_000_000:
+                break
+    assert received > 1_000_000
+
+
+async def test_ignore_offset_serves_the_first_page_and_echoes_the_offset(
+    sandbox: Sandbox, session: aiohttp.ClientSession
+) -> None:
+    """ignore_offset answers any offset with the records at 0, claiming the offset asked."""
+    sandbox.faults.ignore_offset = True
+    _, body = await get(session, offset=40, limit=10)
+    assert body["metadata"]["offset"] == 40
+    assert data_of(body) == sandbox.records("demo", limit=10)
+
+
+async def test_nesting_depth_adds_a_deeply_nested_unknown_field(
+    sandbox: Sandbox, session: aiohttp.ClientSession
+) -> None:
+    """nesting_depth gives every record a ``nested`` field of lists that many levels deep."""
+    sandbox.faults.nesting_depth = 5
+    _, body = await get(session, limit=3)
+    assert [record.pop("nested") for record in data_of(body)] == [[[[[[]]]]]] * 3
+    assert data_of(body) == sandbox.records("demo", limit=3)
+
+
+async def test_reflect_headers_echoes_the_authorization_header(
+    sandbox: Sandbox, session: aiohttp.ClientSession
+) -> None:
+    """reflect_headers answers 502 with a page quoting the request's headers."""
+    sandbox.faults.reflect_headers = True
+    async with session.get(PATH.format(cid="demo")) as response:
+        assert response.status == 502
+        text = await response.text()
+    assert basic()["Authorization"] in text
+
+
 async def test_fault_draws_are_reproducible_for_a_seed() -> None:
     """Two sandboxes with the same seed fault on the same requests."""
     runs = []

@@ -22,7 +22,7 @@ from exotel_async import (
     ServerError,
 )
 from exotel_async._protocol import build_page_request, parse_page
-from exotel_async._transport import RetryPolicy, Transport
+from exotel_async._transport import DEFAULT_MAX_RESPONSE_BYTES, RetryPolicy, Transport
 
 BASE = "https://api.exotel.com"
 TOKEN = "tok-SECRET-123"
@@ -63,15 +63,22 @@ def sleep() -> FakeSleep:
 
 
 def make_transport(
-    session: aiohttp.ClientSession, sleep: FakeSleep, *, max_retries: int = 3, **policy: float
+    session: aiohttp.ClientSession,
+    sleep: FakeSleep,
+    *,
+    max_retries: int = 3,
+    auth: str = AUTH,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+    **policy: float,
 ) -> Transport:
     return Transport(
         base_url=URL(BASE),
-        headers={"Authorization": AUTH},
+        headers={"Authorization": auth},
         get_session=lambda: session,
         timeout=aiohttp.ClientTimeout(total=5),
         retry=RetryPolicy(max_retries=max_retries, **policy),
         sleep=sleep,
+        max_response_bytes=max_response_bytes,
     )
 
 
@@ -317,3 +324,62 @@ async def test_transport_error_text_names_the_attempts(
     mocked.get(PAGE_URL, exception=aiohttp.ServerDisconnectedError(), repeat=True)
     with pytest.raises(APIConnectionError, match="after 3 attempts"):
         await make_transport(session, sleep, max_retries=2).send(REQUEST, parse)
+
+
+SECRET_FORMS = (TOKEN, f"key:{TOKEN}", AUTH.split()[1])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"RestException": {"Status": 502, "Message": f"upstream refused {AUTH}"}},
+        {"RestException": {"Status": 502, "Message": f"bad pair key:{TOKEN}"}},
+        {"RestException": {"Status": 502, "Message": f"token {TOKEN} expired"}},
+    ],
+)
+async def test_credentials_echoed_in_an_error_body_are_scrubbed(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep, body: object
+) -> None:
+    """A proxy's JSON message quoting the token, key:token or Basic value is redacted."""
+    mocked.get(PAGE_URL, status=502, payload=body)
+    with pytest.raises(ServerError) as caught:
+        await make_transport(session, sleep, max_retries=0).send(REQUEST, parse)
+    text = str(caught.value) + repr(caught.value)
+    assert "[redacted]" in text
+    assert not any(secret in text for secret in SECRET_FORMS)
+
+
+async def test_credentials_with_json_escaped_slashes_are_scrubbed(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """A Basic value written with ``\\/`` (as some JSON encoders do) is redacted too."""
+    slashed = "Basic " + base64.b64encode(b"k?y:t?k?n-with-slashes").decode()
+    assert "/" in slashed
+    escaped = slashed.replace("/", "\\/")
+    body = f'{{"RestException": {{"Status": 502, "Message": "echo {escaped}"}}}}'
+    mocked.get(PAGE_URL, status=502, body=body)
+    transport = make_transport(session, sleep, max_retries=0, auth=slashed)
+    with pytest.raises(ServerError) as caught:
+        await transport.send(REQUEST, parse)
+    assert slashed.split()[1] not in str(caught.value)
+
+
+async def test_credentials_in_a_decode_error_excerpt_are_scrubbed(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """The excerpt of a 200 that is not JSON never quotes a credential."""
+    mocked.get(PAGE_URL, status=200, body=f"<pre>Authorization: {AUTH}</pre>")
+    with pytest.raises(ResponseDecodeError) as caught:
+        await make_transport(session, sleep, max_retries=0).send(REQUEST, parse)
+    assert not any(secret in str(caught.value) for secret in SECRET_FORMS)
+
+
+async def test_announced_body_above_the_cap_is_refused_without_retry(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """A Content-Length above max_response_bytes raises a decode error naming the limit."""
+    mocked.get(PAGE_URL, status=200, body=b" " * 2000, headers={"Content-Length": "2000"})
+    transport = make_transport(session, sleep, max_response_bytes=1000)
+    with pytest.raises(ResponseDecodeError, match="max_response_bytes=1000"):
+        await transport.send(REQUEST, parse)
+    assert request_count(mocked) == 1

@@ -85,6 +85,17 @@ class Faults:
     retry_after: int = attrs.field(default=1, validator=_non_negative)
     rate_limit: tuple[int, float] | None = attrs.field(default=None, validator=_window)
     grow_per_request: int = attrs.field(default=0, validator=_non_negative)
+    # Hostile servers: deterministic, for testing a client's bounds.
+    #: Bytes of whitespace streamed after every successful page (valid JSON, just large).
+    oversized_body: int = attrs.field(default=0, validator=_non_negative)
+    #: Successful pages never end: whitespace is streamed until the client hangs up.
+    endless_body: bool = False
+    #: Every page holds the records at offset 0 while echoing the offset asked for.
+    ignore_offset: bool = False
+    #: Every record gains an unknown field ``nested``: lists this many levels deep.
+    nesting_depth: int = attrs.field(default=0, validator=_non_negative)
+    #: Every request gets a 502 proxy page that echoes the request's headers.
+    reflect_headers: bool = False
 
 
 @attrs.frozen
@@ -417,6 +428,8 @@ class Sandbox:
         fault: str | None
         if retry_after is not None:
             response, fault = _too_many(retry_after), "rate_limit"
+        elif faults.reflect_headers:
+            response, fault = _reflected(request), "reflect_headers"
         elif roll[0] < faults.p_reset:
             _reset_connection(request)
             return web.Response(status=499), "reset"
@@ -429,6 +442,8 @@ class Sandbox:
                 return await self._truncate(request, response), "truncated"
             if roll[6] < faults.p_malformed:
                 return self._malform(response), "malformed"
+            if faults.endless_body or faults.oversized_body:
+                return await self._inflate(request, response, faults)
         return response, fault
 
     def _rate_limit(self, rule: tuple[int, float] | None) -> tuple[dict[str, str], int | None]:
@@ -467,6 +482,28 @@ class Sandbox:
             request.transport.close()
         return stream
 
+    async def _inflate(
+        self, request: web.Request, response: web.Response, faults: Faults
+    ) -> tuple[web.StreamResponse, str]:
+        """Stream the page followed by whitespace: ``oversized_body`` bytes, or endlessly."""
+        body = response.body
+        assert isinstance(body, bytes)
+        stream = web.StreamResponse(status=200, headers=response.headers)
+        padding = None if faults.endless_body else faults.oversized_body
+        if padding is not None:
+            stream.content_length = len(body) + padding
+        await stream.prepare(request)
+        chunk = b" " * 65536
+        with contextlib.suppress(ConnectionError):  # the client hung up, as it should
+            await stream.write(body)
+            while padding is None or padding > 0:
+                piece = chunk if padding is None else chunk[:padding]
+                await stream.write(piece)
+                if padding is not None:
+                    padding -= len(piece)
+            await stream.write_eof()
+        return stream, "endless_body" if faults.endless_body else "oversized_body"
+
     @staticmethod
     def _malform(response: web.Response) -> web.Response:
         """Return the same page with an unquoted string value, as in the product page's sample."""
@@ -497,14 +534,24 @@ class Sandbox:
             query = request.query
             if channel_required:
                 _check_channel(query)
-            page = self._page(campaign_id, *self._parse_query(query))
+            offset, limit, number, sort_by = self._parse_query(query)
+            faults = self.faults
+            page = self._page(
+                campaign_id, 0 if faults.ignore_offset else offset, limit, number, sort_by
+            )
         except _Failure as failure:
             return _v2_error(failure.status, failure.code, failure.message, failure.description)
-        joined = page.joined
-        if self.faults.p_item_failure:
+        joined, metadata = page.joined, page.metadata
+        if faults.p_item_failure:
             joined = b",".join(self._maybe_fail(item) for item in page.items)
+        if faults.ignore_offset:
+            metadata = _dumps({**json.loads(metadata), "offset": offset})
+        if faults.nesting_depth:
+            depth = faults.nesting_depth
+            nested = b'"data":{"nested":' + b"[" * depth + b"]" * depth + b","
+            joined = joined.replace(b'"data":{', nested)
         rid = _request_id().encode()
-        parts = (_OK_HEAD, rid, _OK_MIDDLE, page.metadata, b',"response":[', joined, b"]}")
+        parts = (_OK_HEAD, rid, _OK_MIDDLE, metadata, b',"response":[', joined, b"]}")
         body = b"".join(parts)
         return web.Response(body=body, content_type=_JSON)
 
@@ -587,6 +634,13 @@ def _status_fault(faults: Faults, roll: list[float]) -> tuple[web.Response, str]
     if roll[4] < faults.p_429:
         return _too_many(faults.retry_after), "429"
     return None
+
+
+def _reflected(request: web.Request) -> web.Response:
+    """A misconfigured proxy's error page that quotes the request's headers back."""
+    echoed = "".join(f"{name}: {value}\n" for name, value in request.headers.items())
+    text = f"<html><body><h1>502 Bad Gateway</h1><pre>{echoed}</pre></body></html>\n"
+    return web.Response(status=502, text=text, content_type="text/html")
 
 
 def _invalid(description: str) -> _Failure:
