@@ -227,7 +227,7 @@ class CliSandbox:
         )
         try:
             while "EXOTEL_ACCOUNT_SID" not in self.env:
-                line = _read_line(self._process.stdout).strip()
+                line = _read_line(self._process.stdout).strip().removeprefix("export ")
                 name, equals, value = line.partition("=")
                 if equals and name.startswith("EXOTEL_"):
                     self.env[name] = value

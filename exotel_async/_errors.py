@@ -13,6 +13,7 @@
     │   └── APITimeoutError         no answer within the timeout
     ├── ResponseDecodeError         an answer that is not the documented envelope
     ├── ItemError                   one record of a page failed on Exotel's side
+    ├── ExportRefused               an export cannot start as asked (files on disk, flags)
     └── NoProgressError             pages in a row held only records already seen
 
 Other statuses (402, 409, ...) raise ``APIError`` itself. No message ever holds the
@@ -56,12 +57,24 @@ class APIError(ExotelError):
         self.retry_after = retry_after
 
     def __str__(self) -> str:
-        parts = [f"HTTP {self.status_code}: {self.args[0]}"]
+        text = f"HTTP {self.status_code}: {self.args[0]}"
+        # Exotel's description is the useful half ("limit must be an integer between 1
+        # and 50"); its message is often only the status's name ("Invalid parameter").
+        if self.description and self.description != self.args[0]:
+            text += f": {self.description}"
+        parts = [text]
         if self.error_code is not None:
             parts.append(f"error code {self.error_code}")
         if self.request_id:
             parts.append(f"request id {self.request_id}")
         return self._with_attempts(" | ".join(parts))
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status_code={self.status_code}, "
+            f"request_id={self.request_id!r}, error_code={self.error_code!r}, "
+            f"message={self.args[0]!r}, description={self.description!r})"
+        )
 
 
 class BadRequestError(APIError):
@@ -167,3 +180,10 @@ class NoProgressError(ExotelError):
         self.offset = offset
         #: How many pages in a row made none.
         self.pages = pages
+
+
+class ExportRefused(ExotelError):
+    """An export cannot start as asked: an existing output, a mismatched checkpoint, ...
+
+    Nothing was fetched or written; asking again unchanged gets the same answer.
+    """

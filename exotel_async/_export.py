@@ -23,6 +23,7 @@ if sys.platform != "win32":
 
 from ._client import ExotelClient
 from ._converter import converter
+from ._errors import ExportRefused
 from ._models import SmsPage, SmsRecord
 
 FORMATS = ("jsonl", "csv", "parquet")
@@ -44,10 +45,6 @@ _CHECKPOINT_VERSION = 1
 # Valid JSON can hold a lone surrogate (half an emoji) that UTF-8 cannot: write it as
 # the \udXXX escape it arrived as, rather than fail on that record at every resume.
 _ENCODING, _ERRORS = "utf-8", "backslashreplace"
-
-
-class ExportRefused(Exception):
-    """The export cannot start as asked (existing output, mismatched checkpoint, ...)."""
 
 
 def _natural(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -73,6 +70,8 @@ class Checkpoint:
     output_bytes: int = attrs.field(validator=_natural)
     total: int | None = attrs.field(default=None, validator=attrs.validators.optional(_natural))
     version: int = _CHECKPOINT_VERSION
+    #: The export finished: the output holds all it asked for, in ``output_bytes`` bytes.
+    complete: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
 
     def __attrs_post_init__(self) -> None:
         # Every record written came from its own offset before next_offset.
@@ -98,10 +97,12 @@ class ExportProgress:
     item_errors: int = 0
     #: A page stayed empty below Exotel's total: the checkpoint is kept for ``--resume``.
     ended_early: bool = False
+    #: The output already held this complete export: nothing was fetched or written.
+    already_complete: bool = False
 
 
 def checkpoint_path(output: Path) -> Path:
-    """The checkpoint that sits beside ``output`` while its export is incomplete."""
+    """The checkpoint beside ``output``: how far its export got, or that it is complete."""
     return output.with_name(output.name + ".checkpoint")
 
 
@@ -249,9 +250,10 @@ class ExportRequest:
 
     Attributes:
         campaign_id: The campaign sid.
-        output: The file to write; None writes JSONL to stdout.
+        output: The file to write; None writes JSONL or CSV to stdout.
         format: ``jsonl``, ``csv`` or ``parquet``.
-        resume: Continue from the checkpoint beside ``output`` (or start if there is none).
+        resume: Continue from the checkpoint beside ``output``; start when there is nothing
+            to continue, and do nothing when that export is already complete.
         force: Overwrite an existing output.
         page_size: Records per request.
         concurrency: Pages in flight.
@@ -262,7 +264,7 @@ class ExportRequest:
     """
 
     campaign_id: str
-    output: Path | None  # None: JSONL to stdout
+    output: Path | None  # None: stdout
     format: str = attrs.field(default="jsonl", validator=attrs.validators.in_(FORMATS))
     resume: bool = False
     force: bool = False
@@ -274,35 +276,63 @@ class ExportRequest:
     skip_item_errors: bool = False
 
 
+def _check_output(output: Path) -> None:
+    """Refuse an output path that cannot be a file, before anything is created beside it."""
+    if output.is_dir():
+        raise ExportRefused(
+            f"{output} is a directory: give a file name, such as {output / 'sms.jsonl'}"
+        )
+    if not output.parent.is_dir():
+        raise ExportRefused(
+            f"cannot write {output}: the folder {output.parent} does not exist; create it first"
+        )
+
+
 def _plan(request: ExportRequest) -> Checkpoint | None:
-    """Decide from the files on disk whether to start afresh or resume; refuse the unsafe."""
+    """Decide from the files on disk whether to start afresh, resume or stop; refuse the unsafe.
+
+    Returns None to start afresh, else the checkpoint to continue from (or a complete one).
+    """
     if request.output is None:
-        if request.resume or request.format != "jsonl":
-            raise ExportRefused("--output - writes JSONL to stdout and cannot be resumed")
+        if request.resume:
+            raise ExportRefused("--resume needs a file: an export to stdout cannot be resumed")
+        if request.format == "parquet":
+            raise ExportRefused("Parquet needs a file: it cannot be written to stdout")
         return None
     if request.resume and request.force:
         raise ExportRefused("--resume and --force contradict each other: choose one")
-    if request.resume and request.format == "parquet":
-        raise ExportRefused("Parquet exports cannot be resumed; use jsonl or csv for --resume")
     output, marker = request.output, checkpoint_path(request.output)
     if request.force or not (output.exists() or marker.exists()):
         return None
-    if not request.resume:
-        what = output if output.exists() else marker
-        raise ExportRefused(
-            f"{what} already exists: pass --resume to continue it or --force to overwrite it"
-        )
     if not marker.exists():
-        raise ExportRefused(f"{output} has no checkpoint beside it: that export is complete")
+        raise ExportRefused(
+            f"{output} already exists and no checkpoint says what it holds: "
+            "pass --force to overwrite it, or choose another --output"
+        )
     checkpoint = load_checkpoint(marker)
+    if checkpoint.records_written == 0 and not checkpoint.complete:
+        return None  # a run that wrote nothing (a crash before the first page): no loss
     asked = (request.campaign_id, request.number, request.sort_by, request.format)
     saved = (checkpoint.campaign_id, checkpoint.number, checkpoint.sort_by, checkpoint.format)
     if asked != saved:
         raise ExportRefused(
-            f"checkpoint {marker} is for campaign {saved[0]!r} number={saved[1]!r} "
-            f"sort_by={saved[2]!r} format={saved[3]!r}, not for this command"
+            f"{output} holds an export of {_describe(*saved)}, not of {_describe(*asked)}: "
+            "pass --force to overwrite it, or choose another --output"
         )
     size = output.stat().st_size if output.exists() else 0
+    if checkpoint.complete:
+        if size != checkpoint.output_bytes:
+            raise ExportRefused(
+                f"{output} changed since its export completed: pass --force to export again"
+            )
+        return checkpoint
+    if not request.resume:
+        raise ExportRefused(
+            f"{output} holds an interrupted export ({checkpoint.records_written} records): "
+            "pass --resume to continue it or --force to start over"
+        )
+    if request.format == "parquet":
+        raise ExportRefused("Parquet exports cannot be resumed: pass --force to start over")
     if size < checkpoint.output_bytes:
         raise ExportRefused(
             f"{output} is shorter than its checkpoint says: start over with --force"
@@ -316,6 +346,13 @@ def _plan(request: ExportRequest) -> Checkpoint | None:
             "start over with --force"
         )
     return checkpoint
+
+
+def _describe(campaign_id: str, number: str | None, sort_by: str | None, fmt: str) -> str:
+    """``campaign 'c1' as jsonl``, with the filters that are set."""
+    filters = [f"--number {number}"] if number else []
+    filters += [f"--sort-by {sort_by}"] if sort_by else []
+    return " ".join([f"campaign {campaign_id!r} as {fmt}", *filters])
 
 
 def _records_in(output: Path, size: int, fmt: str) -> int | None:
@@ -385,7 +422,8 @@ def _acquire(path: Path, output: Path) -> int:
 
 def _open_sink(request: ExportRequest, checkpoint: Checkpoint | None) -> _Sink:
     if request.output is None:
-        return _TextSink(sys.stdout.buffer, "jsonl", header=False, durable=False)
+        header = request.format == "csv"
+        return _TextSink(sys.stdout.buffer, request.format, header=header, durable=False)
     if request.format == "parquet":
         return _ParquetSink(request.output)
     start = checkpoint.output_bytes if checkpoint is not None else 0
@@ -414,9 +452,12 @@ async def run_export(
         should_stop: Asked after every page; True saves the checkpoint and returns early.
 
     Returns:
-        The progress: ``completed`` when the whole campaign was written (the checkpoint is
-        then removed), ``interrupted`` when ``should_stop`` said so, ``ended_early`` when
-        Exotel served an empty page below its own total (the checkpoint is kept).
+        The progress: ``completed`` when the whole campaign was written (the checkpoint
+        then says so), ``already_complete`` too when the output already held this complete
+        export (nothing is fetched), ``interrupted`` when ``should_stop`` said so,
+        ``ended_early`` when Exotel served an empty page below its own total.
+
+    A run that fails before writing a record leaves no output, checkpoint or lock behind.
 
     Raises:
         ExportRefused: The files on disk forbid the request (an existing output without
@@ -424,6 +465,8 @@ async def run_export(
             that disagrees with the output, another export of the same output running).
         ExotelError: The API failed; the checkpoint of the last complete page remains.
     """
+    if request.output is not None:
+        _check_output(request.output)
     with _exclusive(request.output):
         return await _export(client, request, on_page, should_stop)
 
@@ -436,6 +479,15 @@ async def _export(
 ) -> ExportProgress:
     """``run_export`` once the output is locked."""
     checkpoint = _plan(request)
+    if checkpoint is not None and checkpoint.complete:
+        done = checkpoint.records_written
+        return ExportProgress(
+            records=done,
+            total=checkpoint.total,
+            started_at_record=done,
+            completed=True,
+            already_complete=True,
+        )
     start = checkpoint.next_offset if checkpoint else 0
     written = checkpoint.records_written if checkpoint else 0
     max_items = None if request.max_items is None else max(request.max_items - written, 0)
@@ -453,7 +505,7 @@ async def _export(
     marker = checkpoint_path(request.output) if request.output is not None else None
     resumable = marker is not None and request.format != "parquet"
 
-    def checkpoint_at(size: int) -> Checkpoint:
+    def checkpoint_at(size: int, *, complete: bool = False) -> Checkpoint:
         return Checkpoint(
             campaign_id=request.campaign_id,
             number=request.number,
@@ -463,6 +515,7 @@ async def _export(
             records_written=progress.records,
             output_bytes=size,
             total=progress.total,
+            complete=complete,
         )
 
     if marker is not None and checkpoint is None:
@@ -499,13 +552,27 @@ async def _export(
                 if should_stop():
                     progress.interrupted = True
                     break
-    finally:
+    except BaseException:
         sink.close()
+        if checkpoint is None and progress.pages == 0 and request.output is not None:
+            _discard(request.output)  # nothing was written: leave nothing in the way
+        raise
+    finally:
         progress.elapsed = time.monotonic() - began
+    sink.close()
     progress.item_errors = len(stream.item_errors)
     progress.ended_early = stream.stats.ended_early
     if not (progress.interrupted or progress.ended_early):
         progress.completed = True
         if marker is not None:
-            marker.unlink(missing_ok=True)
+            # Kept, marked complete: a re-run then says so instead of fetching it all again.
+            size = request.output.stat().st_size if request.output is not None else 0
+            _save_checkpoint(marker, checkpoint_at(size, complete=True))
     return progress
+
+
+def _discard(output: Path) -> None:
+    """Remove an output and its checkpoint that hold nothing."""
+    for path in (output, checkpoint_path(output)):
+        with contextlib.suppress(OSError):
+            path.unlink()

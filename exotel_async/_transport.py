@@ -110,6 +110,9 @@ class Transport:
         self._retry = retry
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._sleep = sleep
+        # A connection refused before the server ever answered means a wrong address, not
+        # a flaky network: it fails at once instead of after a minute of retries.
+        self._answered = False
         #: One per client: every stream and page of it shares the account's limit.
         self.rate = RateController(
             ceiling=max_requests_per_minute / 60.0 if max_requests_per_minute else None,
@@ -196,13 +199,14 @@ class Transport:
                 ssl=self._ssl,
                 allow_redirects=False,
             ) as response:
+                self._answered = True
                 body = await self._read_body(response)
                 return response.status, response.headers, self._scrub(body)
         except asyncio.TimeoutError:
             failure = APITimeoutError(f"no answer within {self._timeout.total}s from {self._base}")
         except aiohttp.ClientError as exc:
             described = self._scrub(_describe(exc).encode()).decode("utf-8", "replace")
-            failure = APIConnectionError(
+            failure = self._refusal(exc) or APIConnectionError(
                 f"{type(exc).__name__} talking to {self._base}: {described}",
                 # A certificate that fails today fails on every retry too.
                 retryable=not isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)),
@@ -211,6 +215,19 @@ class Transport:
         # aiohttp's exception: some carry the request's headers (the Authorization header)
         # and its full URL (the number filter).
         raise failure
+
+    def _refusal(self, exc: aiohttp.ClientError) -> APIConnectionError | None:
+        """The error for a connection refused before any answer, not retried; else None."""
+        refused = isinstance(exc, aiohttp.ClientConnectorError) and isinstance(
+            exc.os_error, ConnectionRefusedError
+        )
+        if not refused or self._answered:
+            return None
+        return APIConnectionError(
+            f"connection refused by {self._base}: nothing answers there; "
+            "check the base URL or region (EXOTEL_BASE_URL, EXOTEL_REGION)",
+            retryable=False,
+        )
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
         """Read the body in chunks, refusing it once it would pass ``max_response_bytes``."""

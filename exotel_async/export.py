@@ -9,12 +9,12 @@ async with ExotelClient.from_env() as client:
 ```
 """
 
+from ._errors import ExportRefused
 from ._export import (
     CSV_COLUMNS,
     FORMATS,
     Checkpoint,
     ExportProgress,
-    ExportRefused,
     ExportRequest,
     checkpoint_path,
     load_checkpoint,

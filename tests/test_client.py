@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from typing import Any
@@ -53,6 +54,15 @@ def test_region_selects_the_host() -> None:
     assert client().base_url.host == "api.exotel.com"
     assert client(region="mumbai").base_url.host == "api.in.exotel.com"
     assert client(region=Region.MUMBAI).base_url.host == "api.in.exotel.com"
+
+
+def test_region_is_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``EXOTEL_REGION=Mumbai`` selects the Mumbai cluster, as ``mumbai`` does."""
+    for name in ("EXOTEL_API_KEY", "EXOTEL_API_TOKEN", "EXOTEL_ACCOUNT_SID"):
+        monkeypatch.setenv(name, "x")
+    monkeypatch.setenv("EXOTEL_REGION", "Mumbai")
+    monkeypatch.delenv("EXOTEL_BASE_URL", raising=False)
+    assert ExotelClient.from_env().base_url.host == "api.in.exotel.com"
 
 
 def test_unknown_region_is_refused() -> None:
@@ -165,6 +175,14 @@ def test_from_env_names_the_missing_variable(monkeypatch: pytest.MonkeyPatch, mi
         monkeypatch.setenv(name, "x")
     monkeypatch.delenv(missing)
     with pytest.raises(ValueError, match=missing):
+        ExotelClient.from_env()
+
+
+def test_from_env_names_every_missing_variable_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no credentials set, one error names all three variables."""
+    for name in ("EXOTEL_API_KEY", "EXOTEL_API_TOKEN", "EXOTEL_ACCOUNT_SID"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="EXOTEL_API_KEY, EXOTEL_API_TOKEN and EXOTEL_ACCOUNT_SID"):
         ExotelClient.from_env()
 
 
@@ -303,3 +321,19 @@ async def test_max_requests_per_minute_spaces_requests(mocked: aioresponses) -> 
         elapsed = time.monotonic() - started
     assert elapsed >= 0.04 * 0.95  # four gaps of 10 ms, less timer slack
     assert len(next(iter(mocked.requests.values()))) == 5
+
+
+def test_number_without_country_code_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """A number filter without '+' logs a warning (masked), since it likely matches nothing."""
+    with caplog.at_level(logging.WARNING, logger="exotel_async"):
+        client().sms_details("c1", number="8123456789")
+    assert "not in E.164 form" in caplog.text
+    assert "********89" in caplog.text
+    assert "8123456789" not in caplog.text
+
+
+def test_number_in_e164_form_is_not_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """A number with '+' and country code passes silently."""
+    with caplog.at_level(logging.WARNING, logger="exotel_async"):
+        client().sms_details("c1", number="+919876543210")
+    assert caplog.text == ""

@@ -6,7 +6,10 @@ import ast
 import asyncio
 import inspect
 import json
+import os
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -80,12 +83,11 @@ async def test_docs_example_runs(
 
 @pytest.mark.parametrize("code", blocks(pytest_examples=True))
 def test_docs_pytest_example_passes(code: str, pytester: pytest.Pytester) -> None:
-    """A test written for users' suites passes there, with the plugin's fixtures."""
-    pytester.makeini(
-        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
-    )
+    """A test written for users' suites passes there, configured as the docs say, unwarned."""
+    testing = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
+    pytester.makepyprojecttoml(testing.split("```toml\n", 1)[1].split("```", 1)[0])
     pytester.makepyfile(test_user=code)
-    result = pytester.runpytest("-q", "-p", "no:cacheprovider")
+    result = pytester.runpytest("-q", "-p", "no:cacheprovider", "-W", "error")
     result.assert_outcomes(passed=len(PYTEST_EXAMPLE.findall(code)))
 
 
@@ -158,6 +160,19 @@ async def test_scheduled_export_example_resumes_through_an_outage(
     assert sids == [r["sid"] for r in sandbox.records(CAMPAIGN)]
 
 
+async def test_scheduled_export_example_runs_again_after_a_complete_run(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The job's next scheduled run, after a complete one, returns without a request."""
+    example = load_example("scheduled_export")
+    out = tmp_path / "campaign.jsonl"
+    await example.export_campaign(CAMPAIGN, out)
+    requests = sandbox.stats.requests
+    progress = await example.export_campaign(CAMPAIGN, out)
+    assert progress.already_complete
+    assert sandbox.stats.requests == requests
+
+
 def _no_retries(cls: type[ExotelClient]) -> Any:
     class NoRetries(cls):  # type: ignore[valid-type,misc]
         @classmethod
@@ -200,3 +215,14 @@ def test_every_public_name_has_a_docstring() -> None:
                 if not inspect.getdoc(member):
                     missing.append(f"{name}.{attr}")
     assert missing == []
+
+
+def test_docs_site_builds_from_outside_the_repository(tmp_path: Path) -> None:
+    """``mkdocs build -f .../mkdocs.yml`` works from any directory (snippets included)."""
+    pytest.importorskip("mkdocs")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    command = [sys.executable, "-m", "mkdocs", "build", "--strict", "-q"]
+    command += ["-f", str(ROOT / "mkdocs.yml"), "-d", str(tmp_path / "site")]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "site" / "cookbook" / "index.html").exists()

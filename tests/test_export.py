@@ -5,13 +5,21 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from exotel_async import ExotelClient, ServerError, SmsRecord, converter
-from exotel_async._export import (
+from exotel_async import (
+    ExotelClient,
+    ExotelError,
+    NotFoundError,
+    ServerError,
+    SmsRecord,
+    converter,
+)
+from exotel_async.export import (
     CSV_COLUMNS,
     ExportRefused,
     ExportRequest,
@@ -105,10 +113,10 @@ async def test_parquet_export_has_typed_columns(
     assert table.column("sid").to_pylist() == [r["sid"] for r in sandbox.records("c1")]
 
 
-async def test_checkpoint_exists_while_incomplete_and_is_removed_at_the_end(
+async def test_checkpoint_exists_while_incomplete_and_is_marked_complete_at_the_end(
     client: ExotelClient, tmp_path: Path
 ) -> None:
-    """A stopped export leaves its checkpoint; a completed one removes it."""
+    """A stopped export leaves its checkpoint; a completed one marks it complete."""
     out = tmp_path / "sms.jsonl"
     progress = await run_export(client, ExportRequest("c1", out), should_stop=lambda: True)
     assert progress.interrupted
@@ -116,7 +124,9 @@ async def test_checkpoint_exists_while_incomplete_and_is_removed_at_the_end(
     assert (marker.next_offset, marker.records_written) == (50, 50)
     assert marker.output_bytes == out.stat().st_size
     await run_export(client, ExportRequest("c1", out, resume=True))
-    assert not checkpoint_path(out).exists()
+    final = load_checkpoint(checkpoint_path(out))
+    assert (final.complete, final.records_written) == (True, TOTAL)
+    assert final.output_bytes == out.stat().st_size
 
 
 async def test_resume_cuts_a_torn_line_and_writes_each_record_once(
@@ -163,9 +173,17 @@ async def test_existing_output_is_refused_without_resume_or_force(
     """An export never overwrites a file unless told to."""
     out = tmp_path / "sms.jsonl"
     out.write_text("precious\n")
-    with pytest.raises(ExportRefused, match=r"--resume.*--force"):
+    with pytest.raises(ExportRefused, match="--force"):
         await run_export(client, ExportRequest("c1", out))
     assert out.read_text() == "precious\n"
+
+
+async def test_refusal_is_an_exotel_error(client: ExotelClient, tmp_path: Path) -> None:
+    """``except ExotelError`` catches a refused export, as the error tree promises."""
+    out = tmp_path / "sms.jsonl"
+    out.write_text("precious\n")
+    with pytest.raises(ExotelError):
+        await run_export(client, ExportRequest("c1", out))
 
 
 async def test_force_overwrites_an_existing_output(client: ExotelClient, tmp_path: Path) -> None:
@@ -182,22 +200,95 @@ async def test_checkpoint_of_another_campaign_or_filter_is_refused(
     """A checkpoint whose campaign or filters differ from the request is refused."""
     out = tmp_path / "sms.jsonl"
     await run_export(client, ExportRequest("c1", out), should_stop=lambda: True)
-    with pytest.raises(ExportRefused, match="checkpoint"):
+    with pytest.raises(ExportRefused, match="not of campaign 'other' as jsonl"):
         await run_export(client, ExportRequest("other", out, resume=True))
-    with pytest.raises(ExportRefused, match="checkpoint"):
+    with pytest.raises(ExportRefused, match="not of campaign 'c1' as jsonl --sort-by"):
         await run_export(
             client, ExportRequest("c1", out, resume=True, sort_by="schedule_time:desc")
         )
 
 
-async def test_resume_of_a_completed_export_is_refused(
-    client: ExotelClient, tmp_path: Path
+@pytest.mark.parametrize("resume", [False, True])
+async def test_rerun_of_a_completed_export_reports_it_without_a_request(
+    sandbox: Sandbox, client: ExotelClient, tmp_path: Path, resume: bool
 ) -> None:
-    """Without a checkpoint there is nothing to resume: the export is complete."""
+    """Running a completed export again, with or without resume, fetches and writes nothing."""
     out = tmp_path / "sms.jsonl"
     await run_export(client, ExportRequest("c1", out))
-    with pytest.raises(ExportRefused, match="complete"):
-        await run_export(client, ExportRequest("c1", out, resume=True))
+    before, requests = out.read_bytes(), sandbox.stats.requests
+    progress = await run_export(client, ExportRequest("c1", out, resume=resume))
+    assert (progress.completed, progress.already_complete) == (True, True)
+    assert progress.records == TOTAL
+    assert sandbox.stats.requests == requests
+    assert out.read_bytes() == before
+
+
+async def test_completed_export_of_another_campaign_is_refused(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """A complete export of one campaign is not "already complete" for another."""
+    out = tmp_path / "sms.jsonl"
+    await run_export(client, ExportRequest("c1", out, max_items=10))
+    with pytest.raises(ExportRefused, match=r"campaign 'c1'.*--force"):
+        await run_export(client, ExportRequest("other", out, resume=True))
+
+
+async def test_failed_first_request_leaves_nothing_behind(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """A 404 before any page leaves no output, checkpoint or lock; the fixed command runs."""
+    out = tmp_path / "sms.jsonl"
+    with pytest.raises(NotFoundError):
+        await run_export(client, ExportRequest("nosuch", out))
+    assert list(tmp_path.iterdir()) == []
+    progress = await run_export(client, ExportRequest("c1", out, resume=True))
+    assert progress.records == TOTAL
+
+
+async def test_checkpoint_that_vouches_for_no_record_does_not_block(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """A crash before the first page (a checkpoint of 0 records) blocks no later command."""
+    out = tmp_path / "sms.jsonl"
+    out.write_bytes(b"")
+    checkpoint_path(out).write_text(
+        json.dumps(
+            {
+                "campaign_id": "nosuch",
+                "number": None,
+                "sort_by": None,
+                "format": "jsonl",
+                "next_offset": 0,
+                "records_written": 0,
+                "output_bytes": 0,
+            }
+        )
+    )
+    progress = await run_export(client, ExportRequest("c1", out))
+    assert progress.records == TOTAL
+
+
+@pytest.mark.parametrize("resume", [False, True])
+async def test_output_in_a_missing_folder_is_refused_naming_it(
+    client: ExotelClient, tmp_path: Path, resume: bool
+) -> None:
+    """An output whose folder does not exist is refused before anything is created."""
+    out = tmp_path / "nosuch" / "sms.jsonl"
+    missing = re.escape(f"folder {tmp_path / 'nosuch'} does not exist")
+    with pytest.raises(ExportRefused, match=missing):
+        await run_export(client, ExportRequest("c1", out, resume=resume))
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_directory_as_output_is_refused_and_leaves_nothing(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """A directory given as output, even with force, is refused; nothing appears beside it."""
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    with pytest.raises(ExportRefused, match="is a directory: give a file name"):
+        await run_export(client, ExportRequest("c1", folder, force=True))
+    assert [p.name for p in tmp_path.iterdir()] == ["adir"]
 
 
 async def test_resume_with_nothing_on_disk_starts_afresh(
@@ -252,7 +343,7 @@ async def test_force_forgets_an_old_checkpoint(client: ExotelClient, tmp_path: P
     await run_export(client, ExportRequest("c1", out), should_stop=lambda: True)
     pytest.importorskip("pyarrow")
     await run_export(client, ExportRequest("c1", out, format="parquet", force=True))
-    assert not checkpoint_path(out).exists()
+    assert load_checkpoint(checkpoint_path(out)).format == "parquet"
 
 
 async def test_crash_before_the_output_exists_is_resumable(
@@ -367,7 +458,7 @@ async def test_lock_is_released_when_the_export_ends(client: ExotelClient, tmp_p
     await run_export(client, ExportRequest("c1", out), should_stop=lambda: True)
     await run_export(client, ExportRequest("c1", out, resume=True))
     assert len(out.read_text().splitlines()) == TOTAL
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sms.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sms.jsonl", "sms.jsonl.checkpoint"]
 
 
 async def test_checkpoint_never_writes_through_a_planted_symlink(

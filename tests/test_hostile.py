@@ -15,7 +15,7 @@ from exotel_async import (
     ResponseDecodeError,
     ServerError,
 )
-from exotel_async.export import ExportRequest, checkpoint_path, run_export
+from exotel_async.export import ExportRequest, checkpoint_path, load_checkpoint, run_export
 from exotel_async.testing import Faults, Sandbox
 
 
@@ -100,12 +100,19 @@ async def test_deeply_nested_record_stops_an_export_with_its_checkpoint(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """An export meeting such a record raises a typed error and keeps its checkpoint."""
-    sandbox.faults = Faults(nesting_depth=1000)
+
+    def nest_after_the_first_page(progress: object) -> None:
+        sandbox.faults = Faults(nesting_depth=1000)
+
     out = tmp_path / "sms.jsonl"
     async with client_for(sandbox) as client:
         with pytest.raises(ResponseDecodeError):
-            await run_export(client, ExportRequest("c1", out))
-    assert checkpoint_path(out).exists()
+            await run_export(
+                client,
+                ExportRequest("c1", out, concurrency=1),
+                on_page=nest_after_the_first_page,
+            )
+    assert load_checkpoint(checkpoint_path(out)).records_written >= 50
 
 
 async def test_reflected_authorization_header_never_reaches_the_error(sandbox: Sandbox) -> None:

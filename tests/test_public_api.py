@@ -15,6 +15,7 @@ def test_all_is_pinned() -> None:
         "BadRequestError",
         "ExotelClient",
         "ExotelError",
+        "ExportRefused",
         "ItemError",
         "NoProgressError",
         "NotFoundError",

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from exotel_async import (
+    APIConnectionError,
     AuthenticationError,
     BadRequestError,
     ExotelClient,
@@ -229,3 +230,35 @@ async def test_secrets_never_reach_logs_reprs_or_errors(
     assert encoded not in blob
     assert number not in blob
     assert number[-2:] in caplog.text
+
+
+async def closed_port() -> int:
+    """A loopback port nothing listens on: one a sandbox used and gave back."""
+    async with Sandbox() as gone:
+        return gone.port
+
+
+async def test_refused_first_connection_fails_fast_naming_the_address() -> None:
+    """A refused connection before any answer is not retried, and names where it went."""
+    port = await closed_port()
+    async with ExotelClient(
+        "key", "token", "sid", base_url=f"http://127.0.0.1:{port}", backoff_base=0.001
+    ) as client:
+        with pytest.raises(APIConnectionError) as info:
+            await client.sms_details_page("c1")
+    assert info.value.attempts == 1
+    assert f"connection refused by http://127.0.0.1:{port}" in str(info.value)
+    assert "EXOTEL_BASE_URL" in str(info.value)
+
+
+async def test_refused_connection_after_answers_keeps_the_full_retry_policy() -> None:
+    """Once the server has answered, a refused connection is a restart: all retries apply."""
+    async with (
+        Sandbox(campaigns={"c1": 10}) as sandbox,
+        client_for(sandbox, max_retries=3) as client,
+    ):
+        await client.sms_details_page("c1")
+        await sandbox.close()
+        with pytest.raises(APIConnectionError) as info:
+            await client.sms_details_page("c1")
+    assert info.value.attempts == 4
