@@ -8,7 +8,7 @@ import ipaddress
 import math
 import os
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import TypeVar
 
@@ -81,6 +81,8 @@ E = TypeVar("E", bound=enum.Enum)
 
 
 def _check_choice(name: str, choices: type[E], value: object) -> E:
+    if isinstance(value, str) and not isinstance(value, enum.Enum):
+        value = value.strip().lower()  # EXOTEL_REGION=Mumbai means mumbai
     try:
         return choices(value)
     except ValueError:
@@ -94,6 +96,25 @@ def _check_positive(name: str, value: object) -> float:
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be a finite number > 0, got {value}")
     return float(value)
+
+
+_CREDENTIALS = ("api_key", "api_token", "account_sid")
+
+
+def missing_credentials(overrides: Mapping[str, object]) -> list[str]:
+    """The ``EXOTEL_*`` credential variables that are unset and not overridden."""
+    return [
+        f"EXOTEL_{name.upper()}"
+        for name in _CREDENTIALS
+        if name not in overrides and not os.environ.get(f"EXOTEL_{name.upper()}")
+    ]
+
+
+def missing_message(variables: list[str]) -> str:
+    """``environment variables A, B and C are not set``, for one or several names."""
+    if len(variables) == 1:
+        return f"environment variable {variables[0]} is not set"
+    return f"environment variables {', '.join(variables[:-1])} and {variables[-1]} are not set"
 
 
 class ExotelClient:
@@ -198,14 +219,14 @@ class ExotelClient:
             A client, not yet opened: use it with ``async with``.
 
         Raises:
-            ValueError: A required variable is missing (the message names it).
+            ValueError: Required variables are missing (the message names them all).
         """
-        kwargs: dict[str, object] = {}
-        for name in ("api_key", "api_token", "account_sid"):
-            variable = f"EXOTEL_{name.upper()}"
-            if name not in overrides and not os.environ.get(variable):
-                raise ValueError(f"environment variable {variable} is not set")
-            kwargs[name] = os.environ.get(variable)
+        missing = missing_credentials(overrides)
+        if missing:
+            raise ValueError(missing_message(missing))
+        kwargs: dict[str, object] = {
+            name: os.environ.get(f"EXOTEL_{name.upper()}") for name in _CREDENTIALS
+        }
         for name in ("region", "base_url"):
             value = os.environ.get(f"EXOTEL_{name.upper()}")
             if value:

@@ -55,12 +55,24 @@ class APIError(ExotelError):
         self.retry_after = retry_after
 
     def __str__(self) -> str:
-        parts = [f"HTTP {self.status_code}: {self.args[0]}"]
+        text = f"HTTP {self.status_code}: {self.args[0]}"
+        # Exotel's description is the useful half ("limit must be an integer between 1
+        # and 50"); its message is often only the status's name ("Invalid parameter").
+        if self.description and self.description != self.args[0]:
+            text += f": {self.description}"
+        parts = [text]
         if self.error_code is not None:
             parts.append(f"error code {self.error_code}")
         if self.request_id:
             parts.append(f"request id {self.request_id}")
         return self._with_attempts(" | ".join(parts))
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status_code={self.status_code}, "
+            f"request_id={self.request_id!r}, error_code={self.error_code!r}, "
+            f"message={self.args[0]!r}, description={self.description!r})"
+        )
 
 
 class BadRequestError(APIError):

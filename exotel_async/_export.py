@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -45,19 +48,36 @@ class ExportRefused(Exception):
     """The export cannot start as asked (existing output, mismatched checkpoint, ...)."""
 
 
+def _natural(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Reject anything but a non-negative int (a bool is not a count)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{attribute.name} must be a non-negative integer, got {value!r}")
+
+
+_TEXT = attrs.validators.instance_of(str)
+_OPTIONAL_TEXT = attrs.validators.optional(_TEXT)
+
+
 @attrs.frozen
 class Checkpoint:
     """How far an export got: everything before ``output_bytes`` is complete pages."""
 
-    campaign_id: str
-    number: str | None
-    sort_by: str | None
-    format: str
-    next_offset: int
-    records_written: int
-    output_bytes: int
-    total: int | None = None
+    campaign_id: str = attrs.field(validator=_TEXT)
+    number: str | None = attrs.field(validator=_OPTIONAL_TEXT)
+    sort_by: str | None = attrs.field(validator=_OPTIONAL_TEXT)
+    format: str = attrs.field(validator=attrs.validators.in_(FORMATS))
+    next_offset: int = attrs.field(validator=_natural)
+    records_written: int = attrs.field(validator=_natural)
+    output_bytes: int = attrs.field(validator=_natural)
+    total: int | None = attrs.field(default=None, validator=attrs.validators.optional(_natural))
     version: int = _CHECKPOINT_VERSION
+
+    def __attrs_post_init__(self) -> None:
+        # Every record written came from its own offset before next_offset.
+        if self.records_written > self.next_offset:
+            raise ValueError(
+                f"records_written {self.records_written} exceeds next_offset {self.next_offset}"
+            )
 
 
 @attrs.define
@@ -192,21 +212,31 @@ class _ParquetSink:
 
 def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """Write the checkpoint atomically: a crash leaves the old one or the new one."""
-    temporary = path.with_name(path.name + ".tmp")
-    with temporary.open("w") as f:
-        f.write(json.dumps(attrs.asdict(checkpoint)))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
+    # A fresh name created exclusively (O_EXCL, O_NOFOLLOW): never a file or symlink
+    # planted beside the output, nor the temporary file of another process.
+    fd, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(attrs.asdict(checkpoint)))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def load_checkpoint(path: Path) -> Checkpoint:
-    """Read a checkpoint file, refusing one that is not ours or from another version."""
+    """Read a checkpoint file, refusing one that is not ours, from another version, or
+    holding values of the wrong type or range."""
     try:
         data = json.loads(path.read_text())
         checkpoint = Checkpoint(**data)
     except (OSError, ValueError, TypeError) as exc:
-        raise ExportRefused(f"cannot read checkpoint {path}: {exc}") from None
+        raise ExportRefused(
+            f"cannot read checkpoint {path}: {exc}; start over with --force"
+        ) from None
     if checkpoint.version != _CHECKPOINT_VERSION:
         raise ExportRefused(f"checkpoint {path} is from another version of exotel-async")
     return checkpoint
@@ -276,7 +306,80 @@ def _plan(request: ExportRequest) -> Checkpoint | None:
         raise ExportRefused(
             f"{output} is shorter than its checkpoint says: start over with --force"
         )
+    found = _records_in(output, checkpoint.output_bytes, request.format)
+    if found != checkpoint.records_written:
+        held = "a cut line" if found is None else f"{found} records"
+        raise ExportRefused(
+            f"checkpoint {marker} vouches for {checkpoint.records_written} records in the "
+            f"first {checkpoint.output_bytes} bytes of {output}, which hold {held}: "
+            "start over with --force"
+        )
     return checkpoint
+
+
+def _records_in(output: Path, size: int, fmt: str) -> int | None:
+    """Records in the first ``size`` bytes of ``output``; None when ``size`` cuts a line."""
+    consumed = 0
+
+    def lines() -> Iterator[bytes]:
+        nonlocal consumed
+        if size == 0:
+            return
+        with output.open("rb") as f:
+            for line in f:
+                if consumed + len(line) > size:
+                    return
+                consumed += len(line)
+                yield line
+
+    if fmt != "csv":
+        count = sum(1 for _ in lines())
+    else:
+        try:
+            rows = sum(1 for _ in csv.reader(line.decode(_ENCODING, "replace") for line in lines()))
+        except csv.Error:
+            return None
+        count = max(rows - 1, 0)  # the header
+    return count if consumed == size else None
+
+
+@contextlib.contextmanager
+def _exclusive(output: Path | None) -> Iterator[None]:
+    """Hold ``<output>.lock`` for the whole export; refuse at once if another export does."""
+    if output is None:
+        yield
+        return
+    path = output.with_name(output.name + ".lock")
+    fd = _acquire(path, output)
+    try:
+        yield
+    finally:
+        # Removed while still held: a waiter that opened it sees the file gone and retries.
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+
+
+def _acquire(path: Path, output: Path) -> int:
+    """Open and lock ``path``, retrying when the holder removed it under us."""
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ExportRefused(
+                f"another export is writing {output} (it holds {path}): "
+                "wait for it to finish, or choose another --output"
+            ) from None
+        try:
+            current = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            current = None
+        held = os.fstat(fd)
+        if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+            return fd
+        os.close(fd)  # we locked a file its last holder had already removed
 
 
 def _open_sink(request: ExportRequest, checkpoint: Checkpoint | None) -> _Sink:
@@ -316,9 +419,21 @@ async def run_export(
 
     Raises:
         ExportRefused: The files on disk forbid the request (an existing output without
-            ``resume`` or ``force``, a checkpoint for another campaign or filters).
+            ``resume`` or ``force``, a checkpoint for another campaign or filters or one
+            that disagrees with the output, another export of the same output running).
         ExotelError: The API failed; the checkpoint of the last complete page remains.
     """
+    with _exclusive(request.output):
+        return await _export(client, request, on_page, should_stop)
+
+
+async def _export(
+    client: ExotelClient,
+    request: ExportRequest,
+    on_page: Callable[[ExportProgress], None] | None,
+    should_stop: Callable[[], bool],
+) -> ExportProgress:
+    """``run_export`` once the output is locked."""
     checkpoint = _plan(request)
     start = checkpoint.next_offset if checkpoint else 0
     written = checkpoint.records_written if checkpoint else 0

@@ -14,12 +14,13 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import attrs
 
-from ._client import ExotelClient
-from ._errors import ExotelError
+from . import __version__
+from ._client import ExotelClient, missing_credentials, missing_message
+from ._errors import AuthenticationError, ExotelError, PermissionDeniedError
 from ._export import FORMATS, ExportProgress, ExportRefused, ExportRequest, run_export
 from ._models import Outcome, SmsRecord
 
@@ -27,24 +28,44 @@ EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: The campaign the embedded sandbox serves for ``--sandbox``.
 DEMO_CAMPAIGN = "demo"
 DEMO_RECORDS = 5000
+#: The format an output's extension implies when ``--format`` is not given.
+EXTENSION_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+#: What to check after an error Exotel's answer alone does not explain.
+_HINTS: dict[type[ExotelError], str] = {
+    AuthenticationError: "check EXOTEL_API_KEY and EXOTEL_API_TOKEN, and that the account "
+    "is on this cluster (EXOTEL_REGION=singapore|mumbai, or EXOTEL_BASE_URL)",
+    PermissionDeniedError: "check EXOTEL_ACCOUNT_SID: the key and token belong to another account",
+}
 
 
 class UsageError(Exception):
     """A mistake in the command line or environment: exit status 2."""
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+class _Parser(argparse.ArgumentParser):
+    """argparse, with every usage error as one line and a pointer to ``--help``."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise instead of printing the usage block and exiting."""
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _whole_number(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
     return value
+
+
+def _positive(text: str) -> int:
+    return _whole_number(text, 1)
 
 
 def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+    return _whole_number(text, 0)
 
 
 def _add_connection(parser: argparse.ArgumentParser) -> None:
@@ -61,8 +82,17 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_walk(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("campaign_id", metavar="CAMPAIGN_ID")
-    parser.add_argument("--page-size", type=_positive, default=50, help="records per request (50)")
+    parser.add_argument(
+        "campaign_id",
+        metavar="CAMPAIGN_ID",
+        help="the campaign's sid from Exotel's dashboard (with --sandbox: demo)",
+    )
+    parser.add_argument(
+        "--page-size",
+        type=_positive,
+        default=50,
+        help="records per request; Exotel accepts 1 to 50 (50)",
+    )
     parser.add_argument("--concurrency", type=_positive, default=4, help="pages in flight (4)")
     parser.add_argument("--number", help="only SMS to this phone number")
     parser.add_argument("--sort-by", help="e.g. schedule_time:asc or date_created:desc")
@@ -75,16 +105,23 @@ def _add_walk(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
-    parser = argparse.ArgumentParser(
-        prog="exotel-async", description="Pull SMS campaign data out of Exotel."
-    )
+    parser = _Parser(prog="exotel-async", description="Pull SMS campaign data out of Exotel.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     export = commands.add_parser("export", help="stream a campaign to a file, resumably")
     _add_walk(export)
     export.add_argument("--output", "-o", required=True, help="file to write, or - for stdout")
-    export.add_argument("--format", choices=FORMATS, default="jsonl", help="jsonl (default)")
-    export.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    export.add_argument(
+        "--format",
+        choices=FORMATS,
+        help="default: from the extension of --output (.jsonl, .csv, .parquet), else jsonl",
+    )
+    export.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoint; starts afresh when there is none",
+    )
     export.add_argument("--force", action="store_true", help="overwrite an existing output")
     export.add_argument("--max-items", type=_non_negative, help="stop after N records")
     _add_connection(export)
@@ -94,37 +131,32 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_connection(summary)
 
-    sandbox = commands.add_parser("sandbox", help="serve the bundled fake Exotel server")
-    sandbox.add_argument("--port", type=_non_negative, default=8080, help="TCP port (8080)")
-    sandbox.add_argument("--records", type=_non_negative, default=10_000, help="records (10000)")
+    from .testing.__main__ import add_options
+
+    add_options(commands.add_parser("sandbox", help="serve the bundled fake Exotel server"))
     return parser
 
 
-def _client_from(args: argparse.Namespace, base_url: str | None = None) -> ExotelClient:
+def _client_from(args: argparse.Namespace) -> ExotelClient:
     """A client from the environment, with flags overriding everything but the token."""
-    env = os.environ
-    overrides = {
+    flags = {
         "api_key": args.api_key,
         "account_sid": args.account_sid,
         "region": args.region,
-        "base_url": base_url or args.base_url,
+        "base_url": args.base_url,
     }
-    values = {
-        "api_key": env.get("EXOTEL_API_KEY"),
-        "api_token": env.get("EXOTEL_API_TOKEN"),
-        "account_sid": env.get("EXOTEL_ACCOUNT_SID"),
-        "region": env.get("EXOTEL_REGION") or None,
-        "base_url": env.get("EXOTEL_BASE_URL") or None,
-    }
+    overrides: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
     if args.region and not args.base_url:
-        values["base_url"] = None  # --region beats EXOTEL_BASE_URL, as flags beat variables
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    for name in ("api_key", "api_token", "account_sid"):
-        if not values[name]:
-            raise UsageError(f"environment variable EXOTEL_{name.upper()} is not set")
-    kwargs: dict[str, Any] = {k: v for k, v in values.items() if v is not None}
+        overrides["base_url"] = None  # --region beats EXOTEL_BASE_URL, as flags beat variables
+    missing = missing_credentials(overrides)
+    if missing:
+        raise UsageError(
+            f"{missing_message(missing)}: set {'it' if len(missing) == 1 else 'them'} "
+            "from your Exotel dashboard's API settings, "
+            "or pass --sandbox to try exotel-async on the bundled fake server"
+        )
     try:
-        return ExotelClient(**kwargs)
+        return ExotelClient.from_env(**overrides)
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
 
@@ -197,12 +229,36 @@ def _resume_hint(argv: Sequence[str]) -> str:
     return shlex.join(["exotel-async", *args, "--resume"])
 
 
+def _format(output: str, asked: str | None) -> str:
+    """The format ``--format`` names, else the one the output's extension implies, else jsonl."""
+    implied = None if output == "-" else EXTENSION_FORMATS.get(Path(output).suffix.lower())
+    if asked and implied and asked != implied:
+        raise UsageError(
+            f"--format {asked} contradicts the extension of {output}: "
+            f"drop --format, or name the file *.{asked}"
+        )
+    return asked or implied or "jsonl"
+
+
+def _final_line(progress: ExportProgress, where: str) -> str:
+    """The one-line summary of a run; the details count this run only."""
+    details = [f"{progress.pages} pages", f"{progress.retries} retries"]
+    if progress.item_errors:
+        details.append(f"{progress.item_errors} failed items skipped")
+    details.append(f"{progress.elapsed:.1f}s")
+    if progress.started_at_record:  # resumed: say what this run added to the earlier ones
+        details.insert(0, f"this run: {progress.records - progress.started_at_record} records")
+    verb = "exported" if progress.completed else "stopped after"
+    return f"{verb} {progress.records} records to {where} ({', '.join(details)})"
+
+
 async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
     output = None if args.output == "-" else Path(args.output)
+    fmt = _format(args.output, args.format)
     request = ExportRequest(
         campaign_id=args.campaign_id,
         output=output,
-        format=args.format,
+        format=fmt,
         resume=args.resume,
         force=args.force,
         page_size=args.page_size,
@@ -234,13 +290,7 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
         # still a KeyboardInterrupt that main() turns into status 130, not a traceback.
         finish()
     where = "stdout" if output is None else str(output)
-    skipped = f", {progress.item_errors} failed items skipped" if progress.item_errors else ""
-    print(
-        f"{'exported' if progress.completed else 'stopped after'} {progress.records} records"
-        f" ({progress.pages} pages, {progress.retries} retries{skipped})"
-        f" in {progress.elapsed:.1f}s to {where}",
-        file=sys.stderr,
-    )
+    print(_final_line(progress, where), file=sys.stderr)
     if progress.ended_early:
         print(
             f"exotel-async: error: Exotel served an empty page below its total of "
@@ -249,7 +299,7 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
         )
         return EXIT_API
     if progress.interrupted:
-        if args.format == "parquet" or output is None:
+        if fmt == "parquet" or output is None:
             print(f"interrupted: {where} holds the records so far", file=sys.stderr)
         else:
             print(f"checkpoint saved; resume with: {_resume_hint(argv)}", file=sys.stderr)
@@ -349,27 +399,55 @@ async def _main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return await _summary(args)
 
 
+def _error_line(exc: ExotelError) -> str:
+    """The error's class and text, and what to check when Exotel's text does not say."""
+    hint = next((h for cls, h in _HINTS.items() if isinstance(exc, cls)), None)
+    return f"{type(exc).__name__}: {exc}" + (f"; {hint}" if hint else "")
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that exiting does not flush into a closed pipe."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status instead of raising."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    try:
+        return _run(argv)
+    except UsageError as exc:
+        print(f"exotel-async: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run(argv: list[str]) -> int:
+    """Parse ``argv`` and run its command; usage errors propagate as ``UsageError``."""
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # named against the subcommand, whose --help lists what it takes
+        where = f"exotel-async {args.command}"
+        raise UsageError(f"unrecognized arguments: {' '.join(unknown)} (see '{where} --help')")
     # Retries and short pages are worth a line on stderr; per-request detail is not.
     logging.basicConfig(level=logging.WARNING, format="exotel-async: warning: %(message)s")
     if args.command == "sandbox":
-        from .testing.__main__ import main as serve
+        from .testing.__main__ import serve
 
-        return serve(["--port", str(args.port), "--records", str(args.records)])
+        return serve(args, "exotel-async")
     try:
         return asyncio.run(_main(args, argv))
-    except (UsageError, ExportRefused) as exc:
+    except ExportRefused as exc:
         print(f"exotel-async: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, TypeError) as exc:
         print(f"exotel-async: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except ExotelError as exc:
-        print(f"exotel-async: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"exotel-async: error: {_error_line(exc)}", file=sys.stderr)
         return EXIT_API
+    except BrokenPipeError:  # the reader of stdout is gone (| head): stop quietly
+        _silence_stdout()
+        return EXIT_OK
     except OSError as exc:  # the output cannot be written: a full disk, a missing folder
         print(f"exotel-async: error: {exc}", file=sys.stderr)
         return EXIT_API

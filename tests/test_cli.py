@@ -194,6 +194,14 @@ async def test_missing_credentials_are_named_with_exit_2(tmp_path: Path) -> None
     assert "EXOTEL_API_TOKEN" in result.stderr
 
 
+async def test_every_missing_credential_is_named_at_once_with_a_sandbox_hint() -> None:
+    """With no credentials at all, one line names all three variables and --sandbox."""
+    result = await run("summary", "c1", env=env_for(None))
+    assert_one_line_error(result, 2)
+    for name in ("EXOTEL_API_KEY", "EXOTEL_API_TOKEN", "EXOTEL_ACCOUNT_SID", "--sandbox"):
+        assert name in result.stderr
+
+
 async def test_unknown_campaign_exits_1_with_the_request_id(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -206,6 +214,21 @@ async def test_unknown_campaign_exits_1_with_the_request_id(
     assert "request id" in result.stderr
 
 
+async def test_bad_request_shows_exotels_description(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A 400 ends as one line carrying Exotel's own explanation of the refused parameter."""
+    out = tmp_path / "o.jsonl"
+    result = await run("export", "c1", "-o", str(out), "--page-size", "1000", env=env_for(sandbox))
+    assert_one_line_error(result, 1)
+    assert "limit must be an integer between 1 and 50" in result.stderr
+
+
+async def test_page_size_help_states_the_range_exotel_accepts() -> None:
+    """``export --help`` says which page sizes Exotel accepts."""
+    result = await run("export", "--help", env=env_for(None))
+    assert result.code == 0
+    assert "Exotel accepts 1 to 50" in " ".join(result.stdout.split())
+
+
 async def test_wrong_token_exits_1_and_never_prints_the_token(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
@@ -216,6 +239,14 @@ async def test_wrong_token_exits_1_and_never_prints_the_token(
     assert_one_line_error(result, 1)
     assert "AuthenticationError" in result.stderr
     assert token not in result.stderr + result.stdout
+
+
+async def test_wrong_token_names_the_credentials_and_region_to_check(sandbox: Sandbox) -> None:
+    """A 401 says which variables to check: the key, the token and the region."""
+    result = await run("summary", "c1", env=env_for(sandbox, EXOTEL_API_TOKEN="wrong"))
+    assert_one_line_error(result, 1)
+    for name in ("EXOTEL_API_KEY", "EXOTEL_API_TOKEN", "EXOTEL_REGION"):
+        assert name in result.stderr
 
 
 async def test_bad_argument_is_a_usage_error(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -337,3 +368,167 @@ async def test_progress_bar_is_drawn_on_a_terminal(sandbox: Sandbox, tmp_path: P
     assert "exporting" in screen
     assert "retries 0" in screen  # the bar's column; the summary says "0 retries"
     assert "exported 3000 records" in screen
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["export", "c1", "-o", "x.jsonl", "--page-size", "abc"], "expected a whole number"),
+        (["export", "c1", "-o", "x.jsonl", "--bogus"], "see 'exotel-async export --help'"),
+        (["export", "c1"], "--output"),
+        (["summary"], "CAMPAIGN_ID"),
+        (["nosuch"], "invalid choice"),
+    ],
+)
+async def test_usage_errors_are_one_line_naming_the_subcommands_help(
+    args: list[str], says: str
+) -> None:
+    """Every command-line mistake is one line, no usage block, status 2."""
+    result = await run(*args, env=env_for(None))
+    assert_one_line_error(result, 2)
+    assert says in result.stderr
+
+
+async def test_version_prints_the_package_version() -> None:
+    """``--version`` prints the installed version and exits 0."""
+    from exotel_async import __version__
+
+    result = await run("--version", env=env_for(None))
+    assert result.code == 0
+    assert result.stdout.strip() == f"exotel-async {__version__}"
+
+
+async def test_campaign_id_has_help_text() -> None:
+    """``summary --help`` explains CAMPAIGN_ID."""
+    result = await run("summary", "--help", env=env_for(None))
+    assert "the campaign's sid" in result.stdout
+
+
+async def test_csv_extension_selects_csv(sandbox: Sandbox, tmp_path: Path) -> None:
+    """``-o out.csv`` without --format writes CSV with its header row."""
+    out = tmp_path / "out.csv"
+    result = await run("export", "c1", "-o", str(out), "--max-items", "10", env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    assert out.read_text(encoding="utf-8").startswith("sid,number,name,")
+
+
+async def test_format_contradicting_the_extension_is_refused(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """``-o out.csv --format jsonl`` is a usage error, and nothing is written."""
+    out = tmp_path / "out.csv"
+    args = ("export", "c1", "-o", str(out), "--format", "jsonl")
+    result = await run(*args, env=env_for(sandbox))
+    assert_one_line_error(result, 2)
+    assert "contradicts the extension" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_closed_stdout_pipe_ends_the_export_quietly(sandbox: Sandbox) -> None:
+    """``export -o - | head -1``: the export stops with status 0 and nothing on stderr."""
+    read_end, write_end = os.pipe()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "exotel_async.cli",
+        "export",
+        "c1",
+        "-o",
+        "-",
+        env=env_for(sandbox),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=write_end,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:  # like head -1: one line, then close
+        first = await asyncio.to_thread(reader.readline)
+    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert json.loads(first)["sid"] == sandbox.records("c1")[0]["sid"]
+    assert err.decode() == ""
+    assert process.returncode == 0
+
+
+async def start_sandbox_command(*args: str) -> tuple[asyncio.subprocess.Process, list[str]]:
+    """Start ``exotel-async sandbox`` and return it with the banner it printed."""
+    process = await start("sandbox", *args, env=env_for(None))
+    assert process.stdout is not None
+    banner: list[str] = []
+    while not banner or "Ctrl-C" not in banner[-1]:
+        line = await asyncio.wait_for(process.stdout.readline(), timeout=30)
+        assert line, "the sandbox exited before printing its banner"
+        banner.append(line.decode())
+    return process, banner
+
+
+async def test_readme_example_runs_against_the_sandbox_command_as_written() -> None:
+    """The README's Python example, run in a shell fed the sandbox's banner, prints records."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    process, banner = await start_sandbox_command("--port", "0", "--records", "30")
+    try:
+        shell = await asyncio.create_subprocess_exec(
+            "sh",
+            "-c",
+            "".join(banner) + f'exec "{sys.executable}" -c "$EXAMPLE"',
+            env=env_for(None, EXAMPLE=example),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(shell.communicate(), timeout=60)
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.communicate(), timeout=30)
+    assert shell.returncode == 0, err.decode()
+    assert len(out.decode().splitlines()) == 30
+
+
+async def test_sandbox_command_takes_the_modules_options() -> None:
+    """``exotel-async sandbox --campaign ID`` serves that campaign, as the module does."""
+    process, banner = await start_sandbox_command("--port", "0", "--campaign", "c9")
+    process.send_signal(signal.SIGINT)
+    await asyncio.wait_for(process.communicate(), timeout=30)
+    assert "# campaign c9: 10000 records\n" in banner
+    assert process.returncode == 0
+
+
+async def test_sandbox_on_a_busy_port_is_one_line_suggesting_port_0() -> None:
+    """A port already in use ends as one line with status 1, not a traceback."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = await run("sandbox", "--port", str(port), env=env_for(None))
+    assert_one_line_error(result, 1)
+    assert f"port {port} is in use; pass --port 0 for a free one" in result.stderr
+
+
+async def test_sandbox_port_out_of_range_is_a_usage_error() -> None:
+    """``--port 99999`` is one line with status 2."""
+    result = await run("sandbox", "--port", "99999", env=env_for(None))
+    assert_one_line_error(result, 2)
+    assert "must be from 0 to 65535" in result.stderr
+
+
+async def test_final_line_after_resume_counts_this_run_apart(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A resumed export's final line gives all records, and this run's records and pages."""
+    from exotel_async import ExotelClient
+    from exotel_async.export import ExportRequest, run_export
+
+    out = tmp_path / "sms.jsonl"
+    client = ExotelClient(
+        sandbox.api_key, sandbox.api_token, sandbox.account_sid, base_url=sandbox.base_url
+    )
+    async with client:
+        first = await run_export(
+            client, ExportRequest("c1", out, concurrency=1), should_stop=lambda: True
+        )
+    result = await run("export", "c1", "-o", str(out), "--resume", env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    rest = TOTAL - first.records
+    assert f"exported {TOTAL} records to {out} (this run: {rest} records, " in result.stderr
+    assert f" {rest // 50} pages, " in result.stderr

@@ -55,6 +55,15 @@ def test_region_selects_the_host() -> None:
     assert client(region=Region.MUMBAI).base_url.host == "api.in.exotel.com"
 
 
+def test_region_is_case_insensitive(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``EXOTEL_REGION=Mumbai`` selects the Mumbai cluster, as ``mumbai`` does."""
+    for name in ("EXOTEL_API_KEY", "EXOTEL_API_TOKEN", "EXOTEL_ACCOUNT_SID"):
+        monkeypatch.setenv(name, "x")
+    monkeypatch.setenv("EXOTEL_REGION", "Mumbai")
+    monkeypatch.delenv("EXOTEL_BASE_URL", raising=False)
+    assert ExotelClient.from_env().base_url.host == "api.in.exotel.com"
+
+
 def test_unknown_region_is_refused() -> None:
     """A region Exotel does not have is a ValueError."""
     with pytest.raises(ValueError, match="region"):
@@ -145,6 +154,14 @@ def test_from_env_names_the_missing_variable(monkeypatch: pytest.MonkeyPatch, mi
         monkeypatch.setenv(name, "x")
     monkeypatch.delenv(missing)
     with pytest.raises(ValueError, match=missing):
+        ExotelClient.from_env()
+
+
+def test_from_env_names_every_missing_variable_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no credentials set, one error names all three variables."""
+    for name in ("EXOTEL_API_KEY", "EXOTEL_API_TOKEN", "EXOTEL_ACCOUNT_SID"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="EXOTEL_API_KEY, EXOTEL_API_TOKEN and EXOTEL_ACCOUNT_SID"):
         ExotelClient.from_env()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 from collections.abc import AsyncIterator
@@ -328,3 +329,131 @@ async def test_empty_page_below_total_keeps_the_checkpoint(tmp_path: Path) -> No
     assert progress.ended_early
     assert not progress.completed
     assert load_checkpoint(checkpoint_path(out)).next_offset == 100
+
+
+async def test_second_export_to_the_same_output_is_refused_while_the_first_runs(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """Two exporters never share an output: the second is refused at once, naming it."""
+    out = tmp_path / "sms.jsonl"
+    refusals: list[str] = []
+
+    async def start_a_second_export() -> None:
+        try:
+            await run_export(client, ExportRequest("c1", out, resume=True))
+        except ExportRefused as exc:
+            refusals.append(str(exc))
+
+    pages = iter(range(10**6))
+
+    def second_export_after_the_first_page(progress: object) -> None:
+        if next(pages) == 0:
+            pending.append(asyncio.ensure_future(start_a_second_export()))
+
+    pending: list[asyncio.Future[None]] = []
+    progress = await run_export(
+        client, ExportRequest("c1", out), on_page=second_export_after_the_first_page
+    )
+    await asyncio.gather(*pending)
+    assert progress.completed
+    assert len(refusals) == 1
+    assert "another export is writing" in refusals[0]
+    assert len(out.read_text().splitlines()) == TOTAL
+
+
+async def test_lock_is_released_when_the_export_ends(client: ExotelClient, tmp_path: Path) -> None:
+    """A stopped export leaves no lock behind: ``--resume`` may follow at once."""
+    out = tmp_path / "sms.jsonl"
+    await run_export(client, ExportRequest("c1", out), should_stop=lambda: True)
+    await run_export(client, ExportRequest("c1", out, resume=True))
+    assert len(out.read_text().splitlines()) == TOTAL
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sms.jsonl"]
+
+
+async def test_checkpoint_never_writes_through_a_planted_symlink(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """Symlinks planted at the old fixed temporary name are neither followed nor replaced."""
+    out = tmp_path / "sms.jsonl"
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "sms.jsonl.checkpoint.tmp").symlink_to(victim)
+    await run_export(client, ExportRequest("c1", out), should_stop=lambda: True)
+    assert victim.read_text() == "precious\n"
+    assert load_checkpoint(checkpoint_path(out)).records_written == 50
+
+
+def _write_checkpoint(out: Path, **changes: object) -> None:
+    """Plant a checkpoint for campaign c1 (JSONL), with ``changes`` to its fields."""
+    fields: dict[str, object] = {
+        "campaign_id": "c1",
+        "number": None,
+        "sort_by": None,
+        "format": "jsonl",
+        "next_offset": 0,
+        "records_written": 0,
+        "output_bytes": 0,
+    }
+    checkpoint_path(out).write_text(json.dumps({**fields, **changes}))
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"next_offset": "300"},
+        {"next_offset": -1},
+        {"records_written": True},
+        {"total": "many"},
+        {"campaign_id": None},
+        {"format": "xml"},
+        {"records_written": 60, "next_offset": 50},
+    ],
+)
+async def test_checkpoint_of_wrong_types_or_ranges_is_refused(
+    client: ExotelClient, tmp_path: Path, changes: dict[str, object]
+) -> None:
+    """Each field of a checkpoint is checked for its type and range before resuming."""
+    out = tmp_path / "sms.jsonl"
+    _write_checkpoint(out, **changes)
+    with pytest.raises(ExportRefused, match="--force"):
+        await run_export(client, ExportRequest("c1", out, resume=True))
+
+
+async def test_checkpoint_that_disagrees_with_the_output_is_refused(
+    sandbox: Sandbox, client: ExotelClient, tmp_path: Path
+) -> None:
+    """Records claimed by the checkpoint but missing from the output stop the resume."""
+    out = tmp_path / "sms.jsonl"
+    out.write_bytes(b"")
+    _write_checkpoint(out, next_offset=300, records_written=300)
+    sandbox.reset_stats()
+    with pytest.raises(ExportRefused, match=r"300 records.*hold 0 records.*--force"):
+        await run_export(client, ExportRequest("c1", out, resume=True))
+    assert sandbox.stats.requests == 0
+
+
+async def test_checkpoint_whose_bytes_cut_a_line_is_refused(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """``output_bytes`` must end on a record boundary."""
+    out = tmp_path / "sms.jsonl"
+    await run_export(client, ExportRequest("c1", out), should_stop=lambda: True)
+    saved = load_checkpoint(checkpoint_path(out))
+    _write_checkpoint(out, next_offset=50, records_written=50, output_bytes=saved.output_bytes - 3)
+    with pytest.raises(ExportRefused, match="cut line"):
+        await run_export(client, ExportRequest("c1", out, resume=True))
+
+
+async def test_csv_checkpoint_counts_records_with_newlines_inside(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """CSV rows are counted as records, not lines, so quoted newlines do not break resume."""
+    out = tmp_path / "sms.csv"
+    pages = iter(range(10**6))
+    request = ExportRequest("c1", out, format="csv", concurrency=1)
+    await run_export(client, request, should_stop=lambda: next(pages) == 5)
+    with out.open(newline="", encoding="utf-8") as f:
+        assert len(f.read().splitlines()) > 300 + 1  # some messages hold newlines
+    await run_export(client, ExportRequest("c1", out, format="csv", resume=True))
+    with out.open(newline="", encoding="utf-8") as f:
+        assert len(list(csv.reader(f))) == TOTAL + 1

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
@@ -12,14 +14,21 @@ from collections.abc import Sequence
 from exotel_async.testing._server import Faults, Sandbox
 
 
-def _parser() -> argparse.ArgumentParser:
-    """Describe the command line."""
-    parser = argparse.ArgumentParser(
-        prog="python -m exotel_async.testing",
-        description="Serve a fake Exotel 'SMS details of a campaign' API until Ctrl-C.",
-    )
+def _port(text: str) -> int:
+    """A TCP port number, 0 for any free one."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 65535, got {value}")
+    return value
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The sandbox's options, shared by this module and ``exotel-async sandbox``."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8080, help="TCP port, 0 for any (8080)")
+    parser.add_argument("--port", type=_port, default=8080, help="TCP port, 0 for any (8080)")
     parser.add_argument("--records", type=int, default=10_000, help="records per campaign")
     parser.add_argument(
         "--campaign",
@@ -38,23 +47,37 @@ def _parser() -> argparse.ArgumentParser:
         help="answer 429 past N requests per --rate-window seconds",
     )
     parser.add_argument("--rate-window", type=float, default=60.0, help="seconds (60)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    """Describe the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m exotel_async.testing",
+        description="Serve a fake Exotel 'SMS details of a campaign' API until Ctrl-C.",
+    )
+    add_options(parser)
     return parser
 
 
 def _banner(sandbox: Sandbox) -> str:
-    """Return what to tell the user: the address, the credentials and a sample request."""
+    """What to tell the user, as lines a shell accepts: exports, and comments for the rest."""
     campaigns = sandbox.campaigns
     first = next(iter(campaigns))
     url = f"{sandbox.base_url}/v2/accounts/{sandbox.account_sid}/sms-campaigns/{first}/sms-details"
+    variables = {
+        "EXOTEL_BASE_URL": sandbox.base_url,
+        "EXOTEL_API_KEY": sandbox.api_key,
+        "EXOTEL_API_TOKEN": sandbox.api_token,
+        "EXOTEL_ACCOUNT_SID": sandbox.account_sid,
+    }
+    credentials = shlex.quote(f"{sandbox.api_key}:{sandbox.api_token}")
     lines = [
-        f"Exotel sandbox listening on {sandbox.base_url}",
-        f"  EXOTEL_BASE_URL={sandbox.base_url}",
-        f"  EXOTEL_API_KEY={sandbox.api_key}",
-        f"  EXOTEL_API_TOKEN={sandbox.api_token}",
-        f"  EXOTEL_ACCOUNT_SID={sandbox.account_sid}",
-        *(f"  campaign {cid}: {total} records" for cid, total in campaigns.items()),
-        f"Try: curl -u {sandbox.api_key}:{sandbox.api_token} '{url}?limit=3'",
-        "Press Ctrl-C to stop.",
+        f"# Exotel sandbox listening on {sandbox.base_url}; paste these lines into a shell:",
+        *(f"export {name}={shlex.quote(value)}" for name, value in variables.items()),
+        *(f"# campaign {cid}: {total} records" for cid, total in campaigns.items()),
+        f"# try: exotel-async summary {first}",
+        f"#  or: curl -u {credentials} {shlex.quote(url + '?limit=3')}",
+        "# Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)
 
@@ -79,15 +102,32 @@ async def _serve(args: argparse.Namespace) -> None:
     async with sandbox:
         print(_banner(sandbox), flush=True)
         await stop.wait()
-    print("Sandbox stopped.", flush=True)
+    print("# Sandbox stopped.", flush=True)
+
+
+def serve(args: argparse.Namespace, prog: str) -> int:
+    """Serve the sandbox ``args`` describe; a port that cannot be bound is one line, status 1."""
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_serve(args))
+    except OSError as exc:
+        where = f"{args.host}:{args.port}"
+        if exc.errno == errno.EADDRINUSE:
+            reason = f"port {args.port} is in use; pass --port 0 for a free one"
+        else:
+            reason = f"cannot listen on {where}: {exc.strerror or exc}"
+        print(f"{prog}: error: {reason}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # an option the Sandbox refuses, e.g. --max-limit 0
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, serve, and return the exit status."""
-    args = _parser().parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(args))
-    return 0
+    parser = _parser()
+    return serve(parser.parse_args(argv), parser.prog)
 
 
 if __name__ == "__main__":
