@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from types import MemberDescriptorType
 from typing import Any, Optional
@@ -67,16 +67,36 @@ def is_record_class(cls: Any) -> bool:
     return attrs.has(cls) and any(a.name == EXTRA for a in attrs.fields(cls))
 
 
-def _split(data: dict[str, Any], fields: Fields) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``data`` as (the keys fields read, aliases resolved; every other key, for ``extra``)."""
-    known = {a.name: data[a.name] for a in fields if a.name in data}
-    extra = {k: v for k, v in data.items() if k not in known}
-    for a in fields:
-        # An alias stands in for its field only when the field's own key is absent.
-        alias = next((k for k in a.metadata.get(ALIASES, ()) if k in data), None)
-        if a.name not in data and alias is not None:
-            known[a.name] = extra.pop(alias)
-    return known, extra
+class _Splitter:
+    """Sorts a record's keys into those its fields read and the unknown ones, for ``extra``."""
+
+    def __init__(self, fields: Fields) -> None:
+        self._names = frozenset(a.name for a in fields)
+        self._aliased = tuple(
+            (a.name, a.metadata[ALIASES]) for a in fields if a.metadata.get(ALIASES)
+        )
+
+    def _aliases_in_use(self, data: dict[str, Any]) -> Iterator[tuple[str, str]]:
+        """(field, alias) for each field read from an alias: its own key is absent."""
+        for name, aliases in self._aliased:
+            if name not in data:
+                alias = next((k for k in aliases if k in data), None)
+                if alias is not None:
+                    yield name, alias
+
+    def unknown(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The keys no field reads, in a fresh dict."""
+        extra = {k: v for k, v in data.items() if k not in self._names}
+        for _, alias in self._aliases_in_use(data):
+            del extra[alias]
+        return extra
+
+    def known(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The keys fields read, aliases renamed to their fields, and ``extra``."""
+        known = {k: v for k, v in data.items() if k in self._names}
+        known.update((name, data[alias]) for name, alias in self._aliases_in_use(data))
+        known[EXTRA] = self.unknown(data)
+        return known
 
 
 def _field_code(i: int, a: attrs.Attribute[Any]) -> list[str]:
@@ -139,17 +159,18 @@ def make_record_hook(cls: type, converter: cattrs.Converter) -> StructureHook:
         cls, converter, _cattrs_detailed_validation=True
     )
 
+    splitter = _Splitter(fields)
+
     def slow(data: Any, _: type) -> Any:
         if not isinstance(data, dict):
             raise TypeError(f"expected an object, got {type(data).__name__}")
-        known, extra = _split(data, fields)
-        return detailed({**known, EXTRA: extra}, cls)
+        return detailed(splitter.known(data), cls)
 
     names: dict[str, Any] = {
         "M": object(),
         "slow": slow,
         "parse": _parse_timestamp,
-        "unknown": lambda d: _split(d, fields)[1],
+        "unknown": splitter.unknown,
         "new": object.__new__,
         "cls": cls,
     }
