@@ -187,3 +187,19 @@ def test_record_class_validators_still_run() -> None:
     assert converter.structure({"count": 2}, Positive).count == 2
     with pytest.raises(ValueError, match="count"):
         converter.structure({"count": -1}, Positive)
+
+
+def test_record_subclass_fills_inherited_and_own_fields() -> None:
+    """A subclass of a record class is built whole: inherited slots, its own, and extras."""
+
+    @attrs.frozen
+    class Base:
+        id: str
+        extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @attrs.frozen
+    class Child(Base):
+        count: int = 0
+
+    child = converter.structure({"id": "a", "count": 2, "state": "done"}, Child)
+    assert child == Child(id="a", count=2, extra={"state": "done"})
