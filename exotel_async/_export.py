@@ -261,8 +261,9 @@ class ExportRequest:
         max_items: Stop after this many records, counted across resumed runs.
         skip_item_errors: Pass over items Exotel reports as failed instead of stopping.
         checkpoint_pages: Make the output durable and save the checkpoint at least every
-            this many pages; after a crash, at most this many pages are fetched again.
-        checkpoint_seconds: ... and at least every this many seconds.
+            this many pages. After a crash the pages written since the last checkpoint
+            are fetched again: at most this many, plus those that were in flight.
+        checkpoint_seconds: Also make it durable at least every this many seconds.
     """
 
     campaign_id: str
@@ -276,7 +277,9 @@ class ExportRequest:
     sort_by: str | None = None
     max_items: int | None = None
     skip_item_errors: bool = False
-    checkpoint_pages: int = attrs.field(default=100, validator=attrs.validators.ge(1))
+    checkpoint_pages: int = attrs.field(
+        default=100, validator=[attrs.validators.instance_of(int), attrs.validators.ge(1)]
+    )
     checkpoint_seconds: float = attrs.field(default=1.0, validator=attrs.validators.gt(0))
 
 
