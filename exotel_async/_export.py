@@ -530,9 +530,17 @@ async def _export(
                 if should_stop():
                     progress.interrupted = True
                     break
-    finally:
+    except BaseException:
         if unsaved and whole:
-            save()  # what was written before an error, a stop or the end
+            # Keep what was written before the error; if that fails too, the error that
+            # stopped the export is still the one to report.
+            with contextlib.suppress(OSError):
+                save()
+        raise
+    else:
+        if unsaved:
+            save()  # what was written before a stop or the end
+    finally:
         sink.close()
         progress.elapsed = clock() - began
     progress.item_errors = len(stream.item_errors)

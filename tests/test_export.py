@@ -13,9 +13,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from exotel_async import ExotelClient, ServerError, SmsRecord, converter
+from exotel_async import ExotelClient, ServerError, SmsRecord, _export, converter
 from exotel_async._export import (
     CSV_COLUMNS,
+    Checkpoint,
     ExportProgress,
     ExportRefused,
     ExportRequest,
@@ -239,6 +240,40 @@ async def test_api_error_mid_export_keeps_the_checkpoint(sandbox: Sandbox, tmp_p
     checkpoint = load_checkpoint(checkpoint_path(out))
     assert (checkpoint.records_written, checkpoint.next_offset) == (150, 150)
     assert len(out.read_text().splitlines()) == 150
+
+
+async def test_failing_last_save_does_not_hide_the_api_error(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the save after an API error fails too, the API error is what is raised."""
+    original = _export._save_checkpoint
+
+    def disk_full_once_records_exist(path: Path, checkpoint: Checkpoint) -> None:
+        if checkpoint.records_written:
+            raise OSError(28, "No space left on device")
+        original(path, checkpoint)
+
+    monkeypatch.setattr(_export, "_save_checkpoint", disk_full_once_records_exist)
+    pages = iter(range(10**6))
+
+    def break_server_after_three_pages() -> bool:
+        if next(pages) == 2:
+            sandbox.faults = Faults(p_500=1.0)
+        return False
+
+    async with ExotelClient(
+        sandbox.api_key,
+        sandbox.api_token,
+        sandbox.account_sid,
+        base_url=sandbox.base_url,
+        max_retries=0,
+    ) as client:
+        with pytest.raises(ServerError):
+            await run_export(
+                client,
+                ExportRequest("c1", tmp_path / "sms.jsonl", concurrency=1),
+                should_stop=break_server_after_three_pages,
+            )
 
 
 def test_lone_surrogate_is_written_as_its_json_escape() -> None:
