@@ -9,6 +9,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import signal
 import statistics
 import subprocess
@@ -227,10 +228,11 @@ class CliSandbox:
         )
         try:
             while "EXOTEL_ACCOUNT_SID" not in self.env:
-                line = _read_line(self._process.stdout).strip().removeprefix("export ")
-                name, equals, value = line.partition("=")
+                line = _read_line(self._process.stdout).strip()
+                # The banner prints shell lines: ``export EXOTEL_X='value'``.
+                name, equals, value = line.removeprefix("export ").partition("=")
                 if equals and name.startswith("EXOTEL_"):
-                    self.env[name] = value
+                    self.env[name] = shlex.split(value)[0] if value else value
         except BaseException:
             self._stop()
             raise

@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
+from types import MemberDescriptorType
 from typing import Any, Optional
 
 import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn
 
-from ._models import SmsRecord
-
 #: Exotel's timestamps carry +05:30; one without an offset is read as India time too.
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 
-_FIELD_ORDER = tuple(a.name for a in attrs.fields(SmsRecord) if a.name != "extra")
-_RECORD_FIELDS = frozenset(_FIELD_ORDER)
+#: The field of a record class that keeps every key the class does not know.
+EXTRA = "extra"
+#: Field metadata: other keys Exotel sends the same value under (``body`` for ``message``).
+ALIASES = "aliases"
+
+StructureHook = Callable[[Any, type], Any]
+Fields = tuple["attrs.Attribute[Any]", ...]
+_OPTIONAL_STR: Any = Optional[str]  # noqa: UP045
+_OPTIONAL_DATETIME: Any = Optional[datetime]  # noqa: UP045
+_DATETIMES = (datetime, _OPTIONAL_DATETIME)
 
 
 def parse_datetime(value: Any) -> datetime:
@@ -54,47 +62,169 @@ def _structure_optional_datetime(value: Any, _: type) -> datetime | None:
     return None if value is None else parse_datetime(value)
 
 
+def is_record_class(cls: Any) -> bool:
+    """An attrs class with an ``extra`` field: unknown keys of its JSON are kept there."""
+    return attrs.has(cls) and any(a.name == EXTRA for a in attrs.fields(cls))
+
+
+class _Splitter:
+    """Sorts a record's keys into those its fields read and the unknown ones, for ``extra``."""
+
+    def __init__(self, fields: Fields) -> None:
+        self._names = frozenset(a.name for a in fields)
+        self._aliased = tuple(
+            (a.name, a.metadata[ALIASES]) for a in fields if a.metadata.get(ALIASES)
+        )
+
+    def _aliases_in_use(self, data: dict[str, Any]) -> Iterator[tuple[str, str]]:
+        """(field, alias) for each field read from an alias: its own key is absent."""
+        for name, aliases in self._aliased:
+            if name not in data:
+                alias = next((k for k in aliases if k in data), None)
+                if alias is not None:
+                    yield name, alias
+
+    def unknown(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The keys no field reads, in a fresh dict."""
+        extra = {k: v for k, v in data.items() if k not in self._names}
+        for _, alias in self._aliases_in_use(data):
+            del extra[alias]
+        return extra
+
+    def known(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The keys fields read, aliases renamed to their fields, and ``extra``."""
+        known = {k: v for k, v in data.items() if k in self._names}
+        known.update((name, data[alias]) for name, alias in self._aliases_in_use(data))
+        known[EXTRA] = self.unknown(data)
+        return known
+
+
+def _field_code(i: int, a: attrs.Attribute[Any]) -> list[str]:
+    """Lines that read field ``a`` of ``d`` into ``f{i}``, or hand the record to ``slow``."""
+    lines = [f"v = g({a.name!r}, M)"]
+    for alias in a.metadata.get(ALIASES, ()):
+        lines += ["if v is M:", f"    v = g({alias!r}, M)"]
+    lines.append("if v is M:")
+    if a.default is attrs.NOTHING or getattr(a.default, "takes_self", False):
+        lines.append("    return slow(d, t)")
+    else:
+        call = "()" if isinstance(a.default, attrs.Factory) else ""  # type: ignore[arg-type]
+        lines += [f"    f{i} = D{i}{call}", "    miss += 1"]
+    # Exact types pass as they are; anything else goes to the detailed path, whose hooks
+    # convert it (a number as text) or raise naming the field.
+    if a.type is str:
+        lines += ["elif type(v) is str:", f"    f{i} = v"]
+    elif a.type == _OPTIONAL_STR:
+        lines += ["elif v is None or type(v) is str:", f"    f{i} = v"]
+    elif a.type in _DATETIMES:
+        if a.type != datetime:
+            lines += ["elif v is None:", f"    f{i} = None"]
+        lines += ["elif type(v) is str:", f"    f{i} = parse(v)"]
+    else:
+        return [*lines, "else:", f"    f{i} = H{i}(v, T{i})"]
+    return [*lines, "else:", "    return slow(d, t)"]
+
+
+def _build_code(cls: type, every: Fields, values: list[str], names: dict[str, Any]) -> list[str]:
+    """Lines that build the record from ``values``, one per field of ``every``."""
+    plain = not any(a.validator or a.converter for a in every) and not any(
+        hasattr(cls, hook) for hook in ("__attrs_pre_init__", "__attrs_post_init__")
+    )
+    slots: list[Any] = [getattr(cls, a.name, None) for a in every]
+    if not plain or not all(isinstance(s, MemberDescriptorType) for s in slots):
+        arguments = ", ".join(f"{a.alias}={v}" for a, v in zip(every, values, strict=True))
+        return [f"return cls({arguments})"]
+    # The frozen __init__ sets each slot through object.__setattr__; the slots' own
+    # setters do the same job in a third less time.
+    lines = ["o = new(cls)"]
+    for i, (slot, value) in enumerate(zip(slots, values, strict=True)):
+        names[f"S{i}"] = slot.__set__
+        lines.append(f"S{i}(o, {value})")
+    return [*lines, "return o"]
+
+
+def make_record_hook(cls: type, converter: cattrs.Converter) -> StructureHook:
+    """A structure hook for a record class: unknown keys go into its ``extra`` field.
+
+    The hot path is generated from ``attrs.fields``: exact ``str`` values are taken as they
+    are, timestamps go straight to the parse cache, and a slotted class without validators
+    gets its slots filled directly rather than through the frozen ``__init__``. Anything
+    unexpected goes to cattrs' detailed function, which converts what the hooks accept and
+    otherwise raises naming the field.
+    """
+    attrs.resolve_types(cls)
+    every = attrs.fields(cls)
+    fields = tuple(a for a in every if a.name != EXTRA)
+    detailed: StructureHook = make_dict_structure_fn(
+        cls, converter, _cattrs_detailed_validation=True
+    )
+
+    splitter = _Splitter(fields)
+
+    def slow(data: Any, _: type) -> Any:
+        if not isinstance(data, dict):
+            raise TypeError(f"expected an object, got {type(data).__name__}")
+        return detailed(splitter.known(data), cls)
+
+    names: dict[str, Any] = {
+        "M": object(),
+        "slow": slow,
+        "parse": _parse_timestamp,
+        "unknown": splitter.unknown,
+        "new": object.__new__,
+        "cls": cls,
+    }
+    body = ["g = d.get", "miss = 0", "try:"]
+    for i, a in enumerate(fields):
+        names[f"D{i}"] = getattr(a.default, "factory", a.default)
+        names[f"H{i}"] = converter.get_structure_hook(a.type)
+        names[f"T{i}"] = a.type
+        body += ["    " + line for line in _field_code(i, a)]
+    # A timestamp the cache cannot parse, or a value another hook refuses.
+    body += ["except Exception:", "    return slow(d, t)"]
+    # Every key was a field or an alias in use: nothing is unknown, so no dict to split.
+    body.append(f"extra = {{}} if len(d) + miss == {len(fields)} else unknown(d)")
+    values = ["extra" if a.name == EXTRA else f"f{fields.index(a)}" for a in every]
+    body += _build_code(cls, every, values, names)
+    head = ["def structure(d, t):", "    if type(d) is not dict:", "        return slow(d, t)"]
+    source = "\n".join(head + ["    " + line for line in body])
+    exec(compile(source, f"<record hook for {cls.__qualname__}>", "exec"), names)
+    hook: StructureHook = names["structure"]
+    return hook
+
+
+def make_record_unstructure(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """An unstructure hook for a record class: its fields, timestamps as ISO text, then
+    ``extra``'s keys, so that a record written out reads back the same."""
+    attrs.resolve_types(cls)
+    fields = tuple(a.name for a in attrs.fields(cls) if a.name != EXTRA)
+    stamps = tuple(a.name for a in attrs.fields(cls) if a.type in _DATETIMES)
+
+    def unstructure(record: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {name: getattr(record, name) for name in fields}
+        for key in stamps:
+            if out[key] is not None:
+                out[key] = out[key].isoformat()
+        out.update(getattr(record, EXTRA))
+        return out
+
+    return unstructure
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter()
     converter.register_structure_hook(datetime, lambda value, _: parse_datetime(value))
     converter.register_structure_hook(str, _structure_str)
     # Direct hooks for the optional fields spare cattrs' generic Optional dispatch, which
     # cost more than the JSON decoding itself.
-    converter.register_structure_hook(Optional[str], _structure_optional_str)  # noqa: UP045
-    converter.register_structure_hook(Optional[datetime], _structure_optional_datetime)  # noqa: UP045
-    # Two generated functions from the one converter: a lean one for the hot path, and one
-    # with detailed validation, run only to name the offending field when the lean one fails.
-    fast = make_dict_structure_fn(SmsRecord, converter, _cattrs_detailed_validation=False)
-    detailed = make_dict_structure_fn(SmsRecord, converter, _cattrs_detailed_validation=True)
-
-    def structure_record(data: Any, _: type) -> SmsRecord:
-        if not isinstance(data, dict):
-            raise TypeError(f"expected an object, got {type(data).__name__}")
-        known = data
-        if not data.keys() <= _RECORD_FIELDS:  # most records carry only known fields
-            known = {k: v for k, v in data.items() if k in _RECORD_FIELDS}
-            extra = {k: v for k, v in data.items() if k not in _RECORD_FIELDS}
-            # The product page shows the text as "message" in one item, "body" in the next.
-            if "message" not in known and "body" in extra:
-                known["message"] = extra.pop("body")
-            known["extra"] = extra
-        try:
-            return fast(known, SmsRecord)
-        except Exception:
-            return detailed(known, SmsRecord)  # raises, naming the field
-
-    def unstructure_record(record: SmsRecord) -> dict[str, Any]:
-        out: dict[str, Any] = {name: getattr(record, name) for name in _FIELD_ORDER}
-        for key in ("schedule_time", "date_created"):
-            if out[key] is not None:
-                out[key] = out[key].isoformat()
-        out.update(record.extra)
-        return out
-
-    converter.register_structure_hook(SmsRecord, structure_record)
-    converter.register_unstructure_hook(SmsRecord, unstructure_record)
+    converter.register_structure_hook(_OPTIONAL_STR, _structure_optional_str)
+    converter.register_structure_hook(_OPTIONAL_DATETIME, _structure_optional_datetime)
+    converter.register_structure_hook_factory(
+        is_record_class, lambda cls: make_record_hook(cls, converter)
+    )
+    converter.register_unstructure_hook_factory(is_record_class, make_record_unstructure)
     return converter
 
 
-#: The converter every module uses: structure Exotel JSON into ``SmsRecord`` and back.
+#: The converter every module uses: structure Exotel JSON into records and back.
 converter = _make_converter()

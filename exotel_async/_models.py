@@ -84,7 +84,8 @@ class SmsRecord:
     sid: str
     number: str
     name: str | None = None
-    message: str | None = None
+    # Exotel's product page shows the text as "message" in one item, "body" in the next.
+    message: str | None = attrs.field(default=None, metadata={"aliases": ("body",)})
     status: str | None = None
     detailed_status: str | None = None
     schedule_time: datetime | None = None

@@ -295,27 +295,7 @@ def parse_page(
             status_code=status,
             request_id=request_id,
         )
-    records: list[SmsRecord] = []
-    failures: list[ItemError] = []
-    for index, item in enumerate(payload["response"]):
-        offset = metadata.offset + index
-        if not isinstance(item, dict):
-            raise ResponseDecodeError(
-                f"item at offset {offset} is not an object",
-                status_code=status,
-                request_id=request_id,
-            )
-        if item.get("status") == "failure":
-            failures.append(_item_error(item, offset, request_id))
-            continue
-        try:
-            records.append(converter.structure(item.get("data"), SmsRecord))
-        except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
-            raise ResponseDecodeError(
-                f"item at offset {offset} is not an SMS record: {_describe(exc)}",
-                status_code=status,
-                request_id=request_id,
-            ) from None
+    records, failures = _structure_items(payload["response"], metadata.offset, status, request_id)
     _check_nesting(records, status, request_id)
     return SmsPage(
         records=tuple(records),
@@ -349,6 +329,48 @@ def _nests_deeper(value: Any, limit: int) -> bool:
             children = item.values() if isinstance(item, dict) else item
             stack.extend((child, depth + 1) for child in children)
     return False
+
+
+def _structure_items(
+    items: list[Any], offset: int, status: int, request_id: str | None
+) -> tuple[list[SmsRecord], list[ItemError]]:
+    """The page's records and failed items; one comprehension when every item is a record."""
+    structure = converter.get_structure_hook(SmsRecord)
+    try:
+        # A failed item gives None, which the hook refuses: then the loop below says why.
+        return [
+            structure(item["data"] if item["status"] == "success" else None, SmsRecord)
+            for item in items
+        ], []
+    except Exception:
+        return _structure_each(items, offset, status, request_id)
+
+
+def _structure_each(
+    items: list[Any], offset: int, status: int, request_id: str | None
+) -> tuple[list[SmsRecord], list[ItemError]]:
+    """Item by item: failed items collected, a bad item raised naming its offset."""
+    records: list[SmsRecord] = []
+    failures: list[ItemError] = []
+    for position, item in enumerate(items, offset):
+        if not isinstance(item, dict):
+            raise ResponseDecodeError(
+                f"item at offset {position} is not an object",
+                status_code=status,
+                request_id=request_id,
+            )
+        if item.get("status") == "failure":
+            failures.append(_item_error(item, position, request_id))
+            continue
+        try:
+            records.append(converter.structure(item.get("data"), SmsRecord))
+        except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
+            raise ResponseDecodeError(
+                f"item at offset {position} is not an SMS record: {_describe(exc)}",
+                status_code=status,
+                request_id=request_id,
+            ) from None
+    return records, failures
 
 
 def _item_error(item: dict[str, Any], offset: int, request_id: str | None) -> ItemError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
 import os
@@ -78,6 +79,17 @@ async def wait_for_lines(path: Path, n: int) -> None:
     raise AssertionError(f"{path} never reached {n} lines")
 
 
+async def wait_for_checkpoint(output: Path, records: int) -> None:
+    """Poll (in millisecond steps) until the checkpoint vouches for ``records`` or more."""
+    marker = checkpoint_path(output)
+    for _ in range(20_000):
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(marker.read_text())["records_written"] >= records:
+                return
+        await asyncio.sleep(0.001)
+    raise AssertionError(f"{marker} never reached {records} records")
+
+
 def sids(path: Path) -> list[str]:
     return [json.loads(line)["sid"] for line in path.read_text().splitlines()]
 
@@ -113,11 +125,14 @@ async def test_sigkill_then_resume_writes_every_record_once_with_fewer_requests(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """A killed export resumes from its checkpoint: no torn line, nothing twice or lost."""
-    sandbox.faults = Faults(latency=0.05)  # slow enough that the signal lands mid-export
+    # Slow enough that the signal lands mid-export: 10 pages a second, 6 s in all, and a
+    # checkpoint every second.
+    sandbox.faults = Faults(latency=0.2)
     out = tmp_path / "sms.jsonl"
     args = ("export", "c1", "--output", str(out), "--concurrency", "2")
     process = await start(*args, env=env_for(sandbox))
-    await wait_for_lines(out, 500)
+    await wait_for_checkpoint(out, 500)
+    await wait_for_lines(out, 600)  # and a page or more past it, which the resume cuts
     process.kill()
     await process.wait()
     assert checkpoint_path(out).exists()

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -140,22 +141,33 @@ async def test_scheduled_export_example_resumes_through_an_outage(
     example = load_example("scheduled_export")
     out = tmp_path / "campaign.jsonl"
     served = 0
+    pauses = 0
 
     def outage_after_two_pages(*args: Any) -> None:
         nonlocal served
         served += 1
-        sandbox.faults = Faults(p_503=1.0) if served == 2 else Faults()
+        if served == 2:
+            sandbox.faults = Faults(p_503=1.0)
+
+    async def pause_then_outage_ends(seconds: float) -> None:
+        # Every request fails until the job has paused between attempts: the outage
+        # outlasts the client's retries and ends on the job's own clock, not on a page.
+        nonlocal pauses
+        pauses += 1
+        sandbox.faults = Faults()
 
     # Retries of the client itself are real-time: keep them to zero here.
     monkeypatch.setattr(example, "ExotelClient", _no_retries(example.ExotelClient))
+    monkeypatch.setattr(example, "asyncio", SimpleNamespace(sleep=pause_then_outage_ends))
     original_run_export = example.run_export
 
     async def run_export_with_outage(client: ExotelClient, request: Any) -> Any:
         return await original_run_export(client, request, on_page=outage_after_two_pages)
 
     monkeypatch.setattr(example, "run_export", run_export_with_outage)
-    progress = await example.export_campaign(CAMPAIGN, out, pause=0.001)
+    progress = await example.export_campaign(CAMPAIGN, out, pause=60.0)
     assert progress.completed
+    assert pauses == 1
     sids = [json.loads(line)["sid"] for line in out.read_text().splitlines()]
     assert sids == [r["sid"] for r in sandbox.records(CAMPAIGN)]
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import json
 import re
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,10 +20,13 @@ from exotel_async import (
     NotFoundError,
     ServerError,
     SmsRecord,
+    _export,
     converter,
 )
 from exotel_async.export import (
     CSV_COLUMNS,
+    Checkpoint,
+    ExportProgress,
     ExportRefused,
     ExportRequest,
     checkpoint_path,
@@ -328,6 +334,40 @@ async def test_api_error_mid_export_keeps_the_checkpoint(sandbox: Sandbox, tmp_p
     assert len(out.read_text().splitlines()) == 150
 
 
+async def test_failing_last_save_does_not_hide_the_api_error(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the save after an API error fails too, the API error is what is raised."""
+    original = _export._save_checkpoint
+
+    def disk_full_once_records_exist(path: Path, checkpoint: Checkpoint) -> None:
+        if checkpoint.records_written:
+            raise OSError(28, "No space left on device")
+        original(path, checkpoint)
+
+    monkeypatch.setattr(_export, "_save_checkpoint", disk_full_once_records_exist)
+    pages = iter(range(10**6))
+
+    def break_server_after_three_pages() -> bool:
+        if next(pages) == 2:
+            sandbox.faults = Faults(p_500=1.0)
+        return False
+
+    async with ExotelClient(
+        sandbox.api_key,
+        sandbox.api_token,
+        sandbox.account_sid,
+        base_url=sandbox.base_url,
+        max_retries=0,
+    ) as client:
+        with pytest.raises(ServerError):
+            await run_export(
+                client,
+                ExportRequest("c1", tmp_path / "sms.jsonl", concurrency=1),
+                should_stop=break_server_after_three_pages,
+            )
+
+
 def test_lone_surrogate_is_written_as_its_json_escape() -> None:
     """Half an emoji (valid JSON, invalid UTF-8) is written escaped, not fatal."""
     from exotel_async._export import encode_csv, encode_jsonl
@@ -371,10 +411,64 @@ async def test_crash_before_the_output_exists_is_resumable(
     assert [r[0] for r in rows[1:]] == [r["sid"] for r in sandbox.records("c1")]
 
 
-async def test_fresh_export_writes_its_checkpoint_before_any_record(
+async def test_checkpoint_always_vouches_for_whole_records_on_disk(
     client: ExotelClient, tmp_path: Path
 ) -> None:
-    """From the first page on, the checkpoint exists and matches the bytes on disk."""
+    """From the first page on, the checkpoint exists and its bytes hold its record count."""
+    out = tmp_path / "sms.jsonl"
+    seen: list[tuple[int, int]] = []
+
+    def check(progress: object) -> None:
+        marker = load_checkpoint(checkpoint_path(out))
+        vouched = out.read_bytes()[: marker.output_bytes]
+        assert vouched.count(b"\n") == marker.records_written
+        assert vouched.endswith(b"\n") or not vouched
+        seen.append((marker.records_written, out.stat().st_size))
+
+    await run_export(client, ExportRequest("c1", out, checkpoint_pages=3), on_page=check)
+    assert len(seen) == -(-TOTAL // 50)
+
+
+async def test_checkpoint_is_saved_every_checkpoint_pages(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """With ``checkpoint_pages=3`` the checkpoint moves on every third page, not before."""
+    out = tmp_path / "sms.jsonl"
+    saved: list[int] = []
+
+    def note(progress: object) -> None:
+        saved.append(load_checkpoint(checkpoint_path(out)).records_written)
+
+    request = ExportRequest("c1", out, checkpoint_pages=3, checkpoint_seconds=3600)
+    await run_export(client, request, on_page=note, should_stop=lambda: len(saved) == 7)
+    assert saved == [0, 0, 150, 150, 150, 300, 300]
+    assert load_checkpoint(checkpoint_path(out)).records_written == 350  # saved on stopping
+
+
+async def test_checkpoint_is_saved_every_checkpoint_seconds(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """A page arriving ``checkpoint_seconds`` after the last save saves again."""
+    out = tmp_path / "sms.jsonl"
+    now = [0.0]
+    saved: list[int] = []
+
+    def note(progress: object) -> None:
+        saved.append(load_checkpoint(checkpoint_path(out)).records_written)
+        now[0] += 0.4  # the next page arrives 0.4 s later on the fake clock
+
+    request = ExportRequest("c1", out, checkpoint_pages=1000, checkpoint_seconds=1.0)
+    await run_export(
+        client, request, on_page=note, should_stop=lambda: len(saved) == 7, clock=lambda: now[0]
+    )
+    # Pages at 0.0, 0.4, 0.8 s; the one at 1.2 s saves; 1.6, 2.0; the one at 2.4 s saves.
+    assert saved == [0, 0, 0, 200, 200, 200, 350]
+
+
+async def test_checkpoint_every_page_matches_the_output_exactly(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """``checkpoint_pages=1`` syncs and saves after each page, as before batching."""
     out = tmp_path / "sms.jsonl"
     sizes: list[tuple[int, int]] = []
 
@@ -382,9 +476,18 @@ async def test_fresh_export_writes_its_checkpoint_before_any_record(
         marker = load_checkpoint(checkpoint_path(out))
         sizes.append((marker.output_bytes, out.stat().st_size))
 
-    await run_export(client, ExportRequest("c1", out), on_page=record_sizes)
+    await run_export(client, ExportRequest("c1", out, checkpoint_pages=1), on_page=record_sizes)
     assert sizes
     assert all(saved == actual for saved, actual in sizes)
+
+
+@pytest.mark.parametrize(
+    "changes", [{"checkpoint_pages": 0}, {"checkpoint_seconds": 0}, {"checkpoint_seconds": -1}]
+)
+def test_checkpoint_spacing_must_be_positive(changes: dict[str, float]) -> None:
+    """Zero or negative checkpoint spacing is refused when the request is made."""
+    with pytest.raises(ValueError, match="checkpoint_"):
+        ExportRequest("c1", None, **changes)  # type: ignore[arg-type]
 
 
 async def test_empty_page_below_total_keeps_the_checkpoint(tmp_path: Path) -> None:
@@ -548,3 +651,19 @@ async def test_csv_checkpoint_counts_records_with_newlines_inside(
     await run_export(client, ExportRequest("c1", out, format="csv", resume=True))
     with out.open(newline="", encoding="utf-8") as f:
         assert len(list(csv.reader(f))) == TOTAL + 1
+
+
+async def test_stdout_gets_each_page_as_it_is_written(
+    client: ExotelClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writing to stdout flushes every page: a pipe's reader never waits for a checkpoint."""
+    raw = io.BytesIO()
+    stdout = SimpleNamespace(buffer=io.BufferedWriter(raw, 1 << 20))
+    monkeypatch.setattr(sys, "stdout", stdout)
+    delivered: list[bool] = []
+
+    def check(progress: ExportProgress) -> None:
+        delivered.append(raw.getvalue().count(b"\n") == progress.records)
+
+    await run_export(client, ExportRequest("c1", None, max_items=500), on_page=check)
+    assert delivered == [True] * 10

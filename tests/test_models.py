@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import attrs
 import pytest
@@ -109,3 +111,95 @@ def test_number_sent_as_json_number_becomes_text() -> None:
     assert converter.structure({"sid": "a", "number": 919876543210}, SmsRecord).number == (
         "919876543210"
     )
+
+
+def test_body_stands_in_for_message_beside_unknown_fields() -> None:
+    """Without ``message``, ``body`` is the text and only the truly unknown keys reach ``extra``."""
+    record = converter.structure({"sid": "a", "number": "1", "body": "b", "units": 2}, SmsRecord)
+    assert (record.message, record.extra) == ("b", {"units": 2})
+
+
+def test_null_message_keeps_body_in_extra() -> None:
+    """A ``message`` key that is null is still the text; ``body`` beside it is kept apart."""
+    record = converter.structure(
+        {"sid": "a", "number": "1", "message": None, "body": "b"}, SmsRecord
+    )
+    assert (record.message, record.extra) == (None, {"body": "b"})
+
+
+def test_a_key_named_extra_is_kept_inside_extra() -> None:
+    """An API field called ``extra`` is data like any other unknown field."""
+    record = converter.structure({"sid": "a", "number": "1", "extra": 5}, SmsRecord)
+    assert record.extra == {"extra": 5}
+
+
+def test_each_record_gets_its_own_extra_mapping() -> None:
+    """Two records without unknown fields never share one ``extra`` dict."""
+    first, second = (converter.structure({"sid": s, "number": "1"}, SmsRecord) for s in "ab")
+    assert first.extra == {}
+    assert first.extra is not second.extra
+
+
+def test_integer_in_an_optional_text_field_becomes_text() -> None:
+    """A JSON number where optional text belongs is read as that text."""
+    assert (
+        converter.structure({"sid": "a", "number": "1", "sender_id": 5}, SmsRecord).sender_id == "5"
+    )
+
+
+def test_record_built_from_python_datetimes() -> None:
+    """A ``datetime`` in place of timestamp text is taken, made aware if naive."""
+    record = converter.structure(
+        {"sid": "a", "number": "1", "schedule_time": datetime(2021, 11, 24, 14, 55)}, SmsRecord
+    )
+    assert record.schedule_time == datetime(
+        2021, 11, 24, 14, 55, tzinfo=timezone(timedelta(hours=5, minutes=30))
+    )
+
+
+def test_not_an_object_is_a_type_error() -> None:
+    """A record that is not a JSON object is a TypeError saying what it was."""
+    with pytest.raises(TypeError, match="expected an object, got list"):
+        converter.structure(["a", "1"], SmsRecord)
+
+
+def test_any_record_class_with_extra_keeps_unknown_fields() -> None:
+    """The hook is generic: another attrs class with ``extra`` gets aliases and extras too."""
+
+    @attrs.frozen
+    class Campaign:
+        id: str = attrs.field(metadata={"aliases": ("sid",)})
+        total: int = 0
+        extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    campaign = converter.structure({"sid": "c1", "total": 3, "state": "done"}, Campaign)
+    assert campaign == Campaign(id="c1", total=3, extra={"state": "done"})
+
+
+def test_record_class_validators_still_run() -> None:
+    """A record class with a validator is built through its ``__init__``, so it validates."""
+
+    @attrs.frozen
+    class Positive:
+        count: int = attrs.field(validator=attrs.validators.ge(0))
+        extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    assert converter.structure({"count": 2}, Positive).count == 2
+    with pytest.raises(ValueError, match="count"):
+        converter.structure({"count": -1}, Positive)
+
+
+def test_record_subclass_fills_inherited_and_own_fields() -> None:
+    """A subclass of a record class is built whole: inherited slots, its own, and extras."""
+
+    @attrs.frozen
+    class Base:
+        id: str
+        extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @attrs.frozen
+    class Child(Base):
+        count: int = 0
+
+    child = converter.structure({"id": "a", "count": 2, "state": "done"}, Child)
+    assert child == Child(id="a", count=2, extra={"state": "done"})

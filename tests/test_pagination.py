@@ -263,6 +263,31 @@ async def test_pages_that_repeat_the_first_raise_no_progress_error() -> None:
     assert len(campaign.calls) <= 1 + 3 + 4
 
 
+async def test_record_repeated_within_one_page_is_yielded_once() -> None:
+    """Two items of one page with the same sid give one record."""
+    records = make_records(30)
+    records[14] = records[12]
+    s = stream(FakeCampaign(records), page_size=10, concurrency=1)
+    got = await collect(s)
+    assert got == [r.sid for r in records[:14]] + [r.sid for r in records[15:]]
+    assert s.stats.duplicates_dropped == 1
+
+
+async def test_repeat_up_to_the_dedupe_window_back_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sid seen again within the dedupe window's span of records is dropped."""
+    monkeypatch.setattr(SmsDetailsStream, "MIN_DEDUPE_WINDOW", 20)
+    records = make_records(80)
+    repeats = {45: 26, 59: 40, 79: 60}  # each 19 records back, inside a window of 20
+    for at, earlier in repeats.items():
+        records[at] = records[earlier]
+    s = stream(FakeCampaign(records), page_size=5, concurrency=1)
+    got = await collect(s)
+    assert got == [r.sid for i, r in enumerate(records) if i not in repeats]
+    assert s.stats.duplicates_dropped == len(repeats)
+
+
 async def test_duplicates_do_not_count_towards_max_items() -> None:
     """``max_items`` counts records yielded, so dropped repeats are made up for."""
     records = make_records(30)

@@ -107,6 +107,26 @@ def test_record_without_sid_is_a_decode_error() -> None:
         parse_page(200, {}, _page([{"number": "1"}]))
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("status", {"code": 1}), ("number", True), ("sender_id", ["E"]), ("sid", None)],
+)
+def test_non_string_value_is_a_decode_error_naming_the_field(field: str, value: object) -> None:
+    """An object, list, bool or null where text belongs is refused, naming the field."""
+    body = _page([{"sid": "a1", "number": "1", field: value}])
+    with pytest.raises(ResponseDecodeError, match=rf"offset 0.*{field}"):
+        parse_page(200, {}, body)
+
+
+@pytest.mark.parametrize("value", ["2021-13-45T00:00:00", 1637745919, ""])
+def test_bad_second_timestamp_is_a_decode_error_naming_date_created(value: object) -> None:
+    """An unparsable or non-text ``date_created`` after a good ``schedule_time`` is named."""
+    item = {"sid": "a1", "number": "1", "schedule_time": "2021-11-24 14:55:19"}
+    body = _page([{**item, "date_created": value}])
+    with pytest.raises(ResponseDecodeError, match="date_created"):
+        parse_page(200, {}, body)
+
+
 def test_failed_item_is_returned_as_item_error_with_its_offset() -> None:
     """An item whose own status is failure becomes an ItemError at its absolute offset."""
     page = parse_page(200, {}, sample("page_item_failure.json"))

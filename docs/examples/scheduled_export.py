@@ -18,8 +18,8 @@ async def export_campaign(
     """Export a campaign to JSONL, resuming from the checkpoint after any failure.
 
     Each attempt continues where the last one stopped, so a crash (or a killed pod) costs
-    at most one page. The client has already retried each request; these attempts ride
-    out longer outages.
+    at most the pages since the last checkpoint (a second's worth, or 100 pages). The client
+    has already retried each request; these attempts ride out longer outages.
     """
     request = ExportRequest(campaign_id, output, resume=True)
     async with ExotelClient.from_env() as client:
