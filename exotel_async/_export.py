@@ -88,6 +88,9 @@ class ExportProgress:
     records: int = 0
     pages: int = 0
     retries: int = 0
+    #: Answers that said "slow down" (429 or 503), and seconds spent waiting for the limit.
+    throttled: int = 0
+    rate_wait: float = 0.0
     total: int | None = None
     started_at_record: int = 0
     elapsed: float = 0.0
@@ -602,6 +605,9 @@ async def _export(
         if discard and request.output is not None:
             _discard(request.output)  # nothing was written: leave nothing in the way
     progress.item_errors = len(stream.item_errors)
+    progress.retries = stream.stats.retries
+    progress.throttled = stream.stats.throttled
+    progress.rate_wait = stream.stats.rate_wait
     progress.ended_early = stream.stats.ended_early
     if not (progress.interrupted or progress.ended_early):
         progress.completed = True

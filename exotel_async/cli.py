@@ -243,6 +243,11 @@ def _format(output: str, asked: str | None) -> str:
 def _final_line(progress: ExportProgress, where: str) -> str:
     """The one-line summary of a run; the details count this run only."""
     details = [f"{progress.pages} pages", f"{progress.retries} retries"]
+    if progress.throttled or progress.rate_wait >= 0.05:
+        details.append(
+            f"{progress.throttled} throttled, requests waited {progress.rate_wait:.1f}s in all "
+            "for the rate limit"
+        )
     if progress.item_errors:
         details.append(f"{progress.item_errors} failed items skipped")
     details.append(f"{progress.elapsed:.1f}s")

@@ -19,7 +19,7 @@ import pytest
 
 from exotel_async import SmsRecord, converter
 from exotel_async.export import checkpoint_path, load_checkpoint
-from exotel_async.testing import Faults, Sandbox
+from exotel_async.testing import Faults, RateLimit, Sandbox
 
 TOTAL = 3000
 
@@ -731,3 +731,17 @@ async def test_docs_export_sample_line_is_what_the_command_prints(tmp_path: Path
     sample = docs_block("cli.md", "### Progress", "").strip()
     printed = result.stderr.strip().replace(str(out), "sms.jsonl")
     assert re.sub(r"\d+\.\ds", "N.Ns", printed) == re.sub(r"\d+\.\ds", "N.Ns", sample)
+
+
+async def test_final_line_counts_throttles_and_time_waited_for_the_rate_limit(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """Against a limit with no rate headers, the final line says how often it was throttled."""
+    sandbox.faults = Faults(rate_limit=RateLimit(40, 0.5, reset="none", status=503))
+    out = tmp_path / "sms.jsonl"
+    result = await run("export", "c1", "-o", str(out), env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    throttled = sandbox.stats.by_status.get(503, 0)
+    assert throttled > 0
+    assert f", {throttled} throttled, requests waited " in result.stderr
+    assert len(set(sids(out))) == TOTAL
