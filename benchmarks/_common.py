@@ -128,6 +128,8 @@ class SandboxProcess:
         campaign: str = "bench",
         latency: float = 0.0,
         rate_limit: tuple[int, float] | None = None,
+        rate_semantics: dict[str, Any] | None = None,
+        campaigns: int = 1,
         cache_pages: int = 1024,
     ) -> None:
         """Remember the sandbox's settings; it starts on ``__enter__``."""
@@ -139,9 +141,18 @@ class SandboxProcess:
             f"--records={records}",
             f"--latency={latency}",
             f"--cache-pages={cache_pages}",
+            f"--campaigns={campaigns}",
         ]
         if rate_limit is not None:
             self._argv += [f"--rate-limit={rate_limit[0]}", f"--rate-window={rate_limit[1]}"]
+            semantics = rate_semantics or {}
+            self._argv += [
+                f"--rate-kind={semantics.get('window', 'sliding')}",
+                f"--rate-reset={semantics.get('reset', 'epoch_ms')}",
+                f"--rate-status={semantics.get('status', 429)}",
+            ]
+            if not semantics.get("retry_after", True):
+                self._argv.append("--no-retry-after")
         self._process: subprocess.Popen[str] | None = None
         self.info: dict[str, str] = {}
 

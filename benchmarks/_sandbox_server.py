@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from exotel_async.testing import Faults, Sandbox
+from exotel_async.testing import Faults, RateLimit, Sandbox
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -24,8 +24,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--campaign", default="bench")
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument(
+        "--campaigns", type=int, default=1, help="campaigns CAMPAIGN, CAMPAIGN-1, ..."
+    )
     parser.add_argument("--rate-limit", type=int, default=None)
     parser.add_argument("--rate-window", type=float, default=60.0)
+    parser.add_argument("--rate-kind", default="sliding", help="fixed, sliding or token_bucket")
+    parser.add_argument("--rate-reset", default="epoch_ms", help="epoch_ms, epoch_s, delta_s, none")
+    parser.add_argument("--rate-status", type=int, default=429)
+    parser.add_argument("--no-retry-after", action="store_true")
     parser.add_argument("--cache-pages", type=int, default=1024)
     return parser
 
@@ -43,9 +50,19 @@ def _stats(sandbox: Sandbox) -> dict[str, Any]:
 
 async def _serve(args: argparse.Namespace) -> None:
     """Serve until stdin closes, answering ``stats`` commands."""
-    rate_limit = None if args.rate_limit is None else (args.rate_limit, args.rate_window)
+    rate_limit = None
+    if args.rate_limit is not None:
+        rate_limit = RateLimit(
+            args.rate_limit,
+            args.rate_window,
+            window=args.rate_kind,
+            reset=args.rate_reset,
+            status=args.rate_status,
+            retry_after=not args.no_retry_after,
+        )
+    names = [args.campaign, *(f"{args.campaign}-{i}" for i in range(1, args.campaigns))]
     sandbox = Sandbox(
-        campaigns={args.campaign: args.records},
+        campaigns=dict.fromkeys(names, args.records),
         faults=Faults(latency=args.latency, rate_limit=rate_limit),
         cache_pages=args.cache_pages,
     )

@@ -58,13 +58,16 @@ def _non_negative(_instance: object, attribute: attrs.Attribute[Any], value: flo
         raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
 
 
-def _rate_limit(value: RateLimit | tuple[int, float] | None) -> RateLimit | None:
-    """Take ``(requests, seconds)`` as a sliding window with millisecond resets."""
+def _rate_limit(value: object) -> RateLimit | None:
+    """Take ``(requests, seconds)`` as a sliding window with millisecond resets, and a dict
+    (from JSON, say) as ``RateLimit``'s keyword arguments."""
     if value is None or isinstance(value, RateLimit):
         return value
-    if not isinstance(value, tuple) or len(value) != 2:
-        raise ValueError(f"rate_limit must be a RateLimit or (requests, seconds), got {value!r}")
-    return RateLimit(*value)
+    if isinstance(value, Mapping):
+        return RateLimit(**value)
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return RateLimit(*value)
+    raise ValueError(f"rate_limit must be a RateLimit or (requests, seconds), got {value!r}")
 
 
 @attrs.define
