@@ -36,6 +36,14 @@ def controller(t: FakeTime, ceiling: float | None = None) -> RateController:
     return RateController(ceiling=ceiling, clock=t.clock, sleep=t.sleep)
 
 
+async def accept(rate: RateController, t: FakeTime, count: int, spacing: float) -> None:
+    """``count`` requests answered 200 without rate headers, ``spacing`` seconds apart."""
+    for _ in range(count):
+        ticket = await rate.acquire()
+        t.now += spacing
+        rate.learn(ticket, 200, {})
+
+
 async def test_without_headers_requests_go_freely() -> None:
     """A server that sends no rate headers is not throttled by the client."""
     t = FakeTime()
@@ -175,10 +183,7 @@ async def test_a_throttle_without_headers_sets_a_learned_rate_that_paces() -> No
     """20 accepted in the first second, then a 1 s hold: the client paces at 0.9 x 10 per s."""
     t = FakeTime()
     rate = controller(t)
-    for _ in range(20):
-        ticket = await rate.acquire()
-        t.now += 0.05
-        rate.learn(ticket, 200, {})
+    await accept(rate, t, 20, 0.05)
     rate.learn(await rate.acquire(), 429, {}, retry_after=1.0)
     assert rate.rate == pytest.approx(0.9 * 20 / 2.0, rel=0.01)
     first, second = await rate.acquire(), await rate.acquire()
@@ -189,10 +194,7 @@ async def test_learned_rate_regrows_to_its_last_level_then_probes_above() -> Non
     """CUBIC: back to the rate before the loss after ``cbrt((1 - BETA) / C)`` seconds."""
     t = FakeTime()
     rate = controller(t)
-    for _ in range(10):
-        ticket = await rate.acquire()
-        t.now += 0.1
-        rate.learn(ticket, 200, {})
+    await accept(rate, t, 10, 0.1)
     rate.learn(await rate.acquire(), 429, {}, retry_after=1.0)
     before = rate.rate
     assert before is not None
@@ -206,10 +208,7 @@ async def test_requests_in_flight_at_a_throttle_make_one_episode() -> None:
     """Eight requests throttled together lower the rate once, not eight times."""
     t = FakeTime()
     rate = controller(t)
-    for _ in range(10):
-        ticket = await rate.acquire()
-        t.now += 0.1
-        rate.learn(ticket, 200, {})
+    await accept(rate, t, 10, 0.1)
     burst = [await rate.acquire() for _ in range(8)]
     rate.learn(burst[0], 429, {}, retry_after=1.0)
     once = rate.rate
