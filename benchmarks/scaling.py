@@ -107,6 +107,10 @@ def run(*, quick: bool = False, runs: int | None = None, full: bool = False) -> 
                     peaks[fmt, size] = result.add(
                         f"{label}: peak RSS", [s[1] for s in samples], "MB"
                     )
+    result.series["peak RSS by records"] = [
+        {"format": fmt, "records": size, "peak_rss_mb": peak, "wall_s": times[fmt, size]}
+        for (fmt, size), peak in sorted(peaks.items())
+    ]
     small, large = sorted({records for fmt, records in plan if fmt == "jsonl"})[-2:]
     result.add(
         f"jsonl wall {large:,} / {small:,} (linear = {large // small})",
