@@ -56,7 +56,8 @@ def export_once(sandbox: CliSandbox, records: int, fmt: str, workdir: Path) -> t
     """Run one export to a fresh file; return (wall seconds, peak RSS in MB)."""
     output = workdir / f"export-{records}.{fmt}"
     argv = [*cli_command(), "export", sandbox.campaign, "--output", str(output)]
-    argv += ["--format", fmt]
+    # --force: a repeat's output was unlinked, but its completed checkpoint remains.
+    argv += ["--format", fmt, "--force"]
     env = {**client_env(), **sandbox.env}
     completed = subprocess.run(
         [sys.executable, "-c", _WRAPPER, *argv],

@@ -98,3 +98,14 @@ def test_scenario_script_runs_alone(tmp_path: Path) -> None:
     (entry,) = json.loads(out.read_text())["results"]
     assert entry["scenario"] == "first_record"
     assert "stream start to first record" in completed.stdout
+
+
+def test_scaling_repeats_an_export_over_its_finished_output(tmp_path: Path) -> None:
+    """``scaling.py --runs 2`` exports each size twice where the first run's export finished."""
+    out = tmp_path / "scaling.json"
+    completed = _run(["benchmarks/scaling.py", "--quick", "--runs", "2", "--json", str(out)], 120)
+    assert completed.returncode == 0, completed.stderr
+    (entry,) = json.loads(out.read_text())["results"]
+    walls = [f for f in entry["figures"] if f["label"].endswith(": wall")]
+    assert walls
+    assert all(len(f["samples"]) == 2 for f in walls)
