@@ -68,8 +68,10 @@ def _rate_limit(result: Result) -> Figure:
         )
         ax.set_title(f"{name}: {len(throttled)} throttled of {len(requests)}", loc="left")
         ax.set_ylabel("requests/s")
-        ax.set_ylim(0, trace["allowed"] * 1.35)
-        ax.set_xlim(left=0)
+        ax.set_ylim(0, max([*rates, trace["allowed"]]) * 1.25)
+    # Shared, so that the panels' seconds line up; the longest run sets the span.
+    longest = max(t for trace in traces.values() for t, _ in trace["requests"])
+    axes[-1, 0].set_xlim(0, longest)
     axes[-1, 0].set_xlabel("seconds since the first request")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(
@@ -85,14 +87,16 @@ def _rate_limit(result: Result) -> Figure:
     return fig
 
 
-def _label_points(ax: Axes, points: Iterable[tuple[float, float]], template: str) -> None:
-    """Write each point's value just above it."""
+def _label_points(
+    ax: Axes, points: Iterable[tuple[float, float]], template: str, *, below: bool = False
+) -> None:
+    """Write each point's value just above it (or below)."""
     for x, y in points:
         ax.annotate(
             template.format(y),
             (x, y),
             textcoords="offset points",
-            xytext=(0, 7),
+            xytext=(0, -14 if below else 7),
             ha="center",
             fontsize=8,
         )
@@ -129,12 +133,20 @@ def _scaling(result: Result) -> Figure:
     """Peak RSS of the export CLI against records exported, per format."""
     rows = result.series["peak RSS by records"]
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    for fmt, colour in (("jsonl", _BLUE), ("csv", _ORANGE)):
+    # CSV hollow and labelled below, so that it does not hide JSONL at the same size.
+    for fmt, colour, fill, below in (
+        ("jsonl", _BLUE, _BLUE, False),
+        ("csv", _ORANGE, "none", True),
+    ):
         points = [(r["records"], r["peak_rss_mb"]) for r in rows if r["format"] == fmt]
         if points:
             xs, ys = zip(*points, strict=True)
-            ax.plot(xs, ys, "o-", color=colour, label=fmt.upper())
-            _label_points(ax, points, "{:.1f} MB")
+            ax.plot(
+                xs, ys, "o-", color=colour, markerfacecolor=fill, markersize=8, label=fmt.upper()
+            )
+            _label_points(
+                ax, points, f"{fmt.upper()} {{:.1f}} MB" if below else "{:.1f} MB", below=below
+            )
     ax.set_xscale("log")
     sizes = sorted({r["records"] for r in rows})
     ax.set_xticks(sizes, [f"{n:,}" for n in sizes])
@@ -175,11 +187,10 @@ def _cpu_per_record(result: Result) -> Figure:
     ax.set_yticks(range(len(stages)), list(reversed(stages)))
     ax.set_xlabel("client CPU per record (µs)")
     ax.set_title(result.title, loc="left", fontsize=10)
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
+    handles = dict(zip(*reversed(ax.get_legend_handles_labels()), strict=True))
     ax.legend(
-        unique.values(),
-        unique.keys(),
+        [handles[stage] for stage in colours],
+        list(colours),
         loc="upper center",
         bbox_to_anchor=(0.5, -0.35),
         ncol=3,
