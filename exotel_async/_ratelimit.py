@@ -137,6 +137,7 @@ class RateController:
         self._next_at = 0.0
         self._hold_until = 0.0
         self._strikes = 0
+        self._held_at = -math.inf
         # The budget the server advertised, and the request whose answer said so.
         self._advert: _Advert | None = None
         self._applied = 0
@@ -243,7 +244,7 @@ class RateController:
             self._throttled(ticket, now, retry_after, advert)
         elif accepted:
             self._accepted += 1
-            if ticket.epoch == self._epoch:
+            if ticket.sent_at >= self._held_at:
                 self._strikes = 0
         if self._changed is not None:
             self._changed.set()
@@ -278,11 +279,15 @@ class RateController:
     ) -> None:
         """Hold every request; without a budget, lower the rate once per episode."""
         self.throttles += 1
+        if ticket.sent_at >= self._held_at:
+            # Sent after the last hold began: the hold was too short, so the next doubles.
+            self._strikes += 1
+            self._held_at = now
         if retry_after is not None or advert is not None:
             hold = max(retry_after or 0.0, advert.safe - now if advert else 0.0)
         else:
             base, cap = self._backoff
-            hold = min(base * 2 ** min(self._strikes, 30), cap)
+            hold = min(base * 2 ** min(self._strikes - 1, 30), cap)
         hold = min(hold, MAX_WAIT)
         self._hold_until = max(self._hold_until, now + hold)
         recent = self._episode_at is not None and now < self._episode_at + self.EPISODE_GAP
@@ -291,7 +296,6 @@ class RateController:
             # (throttles at random would otherwise grind the rate down); with a budget
             # announced, the budget paces the client, not a learned rate.
             return
-        self._strikes += 1
         rate = self.rate
         if rate is None or self._episode_at is None:
             # The first episode: what the server accepted, counting the hold it now imposes.
