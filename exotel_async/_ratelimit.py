@@ -339,8 +339,9 @@ class _SlidingFit:
     brackets disagree, and the fit starts over, or stops after a few throttles.
     """
 
-    #: A bracket this narrow (seconds) is used at its upper end, with no more probing.
-    TOLERANCE = 0.02
+    #: A bracket narrower than this share of the window is used at its upper end, with no
+    #: more probing: a probe too early costs a throttle and its hold.
+    TOLERANCE = 0.05
     #: Answers needed before the fit is used at all.
     MIN_ANSWERS = 8
     #: Throttles the probing may draw; past them the fit only uses the bracket's safe end,
@@ -401,7 +402,7 @@ class _SlidingFit:
 
     @property
     def _loose(self) -> bool:
-        return self._high - self._low > self.TOLERANCE
+        return self._high - self._low > self.TOLERANCE * self._high
 
     def free_at(self, now: float) -> float:
         """When one of our requests leaves the window by the fit (inf: no fit to go by)."""
@@ -409,8 +410,9 @@ class _SlidingFit:
             return math.inf
         window = self._high
         if self._loose and self._misses < self.MAX_MISSES:
-            # Probe a little inside the bracket: too early costs a throttle and its hold.
-            window -= max(self.TOLERANCE, (self._high - self._low) / 4)
+            # Probe a little inside the bracket, not halfway: the throttle of a probe too
+            # early costs more than the time a probe too late leaves unused.
+            window -= max(self.TOLERANCE * self._high, self._high - self._low) / 8
         recent = [
             sent_at
             for number, sent_at in self._log
