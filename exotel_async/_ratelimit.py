@@ -6,7 +6,10 @@ all) is undocumented. The controller holds the limit under each of them:
 
 - **Budget.** ``X-RateLimit-Remaining`` minus the requests started since that answer is what
   may start now; when it is spent, everyone waits for the reset, then one request probes.
-  A reset in whole seconds may have been rounded down, so it counts a second later.
+  A reset in whole seconds may have been rounded down, so it counts a second later; against
+  a sliding window a fit of the window's length from our own requests spends it on time
+  (``_SlidingFit``), and a budget refilled bit by bit (a token bucket) is spent evenly.
+  Other clients of the account spend the same budget: each claims its learned share.
 - **Holds.** A throttle (429 or 503) stops every request of the client, not just its own,
   until its ``Retry-After`` or the announced reset; with neither, for a backoff that
   doubles with each throttle in a row.
@@ -142,8 +145,7 @@ class RateController:
         self._advert: _Advert | None = None
         self._applied = 0
         self._gradual = False
-        #: Our share of the account's spending, learned from what the budget lost meanwhile.
-        self._share = 1.0
+        #: What we spent, and what the account's budget lost, between our answers (decayed).
         self._spent = (1.0, 1.0)
         self._probe: int | None = None
         self._changed: asyncio.Event | None = None
@@ -173,7 +175,7 @@ class RateController:
             return None
         # Other clients of the account spend the same budget: claim only our share of it,
         # and count their requests since that answer as many as ours, share for share.
-        share = self._share
+        share = self._spent[0] / self._spent[1]
         return math.floor(share * self._advert.remaining - (self._started - self._applied) / share)
 
     async def acquire(self) -> Ticket:
@@ -261,7 +263,6 @@ class RateController:
             # Sums, not a mean of ratios: answers come in bursts, each client's in a row.
             spent = old.remaining - advert.remaining
             self._spent = (0.97 * self._spent[0] + ours, 0.97 * self._spent[1] + spent)
-            self._share = self._spent[0] / self._spent[1]
         if (
             old is not None
             and advert.remaining == old.remaining - ours
