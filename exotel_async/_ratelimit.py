@@ -6,7 +6,10 @@ all) is undocumented. The controller holds the limit under each of them:
 
 - **Budget.** ``X-RateLimit-Remaining`` minus the requests started since that answer is what
   may start now; when it is spent, everyone waits for the reset, then one request probes.
-  A reset in whole seconds may have been rounded down, so it counts a second later.
+  A reset in whole seconds may have been rounded down, so it counts a second later; against
+  a sliding window a fit of the window's length from our own requests spends it on time
+  (``_SlidingFit``), and a budget refilled bit by bit (a token bucket) is spent evenly.
+  Other clients of the account spend the same budget: each claims its learned share.
 - **Holds.** A throttle (429 or 503) stops every request of the client, not just its own,
   until its ``Retry-After`` or the announced reset; with neither, for a backoff that
   doubles with each throttle in a row.
@@ -137,12 +140,12 @@ class RateController:
         self._next_at = 0.0
         self._hold_until = 0.0
         self._strikes = 0
+        self._held_at = -math.inf
         # The budget the server advertised, and the request whose answer said so.
         self._advert: _Advert | None = None
         self._applied = 0
         self._gradual = False
-        #: Our share of the account's spending, learned from what the budget lost meanwhile.
-        self._share = 1.0
+        #: What we spent, and what the account's budget lost, between our answers (decayed).
         self._spent = (1.0, 1.0)
         self._probe: int | None = None
         self._changed: asyncio.Event | None = None
@@ -172,7 +175,7 @@ class RateController:
             return None
         # Other clients of the account spend the same budget: claim only our share of it,
         # and count their requests since that answer as many as ours, share for share.
-        share = self._share
+        share = self._spent[0] / self._spent[1]
         return math.floor(share * self._advert.remaining - (self._started - self._applied) / share)
 
     async def acquire(self) -> Ticket:
@@ -243,7 +246,7 @@ class RateController:
             self._throttled(ticket, now, retry_after, advert)
         elif accepted:
             self._accepted += 1
-            if ticket.epoch == self._epoch:
+            if ticket.sent_at >= self._held_at:
                 self._strikes = 0
         if self._changed is not None:
             self._changed.set()
@@ -260,7 +263,6 @@ class RateController:
             # Sums, not a mean of ratios: answers come in bursts, each client's in a row.
             spent = old.remaining - advert.remaining
             self._spent = (0.97 * self._spent[0] + ours, 0.97 * self._spent[1] + spent)
-            self._share = self._spent[0] / self._spent[1]
         if (
             old is not None
             and advert.remaining == old.remaining - ours
@@ -278,11 +280,15 @@ class RateController:
     ) -> None:
         """Hold every request; without a budget, lower the rate once per episode."""
         self.throttles += 1
+        if ticket.sent_at >= self._held_at:
+            # Sent after the last hold began: the hold was too short, so the next doubles.
+            self._strikes += 1
+            self._held_at = now
         if retry_after is not None or advert is not None:
             hold = max(retry_after or 0.0, advert.safe - now if advert else 0.0)
         else:
             base, cap = self._backoff
-            hold = min(base * 2 ** min(self._strikes, 30), cap)
+            hold = min(base * 2 ** min(self._strikes - 1, 30), cap)
         hold = min(hold, MAX_WAIT)
         self._hold_until = max(self._hold_until, now + hold)
         recent = self._episode_at is not None and now < self._episode_at + self.EPISODE_GAP
@@ -291,7 +297,6 @@ class RateController:
             # (throttles at random would otherwise grind the rate down); with a budget
             # announced, the budget paces the client, not a learned rate.
             return
-        self._strikes += 1
         rate = self.rate
         if rate is None or self._episode_at is None:
             # The first episode: what the server accepted, counting the hold it now imposes.
@@ -335,8 +340,9 @@ class _SlidingFit:
     brackets disagree, and the fit starts over, or stops after a few throttles.
     """
 
-    #: A bracket this narrow (seconds) is used at its upper end, with no more probing.
-    TOLERANCE = 0.02
+    #: A bracket narrower than this share of the window is used at its upper end, with no
+    #: more probing: a probe too early costs a throttle and its hold.
+    TOLERANCE = 0.05
     #: Answers needed before the fit is used at all.
     MIN_ANSWERS = 8
     #: Throttles the probing may draw; past them the fit only uses the bracket's safe end,
@@ -397,7 +403,7 @@ class _SlidingFit:
 
     @property
     def _loose(self) -> bool:
-        return self._high - self._low > self.TOLERANCE
+        return self._high - self._low > self.TOLERANCE * self._high
 
     def free_at(self, now: float) -> float:
         """When one of our requests leaves the window by the fit (inf: no fit to go by)."""
@@ -405,8 +411,9 @@ class _SlidingFit:
             return math.inf
         window = self._high
         if self._loose and self._misses < self.MAX_MISSES:
-            # Probe a little inside the bracket: too early costs a throttle and its hold.
-            window -= max(self.TOLERANCE, (self._high - self._low) / 4)
+            # Probe a little inside the bracket, not halfway: the throttle of a probe too
+            # early costs more than the time a probe too late leaves unused.
+            window -= max(self.TOLERANCE * self._high, self._high - self._low) / 8
         recent = [
             sent_at
             for number, sent_at in self._log

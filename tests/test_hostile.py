@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from exotel_async import (
-    ExotelClient,
     NoProgressError,
     ResponseDecodeError,
     ServerError,
 )
 from exotel_async.export import ExportRequest, checkpoint_path, load_checkpoint, run_export
 from exotel_async.testing import Faults, Sandbox
+from tests._clients import fast_client
 
 
 @pytest.fixture
@@ -25,19 +25,8 @@ async def sandbox() -> AsyncIterator[Sandbox]:
         yield sb
 
 
-def client_for(sandbox: Sandbox, **kwargs: Any) -> ExotelClient:
-    """A client with millisecond backoff, so that a retried fault costs no real time."""
-    options: dict[str, Any] = {
-        "base_url": sandbox.base_url,
-        "backoff_base": 0.001,
-        "backoff_cap": 0.005,
-    }
-    options.update(kwargs)
-    return ExotelClient(sandbox.api_key, sandbox.api_token, sandbox.account_sid, **options)
-
-
 async def first_page(sandbox: Sandbox, **kwargs: Any) -> None:
-    async with client_for(sandbox, **kwargs) as client:
+    async with fast_client(sandbox, **kwargs) as client:
         await client.sms_details_page("c1", limit=50)
 
 
@@ -61,7 +50,7 @@ async def test_endless_body_is_cut_at_the_cap_and_not_retried(sandbox: Sandbox) 
 async def test_page_within_the_cap_is_read_whole(sandbox: Sandbox) -> None:
     """Padding below the cap leaves a valid page that parses."""
     sandbox.faults = Faults(oversized_body=10_000)
-    async with client_for(sandbox, max_response_bytes=100_000) as client:
+    async with fast_client(sandbox, max_response_bytes=100_000) as client:
         page = await client.sms_details_page("c1", limit=50)
     assert len(page.records) == 50
 
@@ -72,7 +61,7 @@ async def test_server_ignoring_offset_stops_the_walk_after_a_few_requests(
 ) -> None:
     """Pages that repeat the first one raise NoProgressError instead of looping or ending short."""
     sandbox.faults = Faults(ignore_offset=True)
-    async with client_for(sandbox) as client:
+    async with fast_client(sandbox) as client:
         with pytest.raises(NoProgressError, match="not honouring offset"):
             async for _ in client.sms_details(campaign, concurrency=4):
                 pass
@@ -105,7 +94,7 @@ async def test_deeply_nested_record_stops_an_export_with_its_checkpoint(
         sandbox.faults = Faults(nesting_depth=1000)
 
     out = tmp_path / "sms.jsonl"
-    async with client_for(sandbox) as client:
+    async with fast_client(sandbox) as client:
         with pytest.raises(ResponseDecodeError):
             await run_export(
                 client,

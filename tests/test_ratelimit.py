@@ -296,3 +296,18 @@ async def test_two_clients_share_one_account_without_a_store(reset: str) -> None
     # for each slot a sliding window frees; with no sharing at all it is 26 %.
     assert outcome.throttled_share <= 0.08
     assert outcome.share_of_allowed_rate(limit) >= 0.8
+
+
+async def test_throttles_in_a_row_double_the_hold_even_within_one_episode() -> None:
+    """After some answers, hint-less throttles hold 1 s, then 2 s, then 4 s."""
+    t = FakeTime()
+    rate = controller(t)
+    await accept(rate, t, 10, 0.1)
+    holds = []
+    for _ in range(3):
+        ticket = await rate.acquire()
+        rate.learn(ticket, 503, {})
+        throttled_at = t.now
+        await rate.acquire()
+        holds.append(t.now - throttled_at)
+    assert [round(h) for h in holds] == [1, 2, 4]

@@ -858,8 +858,8 @@ def test_record_index_out_of_range_raises() -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT delivery to a child needs POSIX")
-async def test_module_entry_point_prints_its_address_and_stops_on_sigint() -> None:
-    """``python -m exotel_async.testing`` prints where it listens and exits 0 on Ctrl-C."""
+async def start_entry_point(*args: str) -> tuple[asyncio.subprocess.Process, str]:
+    """Start ``python -m exotel_async.testing --port 0 *args``; return it and its address."""
     root = PROJECT_ROOT
     env = {
         **os.environ,
@@ -871,17 +871,23 @@ async def test_module_entry_point_prints_its_address_and_stops_on_sigint() -> No
         "exotel_async.testing",
         "--port",
         "0",
-        "--records",
-        "42",
+        *args,
         stdout=asyncio.subprocess.PIPE,
         env=env,
     )
     assert process.stdout is not None
+    first = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+    base_url = re.search(r"http://127\.0\.0\.1:\d+", first)
+    assert base_url is not None, first
+    return process, base_url.group()
+
+
+async def test_module_entry_point_prints_its_address_and_stops_on_sigint() -> None:
+    """``python -m exotel_async.testing`` prints where it listens and exits 0 on Ctrl-C."""
+    process, base_url = await start_entry_point("--records", "42")
+    assert process.stdout is not None
     try:
-        first = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-        base_url = re.search(r"http://127\.0\.0\.1:\d+", first)
-        assert base_url is not None, first
-        async with aiohttp.ClientSession(base_url.group(), headers=basic()) as http:
+        async with aiohttp.ClientSession(base_url, headers=basic()) as http:
             assert (await get(http))[1]["metadata"]["total"] == 42
         process.send_signal(signal.SIGINT)
         rest = (await asyncio.wait_for(process.stdout.read(), 30)).decode()
@@ -891,3 +897,20 @@ async def test_module_entry_point_prints_its_address_and_stops_on_sigint() -> No
             process.kill()
             await process.wait()
     assert "EXOTEL_API_TOKEN=sandbox-token" in rest
+
+
+async def test_module_entry_point_plays_the_rate_limit_asked_for() -> None:
+    """``--rate-reset none --rate-status 503 --no-retry-after``: a bare 503 past the limit."""
+    process, base_url = await start_entry_point(
+        "--rate-limit", "1", "--rate-reset", "none", "--rate-status", "503", "--no-retry-after"
+    )
+    try:
+        async with aiohttp.ClientSession(base_url, headers=basic()) as http:
+            for expected in (200, 503):
+                async with http.get(PATH.format(cid="demo")) as response:
+                    assert response.status == expected
+                    assert "X-RateLimit-Remaining" not in response.headers
+                    assert "Retry-After" not in response.headers
+    finally:
+        process.kill()
+        await process.wait()

@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from exotel_async.testing._ratelimits import RESET_FORMATS, WINDOW_KINDS, RateLimit
 from exotel_async.testing._server import Faults, Sandbox
 
 
@@ -44,9 +45,24 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         "--rate-limit",
         type=int,
         metavar="N",
-        help="answer 429 past N requests per --rate-window seconds",
+        help="throttle past N requests per --rate-window seconds",
     )
     parser.add_argument("--rate-window", type=float, default=60.0, help="seconds (60)")
+    parser.add_argument(
+        "--rate-kind", choices=WINDOW_KINDS, default="sliding", help="how it counts (sliding)"
+    )
+    parser.add_argument(
+        "--rate-reset",
+        choices=RESET_FORMATS,
+        default="epoch_ms",
+        help="how X-RateLimit-Reset is written, or none for no rate headers (epoch_ms)",
+    )
+    parser.add_argument(
+        "--rate-status", type=int, choices=(429, 503), default=429, help="throttle status (429)"
+    )
+    parser.add_argument(
+        "--no-retry-after", action="store_true", help="throttle without Retry-After"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,7 +100,16 @@ def _banner(sandbox: Sandbox) -> str:
 
 async def _serve(args: argparse.Namespace) -> None:
     """Serve until SIGINT or SIGTERM."""
-    rate_limit = None if args.rate_limit is None else (args.rate_limit, args.rate_window)
+    rate_limit = None
+    if args.rate_limit is not None:
+        rate_limit = RateLimit(
+            args.rate_limit,
+            args.rate_window,
+            window=args.rate_kind,
+            reset=args.rate_reset,
+            status=args.rate_status,
+            retry_after=not args.no_retry_after,
+        )
     sandbox = Sandbox(
         campaigns=dict.fromkeys(args.campaigns or ["demo"], args.records),
         seed=args.seed,

@@ -22,7 +22,12 @@ RESET_FORMATS: tuple[ResetFormat, ...] = ("epoch_ms", "epoch_s", "delta_s", "non
 
 def _check(instance: RateLimit, _attribute: attrs.Attribute[Any], _value: object) -> None:
     """Reject a limit that no server could mean."""
-    if instance.requests < 1 or not instance.seconds > 0:
+    requests, seconds = instance.requests, instance.seconds
+    if not isinstance(requests, int) or isinstance(requests, bool):
+        raise ValueError(f"rate_limit requests must be a whole number, got {requests!r}")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        raise ValueError(f"rate_limit seconds must be a number, got {seconds!r}")
+    if requests < 1 or not seconds > 0:
         raise ValueError(
             f"rate_limit must allow >= 1 request per > 0 seconds, "
             f"got {instance.requests!r} per {instance.seconds!r}"
