@@ -65,6 +65,8 @@ class Result:
     figures: list[Figure] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: Data behind the plots (``--plot``), beyond the figures: traces, sweeps, breakdowns.
+    series: dict[str, Any] = field(default_factory=dict)
 
     def add(self, label: str, samples: Sequence[float], unit: str) -> float:
         """Record the median of ``samples`` under ``label`` and return it."""
@@ -296,13 +298,25 @@ def parse_args(
     *,
     extra: Callable[[argparse.ArgumentParser], None],
 ) -> argparse.Namespace:
-    """The options every scenario script takes: ``--quick``, ``--runs``, ``--json``."""
+    """The options every scenario script takes: ``--quick``, ``--runs``, ``--json``, ``--plot``."""
     parser = argparse.ArgumentParser(description=description)
+    add_common_options(parser)
+    extra(parser)
+    return parser.parse_args(argv)
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """The options shared by every scenario script and ``run_all.py``."""
     parser.add_argument("--quick", action="store_true", help="tiny inputs, one run each")
     parser.add_argument("--runs", type=int, default=None, help="runs per figure (median)")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
-    extra(parser)
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also draw each scenario's chart as DIR/SCENARIO.svg (needs matplotlib)",
+    )
 
 
 def no_extra(parser: argparse.ArgumentParser) -> None:
@@ -320,8 +334,20 @@ def script_main(
     """A scenario script's ``main``: parse, run once with ``options`` passed on, print."""
     args = parse_args(description, argv, extra=extra)
     chosen = {name: getattr(args, name) for name in options}
-    emit([run(quick=args.quick, runs=args.runs, **chosen)], args.json)
+    results = [run(quick=args.quick, runs=args.runs, **chosen)]
+    emit(results, args.json)
+    plot(results, args.plot)
     return 0
+
+
+def plot(results: Sequence[Result], directory: Path | None) -> None:
+    """Draw the results' charts into ``directory`` if asked; matplotlib loads only then."""
+    if directory is None:
+        return
+    from benchmarks._plot import write_plots
+
+    for path in write_plots(results, directory):
+        print(f"plot: {path}", flush=True)
 
 
 def runs_for(quick: bool, runs: int | None, default: int) -> int:

@@ -3,8 +3,9 @@
 ``python -m exotel_async.testing`` serves but cannot report what it saw; the benchmarks
 need the server's own counts (requests, 429s, pages in flight) to judge the client, so this
 launcher prints ``{"base_url": ...}`` once, answers each ``stats`` line on stdin with the
-sandbox's counters (then clears them), takes ``set {"faults": {...}, "records": N}`` lines
-(new fault knobs and campaign size, answered with ``{}``), and exits when stdin closes.
+sandbox's counters and request log (then clears them), takes
+``set {"faults": {...}, "records": N}`` lines (new fault knobs and campaign size, answered
+with ``{}``), and exits when stdin closes.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def _stats(sandbox: Sandbox) -> dict[str, Any]:
         "by_status": {str(k): v for k, v in stats.by_status.items()},
         "by_fault": dict(stats.by_fault),
         "max_in_flight": stats.max_in_flight,
+        # (arrival in epoch seconds, status), for plots of the rate over time.
+        "log": [[round(r.time, 4), r.status] for r in sandbox.request_log],
     }
 
 

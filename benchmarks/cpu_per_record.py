@@ -6,7 +6,8 @@ process with a cache large enough for the whole campaign, warmed before timing, 
 contenders get the same cheap answers and the figures are the client's own cost. Both walks
 run in this one process, interleaved in pairs (7 by default); figures are medians, and the
 ratio is the median of each pair's own ratio.
-``--profile`` adds a cProfile of one typed walk (client process only).
+``--profile`` adds a cProfile of one typed walk (client process only). For ``--plot``, the
+warm-up's page bodies are decoded again alone, to split the CPU per record into stages.
 """
 
 from __future__ import annotations
@@ -20,15 +21,18 @@ import json
 import pstats
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import aiohttp
+import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python benchmarks/x.py`
 
-from benchmarks._common import Result, SandboxProcess, runs_for, script_main
+from benchmarks._common import Result, SandboxProcess, median, runs_for, script_main
 from exotel_async import ExotelClient
+from exotel_async._protocol import parse_page
 
 PAGE_SIZE = 50
 
@@ -45,8 +49,13 @@ async def typed_walk(sandbox: SandboxProcess, expected: int) -> tuple[float, flo
     return wall, cpu
 
 
-async def raw_walk(sandbox: SandboxProcess, expected: int) -> tuple[float, float]:
-    """Read every record as a plain dict with aiohttp and json.loads; return (wall, CPU)."""
+async def raw_walk(
+    sandbox: SandboxProcess, expected: int, keep: list[bytes] | None = None
+) -> tuple[float, float]:
+    """Read every record as a plain dict with aiohttp and json.loads; return (wall, CPU).
+
+    ``keep`` collects the page bodies (the untimed warm-up's, for ``stage_costs``).
+    """
     api_key, api_token, account_sid = sandbox.credentials
     url = f"{sandbox.base_url}/v2/accounts/{account_sid}/sms-campaigns/{sandbox.campaign}"
     url += "/sms-details"
@@ -60,6 +69,8 @@ async def raw_walk(sandbox: SandboxProcess, expected: int) -> tuple[float, float
             params = {"offset": str(offset), "limit": str(PAGE_SIZE)}
             async with session.get(url, params=params) as response:
                 body = await response.read()
+            if keep is not None:
+                keep.append(body)
             page = json.loads(body)
             total = page["metadata"]["total"]
             data = [item["data"] for item in page["response"]]
@@ -74,6 +85,40 @@ def _check(records: int, expected: int) -> None:
     """A benchmark that read the wrong number of records measured nothing."""
     if records != expected:
         raise RuntimeError(f"read {records} records, expected {expected}")
+
+
+def stage_costs(bodies: list[bytes], records: int, repeats: int) -> dict[str, float]:
+    """CPU per record (µs) of each decoder, and of ``parse_page``, on the pages alone."""
+
+    def per_record(step: Callable[[bytes], object]) -> float:
+        samples = []
+        for _ in range(repeats):
+            cpu = time.process_time()
+            for body in bodies:
+                step(body)
+            samples.append((time.process_time() - cpu) / records * 1e6)
+        return median(samples)
+
+    return {
+        "orjson": per_record(orjson.loads),
+        "json": per_record(json.loads),
+        "parse_page": per_record(lambda body: parse_page(200, {}, body)),
+    }
+
+
+def _breakdown(costs: dict[str, float], typed_cpu: float, raw_cpu: float) -> dict[str, Any]:
+    """Each walk's CPU per record split into stages; the walk's rest is its total minus them."""
+    return {
+        "typed SmsRecord stream": {
+            "JSON decode": costs["orjson"],
+            "building records": costs["parse_page"] - costs["orjson"],
+            "HTTP, event loop, walk, dedupe": typed_cpu - costs["parse_page"],
+        },
+        "raw aiohttp + json.loads": {
+            "JSON decode": costs["json"],
+            "HTTP, event loop, walk, dedupe": raw_cpu - costs["json"],
+        },
+    }
 
 
 def profile_typed(sandbox: SandboxProcess, expected: int, top: int = 20) -> str:
@@ -102,7 +147,8 @@ def run(*, quick: bool = False, runs: int | None = None, profile: bool = False) 
     # Room for every page, so that after the warm-up no answer is generated afresh.
     with SandboxProcess(records=records, cache_pages=pages + 64) as sandbox:
         # One untimed walk of each warms the server's cache and the client's imports.
-        asyncio.run(raw_walk(sandbox, records))
+        bodies: list[bytes] = []
+        asyncio.run(raw_walk(sandbox, records, keep=bodies))
         asyncio.run(typed_walk(sandbox, records))
         for i in range(n):
             # Pairs alternate which walk goes first, so that neither always inherits the
@@ -116,8 +162,12 @@ def run(*, quick: bool = False, runs: int | None = None, profile: bool = False) 
         hotspots = profile_typed(sandbox, records) if profile else None
     result.add("typed SmsRecord stream", [records / w for w, _ in typed], "rec/s")
     result.add("raw aiohttp + json.loads", [records / w for w, _ in raw], "rec/s")
-    result.add("typed: client CPU per record", [c / records * 1e6 for _, c in typed], "us")
-    result.add("raw: client CPU per record", [c / records * 1e6 for _, c in raw], "us")
+    typed_cpu = result.add(
+        "typed: client CPU per record", [c / records * 1e6 for _, c in typed], "us"
+    )
+    raw_cpu = result.add("raw: client CPU per record", [c / records * 1e6 for _, c in raw], "us")
+    costs = stage_costs(bodies, records, n)
+    result.series["CPU per record by stage (us)"] = _breakdown(costs, typed_cpu, raw_cpu)
     # Ratios within each pair, then their median: drift on a shared machine moves both
     # members of a pair alike, so it cancels out of each ratio.
     wall_ratio = result.add(

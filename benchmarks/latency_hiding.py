@@ -19,11 +19,13 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python benchmarks/x.py`
 
-from benchmarks._common import Result, SandboxProcess, runs_for, script_main
+from benchmarks._common import Result, SandboxProcess, median, runs_for, script_main
 from exotel_async import ExotelClient
 
 LATENCY = 0.04
 PAGE_SIZE = 50
+#: The plot's sweep of pages in flight; 4 and 8 are the figures' own runs.
+SWEEP = (1, 2, 16)
 
 
 def product_page_loop(sandbox: SandboxProcess, expected: int) -> float:
@@ -78,6 +80,7 @@ def run(*, quick: bool = False, runs: int | None = None) -> Result:
     c8_times: list[float] = []
     c4_times: list[float] = []
     in_flight: list[int] = []
+    sweep: dict[int, list[float]] = {c: [] for c in SWEEP}
     with SandboxProcess(records=records, latency=LATENCY) as sandbox:
         # Interleaved, so drift on the machine touches every contender alike.
         for _ in range(n):
@@ -86,6 +89,8 @@ def run(*, quick: bool = False, runs: int | None = None) -> Result:
             c8_times.append(asyncio.run(client_walk(sandbox, records, 8)))
             in_flight.append(sandbox.stats()["max_in_flight"])
             c4_times.append(asyncio.run(client_walk(sandbox, records, 4)))
+            for concurrency, times in sweep.items():
+                times.append(asyncio.run(client_walk(sandbox, records, concurrency)))
     result.add("product-page requests loop", loop_times, "s")
     result.add("client, concurrency=8", c8_times, "s")
     result.add("client, concurrency=4 (default)", c4_times, "s")
@@ -101,6 +106,14 @@ def run(*, quick: bool = False, runs: int | None = None) -> Result:
     )
     result.add("pages in flight at concurrency=8 (server)", in_flight, "")
     result.target("speed-up at concurrency=8", speed_up, 6.0, at_least=True)
+    sweep |= {4: c4_times, 8: c8_times}
+    result.series["records/s by concurrency"] = {
+        "latency": LATENCY,
+        "pages": pages,
+        "page_size": PAGE_SIZE,
+        "baseline": records / median(loop_times),
+        "client": {c: records / median(times) for c, times in sorted(sweep.items())},
+    }
     return result
 
 

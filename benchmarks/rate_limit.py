@@ -36,6 +36,8 @@ PAGE_SIZE, PAGES, CONCURRENCY = 20, 240, 8
 LIMIT, WINDOW = 20, 2.0
 #: Quick mode keeps the rate (10 requests/s) but shrinks the window and the walk.
 QUICK_LIMIT, QUICK_WINDOW, QUICK_PAGES = 5, 0.5, 12
+#: Cells whose requests ``--plot`` draws over time (with the two processes, epoch_ms).
+PLOTTED = {("sliding", "epoch_ms", 429), ("token_bucket", "none", 429)}
 
 
 async def _stream(sandbox: SandboxProcess, campaigns: Sequence[str], pages: int) -> float:
@@ -52,17 +54,21 @@ async def _stream(sandbox: SandboxProcess, campaigns: Sequence[str], pages: int)
     return time.perf_counter() - started
 
 
-def _figures(stats: dict[str, Any], elapsed: float, allowed: float) -> tuple[float, float]:
-    """(throttled share of requests %, accepted requests/s as a share of the allowed %)."""
+Cell = tuple[float, float, list[list[Any]]]
+
+
+def _figures(stats: dict[str, Any], elapsed: float, allowed: float) -> Cell:
+    """(throttled share of requests %, accepted requests/s as a share of the allowed %, log).
+
+    The log is the server's (arrival time, status) of each request, for ``--plot``.
+    """
     throttled = sum(stats["by_status"].get(str(s), 0) for s in STATUSES)
     accepted = stats["requests"] - throttled
-    return throttled / stats["requests"] * 100, accepted / elapsed / allowed * 100
+    return throttled / stats["requests"] * 100, accepted / elapsed / allowed * 100, stats["log"]
 
 
-def _cell(
-    semantics: dict[str, Any], *, limit: int, window: float, pages: int
-) -> tuple[float, float]:
-    """One client, one campaign, one way of counting: (throttled %, rate %)."""
+def _cell(semantics: dict[str, Any], *, limit: int, window: float, pages: int) -> Cell:
+    """One client, one campaign, one way of counting: (throttled %, rate %, log)."""
     with SandboxProcess(
         records=pages * PAGE_SIZE, rate_limit=(limit, window), rate_semantics=semantics
     ) as sandbox:
@@ -70,10 +76,8 @@ def _cell(
         return _figures(sandbox.stats(), elapsed, limit / window)
 
 
-def _many_streams(
-    semantics: dict[str, Any], *, limit: int, window: float, pages: int
-) -> tuple[float, float]:
-    """One client streaming 10 campaigns at once under one limit: (throttled %, rate %)."""
+def _many_streams(semantics: dict[str, Any], *, limit: int, window: float, pages: int) -> Cell:
+    """One client streaming 10 campaigns at once under one limit: (throttled %, rate %, log)."""
     per = max(pages // 10, 1)
     with SandboxProcess(
         records=per * PAGE_SIZE, rate_limit=(limit, window), rate_semantics=semantics, campaigns=10
@@ -83,10 +87,8 @@ def _many_streams(
         return _figures(sandbox.stats(), elapsed, limit / window)
 
 
-def _two_processes(
-    semantics: dict[str, Any], *, limit: int, window: float, pages: int
-) -> tuple[float, float]:
-    """Two ``exotel-async export`` processes on one account: (throttled %, rate %)."""
+def _two_processes(semantics: dict[str, Any], *, limit: int, window: float, pages: int) -> Cell:
+    """Two ``exotel-async export`` processes on one account: (throttled %, rate %, log)."""
     records = pages * PAGE_SIZE
     with (
         SandboxProcess(
@@ -134,6 +136,13 @@ def _two_processes(
         return _figures(sandbox.stats(), elapsed, limit / window)
 
 
+def _trace(log: list[list[Any]], limit: int, window: float) -> dict[str, Any]:
+    """A cell's requests for the plot: seconds from the first, status, and the limit."""
+    start = min((t for t, _ in log), default=0.0)
+    requests = [[round(t - start, 4), status] for t, status in log]
+    return {"allowed": limit / window, "window": window, "requests": requests}
+
+
 def run(*, quick: bool = False, runs: int | None = None) -> Result:
     """Every cell of the matrix once, then the shared-limit cases."""
     limit, window, pages = (
@@ -150,8 +159,10 @@ def run(*, quick: bool = False, runs: int | None = None) -> Result:
         for reset in resets:
             for status in statuses:
                 semantics = {"window": kind, "reset": reset, "status": status}
-                throttled, rate = _cell(semantics, limit=limit, window=window, pages=pages)
+                throttled, rate, log = _cell(semantics, limit=limit, window=window, pages=pages)
                 name = f"{kind} / {reset} / {status}"
+                if (kind, reset, status) in PLOTTED:
+                    result.series[name] = _trace(log, limit, window)
                 result.add(f"{name}: throttled", [throttled], "%")
                 result.add(f"{name}: rate", [rate], "%")
                 headers = reset != "none"
@@ -160,14 +171,16 @@ def run(*, quick: bool = False, runs: int | None = None) -> Result:
                 )
                 result.target(f"{name}: rate (%)", rate, 92.0 if headers else 80.0, at_least=True)
     shared = {"window": "sliding", "reset": "epoch_s", "status": 429}
-    throttled, rate = _many_streams(shared, limit=limit, window=window, pages=pages)
+    throttled, rate, _ = _many_streams(shared, limit=limit, window=window, pages=pages)
     result.add("10 streams, one client (sliding / epoch_s): throttled", [throttled], "%")
     result.add("10 streams, one client (sliding / epoch_s): rate", [rate], "%")
     result.target("10 streams: throttled (%)", throttled, 1.0, at_least=False)
     result.target("10 streams: rate (%)", rate, 92.0, at_least=True)
     for reset in ("epoch_ms",) if quick else ("epoch_ms", "none"):
         semantics = {"window": "sliding", "reset": reset, "status": 429}
-        throttled, rate = _two_processes(semantics, limit=limit, window=window, pages=pages)
+        throttled, rate, log = _two_processes(semantics, limit=limit, window=window, pages=pages)
+        if reset == "epoch_ms":
+            result.series[f"2 export processes (sliding / {reset})"] = _trace(log, limit, window)
         result.add(f"2 export processes (sliding / {reset}): throttled", [throttled], "%")
         result.add(f"2 export processes (sliding / {reset}): rate", [rate], "%")
         result.target(f"2 processes, {reset}: throttled (%)", throttled, 3.0, at_least=False)

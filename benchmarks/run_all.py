@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python benchmarks/x.py`
 
-from benchmarks._common import Result, describe_machine, write_json
+from benchmarks._common import Result, add_common_options, describe_machine, plot, write_json
 
 SCENARIOS = ("latency_hiding", "cpu_per_record", "rate_limit", "first_record", "scaling")
 
@@ -40,9 +40,7 @@ def _runner(name: str, args: argparse.Namespace) -> Callable[[], Result]:
 def _parser() -> argparse.ArgumentParser:
     """Describe the command line."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="tiny inputs, one run each")
-    parser.add_argument("--runs", type=int, default=None, help="runs per figure (median)")
-    parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    add_common_options(parser)
     parser.add_argument(
         "--only", action="append", choices=SCENARIOS, help="run just this scenario; repeatable"
     )
@@ -79,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run_all(args)
     if args.json is not None:
         write_json(results, args.json)
+    plot(results, args.plot)
     print(summary(results))
     print(f"total {time.perf_counter() - started:.1f} s", flush=True)
     return 0

@@ -56,7 +56,8 @@ def export_once(sandbox: CliSandbox, records: int, fmt: str, workdir: Path) -> t
     """Run one export to a fresh file; return (wall seconds, peak RSS in MB)."""
     output = workdir / f"export-{records}.{fmt}"
     argv = [*cli_command(), "export", sandbox.campaign, "--output", str(output)]
-    argv += ["--format", fmt]
+    # --force: a repeat's output was unlinked, but its completed checkpoint remains.
+    argv += ["--format", fmt, "--force"]
     env = {**client_env(), **sandbox.env}
     completed = subprocess.run(
         [sys.executable, "-c", _WRAPPER, *argv],
@@ -107,6 +108,10 @@ def run(*, quick: bool = False, runs: int | None = None, full: bool = False) -> 
                     peaks[fmt, size] = result.add(
                         f"{label}: peak RSS", [s[1] for s in samples], "MB"
                     )
+    result.series["peak RSS by records"] = [
+        {"format": fmt, "records": size, "peak_rss_mb": peak, "wall_s": times[fmt, size]}
+        for (fmt, size), peak in sorted(peaks.items())
+    ]
     small, large = sorted({records for fmt, records in plan if fmt == "jsonl"})[-2:]
     result.add(
         f"jsonl wall {large:,} / {small:,} (linear = {large // small})",

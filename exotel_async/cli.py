@@ -16,13 +16,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
-import attrs
-
 from . import __version__
 from ._client import ExotelClient, missing_credentials, missing_message
 from ._errors import AuthenticationError, ExotelError, ExportRefused, PermissionDeniedError
 from ._export import FORMATS, ExportProgress, ExportRequest, run_export
-from ._models import Outcome, SmsRecord
+from ._report import CampaignSummary, render_html
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: The campaign the embedded sandbox serves for ``--sandbox``.
@@ -129,6 +127,11 @@ def build_parser() -> argparse.ArgumentParser:
     summary = commands.add_parser("summary", help="count a campaign's SMS by status")
     _add_walk(summary)
     summary.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    summary.add_argument(
+        "--html",
+        metavar="PATH",
+        help="write a self-contained HTML report with charts to PATH, instead of the table",
+    )
     _add_connection(summary)
 
     from .testing.__main__ import add_options
@@ -319,46 +322,6 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
     return EXIT_OK
 
 
-@attrs.define
-class CampaignSummary:
-    """Counts of one campaign's SMS by status, detailed status and outcome."""
-
-    records: int = 0
-    by_status: Counter[str] = attrs.field(factory=Counter)
-    by_detailed_status: Counter[str] = attrs.field(factory=Counter)
-    by_outcome: Counter[str] = attrs.field(factory=Counter)
-    failure_reasons: Counter[str] = attrs.field(factory=Counter)
-
-    def add(self, record: SmsRecord) -> None:
-        """Count one record."""
-        self.records += 1
-        self.by_status[record.status or "(none)"] += 1
-        self.by_detailed_status[record.detailed_status or "(none)"] += 1
-        self.by_outcome[record.outcome.value] += 1
-        if record.outcome is Outcome.FAILED:
-            self.failure_reasons[record.detailed_status or record.status or "(none)"] += 1
-
-    @property
-    def delivery_rate(self) -> float:
-        """Share of records delivered (to the handset or the operator)."""
-        return self.by_outcome[Outcome.DELIVERED.value] / self.records if self.records else 0.0
-
-    def as_dict(self, campaign_id: str, top: int = 5) -> dict[str, Any]:
-        """The summary as plain JSON-ready data, largest counts first."""
-        return {
-            "campaign_id": campaign_id,
-            "records": self.records,
-            "delivery_rate": round(self.delivery_rate, 6),
-            "by_outcome": dict(self.by_outcome.most_common()),
-            "by_status": dict(self.by_status.most_common()),
-            "by_detailed_status": dict(self.by_detailed_status.most_common()),
-            "top_failure_reasons": [
-                {"reason": reason, "count": n}
-                for reason, n in self.failure_reasons.most_common(top)
-            ],
-        }
-
-
 def _print_tables(summary: CampaignSummary, campaign_id: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -398,9 +361,13 @@ async def _summary(args: argparse.Namespace) -> int:
         )
         async for record in stream:
             summary.add(record)
+    if args.html:
+        report = render_html(summary, args.campaign_id)
+        await asyncio.to_thread(Path(args.html).write_text, report, encoding="utf-8")
+        print(f"wrote the report on {summary.records} SMS to {args.html}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary.as_dict(args.campaign_id), indent=2, ensure_ascii=False))
-    else:
+    elif not args.html:
         _print_tables(summary, args.campaign_id)
     return EXIT_OK
 
@@ -461,7 +428,7 @@ def _run(argv: list[str]) -> int:
         _silence_stdout()
         return EXIT_OK
     except OSError as exc:  # the output cannot be written: a full disk, no permission
-        where = getattr(args, "output", None) or "the output"
+        where = getattr(args, "output", None) or getattr(args, "html", None) or "the output"
         print(f"exotel-async: error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_API
     except KeyboardInterrupt:
