@@ -16,7 +16,8 @@ import json
 import sys
 from typing import Any
 
-from exotel_async.testing import Faults, RateLimit, Sandbox
+from exotel_async.testing import Faults, Sandbox
+from exotel_async.testing.__main__ import rate_limit_from
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,20 +54,10 @@ def _stats(sandbox: Sandbox) -> dict[str, Any]:
 
 async def _serve(args: argparse.Namespace) -> None:
     """Serve until stdin closes, answering ``stats`` commands."""
-    rate_limit = None
-    if args.rate_limit is not None:
-        rate_limit = RateLimit(
-            args.rate_limit,
-            args.rate_window,
-            window=args.rate_kind,
-            reset=args.rate_reset,
-            status=args.rate_status,
-            retry_after=not args.no_retry_after,
-        )
     names = [args.campaign, *(f"{args.campaign}-{i}" for i in range(1, args.campaigns))]
     sandbox = Sandbox(
         campaigns=dict.fromkeys(names, args.records),
-        faults=Faults(latency=args.latency, rate_limit=rate_limit),
+        faults=Faults(latency=args.latency, rate_limit=rate_limit_from(args)),
         cache_pages=args.cache_pages,
     )
     loop = asyncio.get_running_loop()

@@ -98,23 +98,27 @@ def _banner(sandbox: Sandbox) -> str:
     return "\n".join(lines)
 
 
+def rate_limit_from(args: argparse.Namespace) -> RateLimit | None:
+    """The limit the ``--rate-*`` options describe, or None without ``--rate-limit``."""
+    if args.rate_limit is None:
+        return None
+    return RateLimit(
+        args.rate_limit,
+        args.rate_window,
+        window=args.rate_kind,
+        reset=args.rate_reset,
+        status=args.rate_status,
+        retry_after=not args.no_retry_after,
+    )
+
+
 async def _serve(args: argparse.Namespace) -> None:
     """Serve until SIGINT or SIGTERM."""
-    rate_limit = None
-    if args.rate_limit is not None:
-        rate_limit = RateLimit(
-            args.rate_limit,
-            args.rate_window,
-            window=args.rate_kind,
-            reset=args.rate_reset,
-            status=args.rate_status,
-            retry_after=not args.no_retry_after,
-        )
     sandbox = Sandbox(
         campaigns=dict.fromkeys(args.campaigns or ["demo"], args.records),
         seed=args.seed,
         max_limit=args.max_limit,
-        faults=Faults(latency=args.latency, rate_limit=rate_limit),
+        faults=Faults(latency=args.latency, rate_limit=rate_limit_from(args)),
         host=args.host,
         port=args.port,
     )
