@@ -306,9 +306,8 @@ async def test_resume_with_nothing_on_disk_starts_afresh(
     assert len(out.read_text().splitlines()) == TOTAL
 
 
-async def test_api_error_mid_export_keeps_the_checkpoint(sandbox: Sandbox, tmp_path: Path) -> None:
-    """An export that fails keeps what it wrote and a checkpoint to resume from."""
-    out = tmp_path / "sms.jsonl"
+async def export_until_the_server_breaks(sandbox: Sandbox, out: Path) -> None:
+    """Export with one page in flight; after three pages every request fails (HTTP 500)."""
     pages = iter(range(10**6))
 
     def break_server_after_three_pages() -> bool:
@@ -323,12 +322,18 @@ async def test_api_error_mid_export_keeps_the_checkpoint(sandbox: Sandbox, tmp_p
         base_url=sandbox.base_url,
         max_retries=0,
     ) as client:
-        with pytest.raises(ServerError):
-            await run_export(
-                client,
-                ExportRequest("c1", out, concurrency=1),
-                should_stop=break_server_after_three_pages,
-            )
+        await run_export(
+            client,
+            ExportRequest("c1", out, concurrency=1),
+            should_stop=break_server_after_three_pages,
+        )
+
+
+async def test_api_error_mid_export_keeps_the_checkpoint(sandbox: Sandbox, tmp_path: Path) -> None:
+    """An export that fails keeps what it wrote and a checkpoint to resume from."""
+    out = tmp_path / "sms.jsonl"
+    with pytest.raises(ServerError):
+        await export_until_the_server_breaks(sandbox, out)
     checkpoint = load_checkpoint(checkpoint_path(out))
     assert (checkpoint.records_written, checkpoint.next_offset) == (150, 150)
     assert len(out.read_text().splitlines()) == 150
@@ -346,26 +351,8 @@ async def test_failing_last_save_does_not_hide_the_api_error(
         original(path, checkpoint)
 
     monkeypatch.setattr(_export, "_save_checkpoint", disk_full_once_records_exist)
-    pages = iter(range(10**6))
-
-    def break_server_after_three_pages() -> bool:
-        if next(pages) == 2:
-            sandbox.faults = Faults(p_500=1.0)
-        return False
-
-    async with ExotelClient(
-        sandbox.api_key,
-        sandbox.api_token,
-        sandbox.account_sid,
-        base_url=sandbox.base_url,
-        max_retries=0,
-    ) as client:
-        with pytest.raises(ServerError):
-            await run_export(
-                client,
-                ExportRequest("c1", tmp_path / "sms.jsonl", concurrency=1),
-                should_stop=break_server_after_three_pages,
-            )
+    with pytest.raises(ServerError):
+        await export_until_the_server_breaks(sandbox, tmp_path / "sms.jsonl")
 
 
 def test_lone_surrogate_is_written_as_its_json_escape() -> None:
