@@ -22,7 +22,15 @@ from ._errors import (
     ServerError,
     TransportError,
 )
-from ._models import Outcome, PageMetadata, SmsPage, SmsRecord, classify_status
+from ._models import (
+    Campaign,
+    CampaignStatus,
+    Outcome,
+    PageMetadata,
+    SmsPage,
+    SmsRecord,
+    classify_status,
+)
 from ._pagination import SmsDetailsStream, StreamStats
 from ._protocol import PathForm
 
@@ -40,6 +48,8 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "Campaign",
+    "CampaignStatus",
     "ExotelClient",
     "ExotelError",
     "ExportRefused",

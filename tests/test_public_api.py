@@ -13,6 +13,8 @@ def test_all_is_pinned() -> None:
         "APITimeoutError",
         "AuthenticationError",
         "BadRequestError",
+        "Campaign",
+        "CampaignStatus",
         "ExotelClient",
         "ExotelError",
         "ExportRefused",
