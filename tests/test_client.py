@@ -283,7 +283,7 @@ async def test_own_session_is_closed_on_exit() -> None:
     """The session the client opened is closed when the block ends."""
     c = client()
     async with c:
-        session = c._get_session()
+        session = c._transport.session()
     assert session.closed
 
 

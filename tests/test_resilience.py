@@ -168,7 +168,7 @@ async def test_break_leaves_no_open_connections_or_tasks(sandbox: Sandbox) -> No
             if t is not asyncio.current_task() and "RequestHandler" not in repr(t.get_coro())
         }
         assert client_tasks == set()
-        connector = client._get_session().connector
+        connector = client._transport.session().connector
         assert connector is not None
         # aiohttp keeps the connections lent out to requests in _acquired.
         assert connector._acquired == set()
