@@ -24,6 +24,7 @@ from exotel_async import (
 )
 from exotel_async._protocol import loggable_query, parse_page, sms_details_request
 from exotel_async._transport import DEFAULT_MAX_RESPONSE_BYTES, RetryPolicy, Transport
+from tests._virtual_time import FakeSleep
 
 BASE = "https://api.exotel.com"
 TOKEN = "tok-SECRET-123"
@@ -34,21 +35,6 @@ OK = {
     "metadata": {"count": 0, "offset": 0, "total": 0, "limit": 10},
     "response": [],
 }
-
-
-class FakeSleep:
-    """Records the delays asked for, and moves its own clock by them instead of waiting."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-        self.now = 1_800_000_000.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        self.now += delay
 
 
 @pytest.fixture
