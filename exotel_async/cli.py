@@ -283,6 +283,11 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if stop_requested:  # a second Ctrl-C: stop waiting for the page in hand
             raise KeyboardInterrupt
         stop_requested = True
+        print(
+            "exotel-async: stopping after the page in hand; Ctrl-C again to stop at once",
+            file=sys.stderr,
+            flush=True,
+        )
 
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError):
