@@ -26,13 +26,14 @@ from ._models import (
     Campaign,
     CampaignStatus,
     Outcome,
+    Page,
     PageMetadata,
     SmsPage,
     SmsRecord,
     classify_status,
 )
-from ._pagination import SmsDetailsStream, StreamStats
-from ._protocol import PathForm
+from ._pagination import PagedStream, SmsDetailsStream, StreamStats
+from ._protocol import PageRequest, PathForm
 
 # A library logs; the application decides where to (the logging HOWTO's advice).
 logging.getLogger("exotel_async").addHandler(logging.NullHandler())
@@ -57,7 +58,10 @@ __all__ = [
     "NoProgressError",
     "NotFoundError",
     "Outcome",
+    "Page",
     "PageMetadata",
+    "PageRequest",
+    "PagedStream",
     "PathForm",
     "PermissionDeniedError",
     "RateLimitError",

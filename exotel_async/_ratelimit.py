@@ -33,6 +33,13 @@ import attrs
 
 #: Statuses by which Exotel says "slow down" (older docs throttle SMS APIs with 503).
 THROTTLE_STATUSES = frozenset({429, 503})
+
+
+def is_throttle(status: int | None) -> bool:
+    """Whether an answer's status says "slow down": the one place throttles are told apart."""
+    return status in THROTTLE_STATUSES
+
+
 #: A ``X-RateLimit-Reset`` below this is a delta in seconds, not an epoch timestamp.
 _EPOCH_FLOOR = 1_000_000_000
 #: Wait at most this long for a reset or a hold, then probe: a skewed clock must not stall a job.
@@ -236,7 +243,7 @@ class RateController:
         if ticket.number == self._probe:
             self._probe = None
         advert = _Advert.parse(headers, now)
-        accepted = None if status is None else status not in THROTTLE_STATUSES
+        accepted = None if status is None else not is_throttle(status)
         self._fit.answered(ticket, now, accepted, advert)
         if advert is not None:
             self._learn_budget(ticket, advert, counted=bool(accepted))

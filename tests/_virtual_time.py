@@ -54,6 +54,21 @@ class VirtualTime:
         return task.result()
 
 
+class FakeSleep:
+    """Records the delays asked for, and moves its own clock by them instead of waiting."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+        self.now = 1_800_000_000.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        self.now += delay
+
+
 @attrs.define
 class Outcome:
     """What a simulated walk drew from the server."""
