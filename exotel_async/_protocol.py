@@ -34,7 +34,8 @@ T = TypeVar("T")
 MAX_LIMIT = 1000
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _NUMBER = re.compile(r"\+?[0-9]{4,20}")
-_SORT_BY = re.compile(r"[a-z_]+:(asc|desc)")
+# Dotted fields too: the campaign list sorts by ``schedule.start_time``.
+_SORT_BY = re.compile(r"[a-z_]+(\.[a-z_]+)*:(asc|desc)")
 _EXCERPT_CHARS = 200
 #: How deep an unknown field may nest. Exotel's records are flat; a deeper value could not
 #: be written back out (orjson stops at 255 levels, the standard encoder at the recursion
@@ -142,6 +143,28 @@ def sms_details_request(
     if sort_by is not None:
         params.append(("sort_by", sort_by))
     return PageRequest(path, tuple(params))
+
+
+def campaigns_request(
+    account_sid: str,
+    *,
+    status: str | None = None,
+    name: str | None = None,
+    sort_by: str | None = None,
+    path_form: PathForm = PathForm.SMS_CAMPAIGNS,
+) -> PageRequest:
+    """The campaign-list request of an account, filters included (inputs already validated)."""
+    params = [("channel", "sms")] if path_form is PathForm.MESSAGE_CAMPAIGNS else []
+    filters = (("status", status), ("name", name), ("sort_by", sort_by))
+    params += [(key, value) for key, value in filters if value is not None]
+    return PageRequest(f"/v2/accounts/{account_sid}/{path_form.value}", tuple(params))
+
+
+def campaign_request(
+    account_sid: str, campaign_id: str, *, path_form: PathForm = PathForm.SMS_CAMPAIGNS
+) -> PageRequest:
+    """The request of one campaign with its counters (inputs already validated)."""
+    return PageRequest(f"/v2/accounts/{account_sid}/{path_form.value}/{campaign_id}")
 
 
 def loggable_query(params: tuple[tuple[str, str], ...]) -> str:
@@ -293,13 +316,7 @@ def parse_page(
     ``item_type`` is any record class the converter structures (``SmsRecord``, or an attrs
     class with an ``extra`` field for unknown keys).
     """
-    if not 200 <= status < 300:
-        raise error_from_response(status, headers, body)
-    payload = _load_json(status, body)
-    embedded = _embedded_error_status(payload)
-    if embedded is not None:
-        # An error envelope behind a 200 (a proxy, or Exotel's own http_code): same meaning.
-        raise error_from_response(embedded, headers, body)
+    payload = _success_payload(status, headers, body)
     request_id = _request_id(payload)
     if not isinstance(payload, dict) or not isinstance(payload.get("response"), list):
         raise ResponseDecodeError(
@@ -325,6 +342,42 @@ def parse_page(
         request_id=request_id,
         item_errors=tuple(failures),
     )
+
+
+def parse_one(item_type: type[T], status: int, headers: Mapping[str, str], body: bytes) -> T:
+    """Turn the answer of a single-object GET (one campaign) into ``item_type``, or raise.
+
+    Its ``response`` is one item, ``{"status", "data", ...}``, alone or in a one-item list.
+    """
+    payload = _success_payload(status, headers, body)
+    request_id = _request_id(payload)
+    response = payload.get("response") if isinstance(payload, dict) else None
+    if isinstance(response, list) and len(response) == 1:
+        response = response[0]
+    if not isinstance(response, dict):
+        raise ResponseDecodeError(
+            "expected an object with a 'response' object",
+            status_code=status,
+            excerpt=_excerpt(body),
+            request_id=request_id,
+        )
+    records, failures = _structure_each(item_type, [response], 0, status, request_id)
+    if failures:
+        raise failures[0]
+    _check_nesting(records, 0, status, request_id)
+    return records[0]
+
+
+def _success_payload(status: int, headers: Mapping[str, str], body: bytes) -> Any:
+    """The decoded body of a success, or the error an error status or envelope stands for."""
+    if not 200 <= status < 300:
+        raise error_from_response(status, headers, body)
+    payload = _load_json(status, body)
+    embedded = _embedded_error_status(payload)
+    if embedded is not None:
+        # An error envelope behind a 200 (a proxy, or Exotel's own http_code): same meaning.
+        raise error_from_response(embedded, headers, body)
+    return payload
 
 
 def _check_nesting(records: list[Any], offset: int, status: int, request_id: str | None) -> None:
