@@ -182,6 +182,10 @@ class ExotelClient:
         max_requests_per_minute: A hard ceiling on this client's request rate, across all
             its streams; requests are spaced evenly. None (default) relies on Exotel's
             ``X-RateLimit-*`` headers and on backing off when throttled.
+        max_in_flight: A ceiling on this client's requests in flight at once, across all
+            its streams and pages: many campaigns exported side by side then share it.
+            Waits between retries hold no slot. None (default): each stream's
+            ``concurrency`` alone bounds its own.
         path_form: ``"sms-campaigns"`` (default) or ``"message-campaigns"``, the newer URL.
         ssl_context: A context for a private CA; certificates are always verified.
         session: An ``aiohttp.ClientSession`` to use instead of the client's own.
@@ -207,6 +211,7 @@ class ExotelClient:
         backoff_cap: float = _RETRY.cap,
         max_retry_after: float = _RETRY.max_retry_after,
         max_requests_per_minute: float | None = None,
+        max_in_flight: int | None = None,
         path_form: PathForm | str = PathForm.SMS_CAMPAIGNS,
         ssl_context: ssl.SSLContext | None = None,
         session: aiohttp.ClientSession | None = None,
@@ -249,6 +254,11 @@ class ExotelClient:
                 None
                 if max_requests_per_minute is None
                 else _check_positive("max_requests_per_minute", max_requests_per_minute)
+            ),
+            max_in_flight=(
+                None
+                if max_in_flight is None
+                else check_int("max_in_flight", max_in_flight, minimum=1, maximum=1000)
             ),
             max_response_bytes=check_int("max_response_bytes", max_response_bytes, minimum=1),
             redact=loggable_query,
