@@ -64,7 +64,10 @@ class AccountExportRequest:
         since: Only campaigns created at or after this time. Exotel documents no date
             filter, so this is applied to each listed campaign's ``date_created``; a
             campaign without one is exported rather than silently left out.
-        concurrency: Campaigns exported at once, hence pages in flight.
+        campaigns_at_once: Campaigns exported at once, each one page at a time. Their
+            requests in flight are at most this many, and at most the client's
+            ``max_in_flight``: a client capped below this lets a campaign that is saving
+            its checkpoint leave its slot to another.
         page_size: Records per request.
         skip_item_errors: Pass over items Exotel reports as failed instead of failing the
             campaign.
@@ -76,8 +79,9 @@ class AccountExportRequest:
     force: bool = False
     status: frozenset[CampaignStatus] | None = attrs.field(default=None, converter=_statuses)
     since: datetime | None = attrs.field(default=None, validator=_aware)
-    concurrency: int = attrs.field(
-        default=8, validator=[attrs.validators.instance_of(int), attrs.validators.in_(range(1, 65))]
+    campaigns_at_once: int = attrs.field(
+        default=32,
+        validator=[attrs.validators.instance_of(int), attrs.validators.in_(range(1, 65))],
     )
     page_size: int = attrs.field(
         default=50,
@@ -279,7 +283,7 @@ def _plan(request: AccountExportRequest) -> Manifest | None:
 async def run_account_export(
     client: ExotelClient,
     request: AccountExportRequest,
-    campaigns: AsyncIterable[Campaign],
+    campaigns: AsyncIterable[Campaign] | None = None,
     *,
     on_progress: Callable[[AccountProgress], None] | None = None,
     should_stop: Callable[[], bool] = lambda: False,
@@ -287,7 +291,7 @@ async def run_account_export(
 ) -> AccountProgress:
     """Export every campaign ``campaigns`` lists that passes the filters, one file each.
 
-    Up to ``request.concurrency`` campaigns run at once, each through ``run_export``
+    Up to ``request.campaigns_at_once`` campaigns run at once, each through ``run_export``
     with the shared ``client``. A campaign that fails (archived, so 404; a failed item)
     is recorded in the manifest with its error and the others go on. ``manifest.json`` is
     rewritten atomically as campaigns finish and at the end.
@@ -295,7 +299,8 @@ async def run_account_export(
     Args:
         client: An open client, shared by every campaign.
         request: What to export, where, and whether to resume or overwrite.
-        campaigns: The account's campaigns, e.g. ``client.campaigns()``.
+        campaigns: The campaigns to consider; by default ``client.campaigns()``, asked for
+            the one state ``request.status`` names, if it names one.
         on_progress: Called as pages arrive and campaigns start and finish.
         should_stop: Asked after every page; True checkpoints the active campaigns,
             starts no more, and returns with ``interrupted`` set.
@@ -311,6 +316,9 @@ async def run_account_export(
         ExotelError: Listing the campaigns failed; the manifest says what was done.
     """
     previous = _plan(request)
+    if campaigns is None:
+        one = next(iter(request.status)) if request.status and len(request.status) == 1 else None
+        campaigns = client.campaigns(status=one)
     request.output_dir.mkdir(exist_ok=True)
     with _exclusive(manifest_path(request.output_dir)):
         run = _Run(request, previous, on_progress, clock)
@@ -331,7 +339,7 @@ async def _export_all(
     should_stop: Callable[[], bool],
 ) -> None:
     """Start a campaign whenever a slot is free, until the list ends or a stop is asked."""
-    slots = asyncio.Semaphore(run.request.concurrency)
+    slots = asyncio.Semaphore(run.request.campaigns_at_once)
     tasks: set[asyncio.Task[None]] = set()
     seen: set[str] = set()
 

@@ -30,8 +30,11 @@ EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: The campaign the embedded sandbox serves for ``--sandbox``, beside a small account.
 DEMO_CAMPAIGN = "demo"
 DEMO_RECORDS = 5000
-#: Campaigns of an account export at once, each one page at a time.
+#: Requests in flight for ``export --all``, shared by the campaigns exported at once.
 ACCOUNT_CONCURRENCY = 8
+#: Campaigns exported at once per request in flight: each waits on its own checkpoint
+#: between pages, and the big ones should not all start last.
+CAMPAIGNS_PER_SLOT = 4
 #: The format an output's extension implies when ``--format`` is not given.
 EXTENSION_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 #: What to check after an error Exotel's answer alone does not explain.
@@ -121,7 +124,7 @@ def _add_walk(parser: argparse.ArgumentParser, *, optional_id: bool = False) -> 
     parser.add_argument(
         "--concurrency",
         type=_positive,
-        help=f"pages in flight (4; with --all, campaigns at once: {ACCOUNT_CONCURRENCY})",
+        help=f"pages in flight (4; with --all, across all campaigns: {ACCOUNT_CONCURRENCY})",
     )
     parser.add_argument("--number", help="only SMS to this phone number")
     parser.add_argument("--sort-by", help="e.g. schedule_time:asc or date_created:desc")
@@ -195,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _client_from(args: argparse.Namespace) -> ExotelClient:
+def _client_from(args: argparse.Namespace, **options: Any) -> ExotelClient:
     """A client from the environment, with flags overriding everything but the token."""
     flags = {
         "api_key": args.api_key,
@@ -203,7 +206,7 @@ def _client_from(args: argparse.Namespace) -> ExotelClient:
         "region": args.region,
         "base_url": args.base_url,
     }
-    overrides: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in flags.items() if v is not None} | options
     if args.region and not args.base_url:
         overrides["base_url"] = None  # --region beats EXOTEL_BASE_URL, as flags beat variables
     try:
@@ -219,10 +222,11 @@ def _client_from(args: argparse.Namespace) -> ExotelClient:
 
 
 @contextlib.asynccontextmanager
-async def _connect(args: argparse.Namespace) -> AsyncIterator[ExotelClient]:
-    """A client for the command: against the embedded sandbox with ``--sandbox``."""
+async def _connect(args: argparse.Namespace, **options: Any) -> AsyncIterator[ExotelClient]:
+    """A client for the command (``options`` for its constructor): against the embedded
+    sandbox with ``--sandbox``."""
     if not args.sandbox:
-        async with _client_from(args) as client:
+        async with _client_from(args, **options) as client:
             yield client
         return
     from .testing import Sandbox, SandboxCampaign, make_account
@@ -230,7 +234,11 @@ async def _connect(args: argparse.Namespace) -> AsyncIterator[ExotelClient]:
     campaigns = [SandboxCampaign(DEMO_CAMPAIGN, DEMO_RECORDS), *make_account(9, 12_000)]
     async with Sandbox(campaigns=campaigns) as sandbox:
         client = ExotelClient(
-            sandbox.api_key, sandbox.api_token, sandbox.account_sid, base_url=sandbox.base_url
+            sandbox.api_key,
+            sandbox.api_token,
+            sandbox.account_sid,
+            base_url=sandbox.base_url,
+            **options,
         )
         async with client:
             yield client
@@ -420,6 +428,7 @@ async def _export_all(args: argparse.Namespace, argv: Sequence[str]) -> int:
     """``export --all``: every campaign to --output-dir, with a manifest."""
     fmt = _format(args.output_dir, args.format)
     statuses = frozenset(args.status) if args.status else None
+    in_flight = args.concurrency or ACCOUNT_CONCURRENCY
     request = AccountExportRequest(
         output_dir=Path(args.output_dir),
         format=fmt,
@@ -427,7 +436,7 @@ async def _export_all(args: argparse.Namespace, argv: Sequence[str]) -> int:
         force=args.force,
         status=statuses,
         since=args.since,
-        concurrency=args.concurrency or ACCOUNT_CONCURRENCY,
+        campaigns_at_once=min(in_flight * CAMPAIGNS_PER_SLOT, 64),
         page_size=args.page_size,
         skip_item_errors=args.skip_item_errors,
     )
@@ -435,14 +444,10 @@ async def _export_all(args: argparse.Namespace, argv: Sequence[str]) -> int:
     _install_stop(stop)
     on_progress, finish = _account_progress_printer(sys.stderr)
     try:
-        async with _connect(args) as client:
-            # One state is filtered by Exotel; several are filtered here, from the whole list.
-            server_status = next(iter(statuses)) if statuses and len(statuses) == 1 else None
-            listing = client.campaigns(status=server_status)
+        async with _connect(args, max_in_flight=in_flight) as client:
             progress = await run_account_export(
                 client,
                 request,
-                listing,
                 on_progress=on_progress,
                 should_stop=lambda: stop.requested,
             )
@@ -525,7 +530,8 @@ def _print_campaigns(campaigns: list[Campaign]) -> None:
     from rich.table import Table
 
     table = Table(title=f"{len(campaigns)} SMS campaigns", title_justify="left")
-    for column in ("id", "name", "status", "created"):
+    table.add_column("id", no_wrap=True)  # whole, to be copied into the next command
+    for column in ("name", "status", "created"):
         table.add_column(column)
     for c in campaigns:
         created = c.date_created.isoformat(sep=" ") if c.date_created else ""

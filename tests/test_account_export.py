@@ -116,7 +116,7 @@ async def test_progress_callback_sees_active_campaigns(
 ) -> None:
     """on_progress is told which campaigns are under way while they are."""
     active: set[str] = set()
-    request = AccountExportRequest(tmp_path / "out", concurrency=3)
+    request = AccountExportRequest(tmp_path / "out", campaigns_at_once=3)
 
     def seen(progress: AccountProgress) -> None:
         assert len(progress.active) <= 3
@@ -211,13 +211,46 @@ async def test_a_campaign_listed_twice_is_exported_once(
     assert len(progress.entries) == 1
 
 
-async def test_campaigns_in_flight_stay_within_concurrency(
+async def test_requests_in_flight_stay_within_campaigns_at_once(
     sandbox: Sandbox, client: ExotelClient, tmp_path: Path
 ) -> None:
-    """No more than ``concurrency`` requests are in flight at once."""
+    """Campaigns walk one page at a time: no more than campaigns_at_once requests at once."""
     sandbox.reset_stats()
-    await export(client, tmp_path, concurrency=2)
+    await export(client, tmp_path, campaigns_at_once=2)
     assert sandbox.stats.max_in_flight <= 2
+
+
+async def test_a_capped_client_bounds_requests_below_campaigns_at_once(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """With max_in_flight=2, eight campaigns at once still make at most two requests."""
+    sandbox.reset_stats()
+    async with fast_client(sandbox, max_in_flight=2) as capped:
+        progress = await export(capped, tmp_path, campaigns_at_once=8)
+    assert progress.complete
+    assert sandbox.stats.max_in_flight <= 2
+
+
+async def test_default_source_is_the_account_list(
+    sandbox: Sandbox, client: ExotelClient, tmp_path: Path
+) -> None:
+    """Without a source, every campaign client.campaigns() lists is exported."""
+    sandbox.archived_gone = False
+    progress = await run_account_export(client, AccountExportRequest(tmp_path / "out"))
+    assert progress.complete
+    listed = {c.campaign_id for c in sandbox.account}
+    assert {e.campaign_id for e in progress.entries} == listed
+
+
+async def test_default_source_asks_exotel_for_one_status(
+    sandbox: Sandbox, client: ExotelClient, tmp_path: Path
+) -> None:
+    """With one status, the list request carries it: Exotel filters, not only the client."""
+    request = AccountExportRequest(tmp_path / "out", status="paused")
+    await run_account_export(client, request)
+    lists = [e for e in sandbox.request_log if e.path.endswith("/sms-campaigns")]
+    assert lists
+    assert all(e.query["status"] == "paused" for e in lists)
 
 
 async def test_folder_with_a_manifest_is_refused_without_resume_or_force(
