@@ -475,19 +475,22 @@ def _account_final_line(progress: AccountProgress, where: str) -> str:
     return f"exported {records} records to {where} ({', '.join(details)})"
 
 
+#: Active campaigns given a bar of their own; the overall line counts them all.
+_ACTIVE_SHOWN = 8
+
+
 def _account_progress_printer(
     stream: TextIO,
 ) -> tuple[Callable[[AccountProgress], None], Callable[[], None]]:
-    """On a terminal: overall records and campaigns, and a line per active campaign."""
+    """On a terminal: campaigns and records done overall, and a line per active campaign."""
     if not stream.isatty():
         return (lambda progress: None), (lambda: None)
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import BarColumn, Progress, TextColumn
 
     bar = Progress(
-        TextColumn("{task.description:<34}"),
-        BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("{task.description:<16}"),
+        BarColumn(bar_width=20),
         TextColumn("{task.fields[note]}"),
         console=Console(file=stream),
         transient=True,
@@ -498,15 +501,23 @@ def _account_progress_printer(
 
     def update(progress: AccountProgress) -> None:
         rate = progress.records / progress.elapsed if progress.elapsed > 0 else 0.0
-        note = f"{progress.records:,} records, {rate:,.0f} rec/s, {progress.failed} failed"
         finished = progress.completed + progress.failed
+        note = (
+            f"{finished}/{progress.campaigns} done, {progress.failed} failed, "
+            f"{len(progress.active)} active; {progress.records:,} records, {rate:,.0f}/s"
+        )
         bar.update(overall, completed=finished, total=progress.campaigns, note=note)
         for campaign_id in [c for c in shown if c not in progress.active]:
             bar.remove_task(shown.pop(campaign_id))
         for campaign_id, one in progress.active.items():
+            if campaign_id not in shown and len(shown) >= _ACTIVE_SHOWN:
+                continue
             if campaign_id not in shown:
-                shown[campaign_id] = bar.add_task(f"  {campaign_id[:32]}", total=None, note="")
-            bar.update(shown[campaign_id], completed=one.records, total=one.total)
+                label = f"  {campaign_id[:12]}{'…' if len(campaign_id) > 12 else ''}"
+                shown[campaign_id] = bar.add_task(label, total=None, note="")
+            of = "?" if one.total is None else f"{one.total:,}"
+            note = f"{one.records:,}/{of} records"
+            bar.update(shown[campaign_id], completed=one.records, total=one.total, note=note)
 
     return update, bar.stop
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -151,3 +152,27 @@ async def test_export_all_on_the_embedded_sandbox(tmp_path: Path) -> None:
     result = await run("export", "--all", "--sandbox", "--output-dir", str(out), env=env_for(None))
     assert result.code == 0, result.stderr
     assert load_manifest(manifest_path(out)).complete
+
+
+def test_progress_shows_totals_and_a_bar_for_the_first_active_campaigns() -> None:
+    """On a terminal: campaigns and records done, and bars for at most 8 active campaigns."""
+    import io
+
+    from exotel_async.cli import _account_progress_printer
+    from exotel_async.export import AccountProgress, ExportProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    screen = Terminal()
+    update, finish = _account_progress_printer(screen)
+    progress = AccountProgress(campaigns=12, completed=2, finished_records=500, elapsed=1.0)
+    progress.active = {f"campaign{n:02d}": ExportProgress(records=n) for n in range(10)}
+    update(progress)
+    finish()
+    shown = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.getvalue())  # colours and moves
+    assert "2/12 done, 0 failed, 10 active; 545 records" in shown
+    assert "7/? records" in shown
+    assert "campaign07" in shown
+    assert "campaign08" not in shown
