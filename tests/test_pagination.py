@@ -541,3 +541,18 @@ async def test_aclose_from_another_task_ends_the_iteration_quietly() -> None:
     await first_seen.wait()
     await s.aclose()
     assert await consumer == 10
+
+
+async def test_a_finished_walk_keeps_no_keys() -> None:
+    """Once a walk ends its dedupe keys are dropped, not left for a garbage collection.
+
+    A stream and its walk reference each other, so a finished stream lingers until the
+    collector runs; an account export runs hundreds of them.
+    """
+    import gc
+
+    campaign = FakeCampaign(make_records(50))
+    records = await collect(stream(campaign))
+    last = records[-1]
+    del records
+    assert not [holder for holder in gc.get_referrers(last) if isinstance(holder, set)]
