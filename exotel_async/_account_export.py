@@ -41,7 +41,10 @@ def _statuses(value: object) -> frozenset[CampaignStatus] | None:
     names = [value] if isinstance(value, str) else list(value)  # type: ignore[call-overload]
     if not names:
         raise ValueError("status must name at least one campaign state")
-    return frozenset(CampaignStatus(name) for name in names)
+    states = frozenset(CampaignStatus(name) for name in names)
+    if CampaignStatus.UNKNOWN in states:
+        raise ValueError("status must name campaign states, not 'unknown'")
+    return states
 
 
 def _aware(_instance: object, attribute: attrs.Attribute[Any], value: datetime | None) -> None:

@@ -79,11 +79,15 @@ def _since(text: str) -> datetime:
 
 def _status(text: str) -> CampaignStatus:
     """A campaign state in any casing."""
+    states = [s for s in CampaignStatus if s is not CampaignStatus.UNKNOWN]
     try:
-        return CampaignStatus(text)
+        state = CampaignStatus(text)
     except ValueError:
-        states = ", ".join(s.value for s in CampaignStatus if s is not CampaignStatus.UNKNOWN)
-        raise argparse.ArgumentTypeError(f"expected one of {states}, got {text!r}") from None
+        state = CampaignStatus.UNKNOWN
+    if state is CampaignStatus.UNKNOWN:
+        names = ", ".join(s.value for s in states)
+        raise argparse.ArgumentTypeError(f"expected one of {names}, got {text!r}")
+    return state
 
 
 def _positive(text: str) -> int:

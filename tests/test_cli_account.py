@@ -47,6 +47,7 @@ def assert_exact(sandbox: Sandbox, out: Path, campaigns: list[SandboxCampaign]) 
         (["export", "c1", "-o", "x.jsonl", "--output-dir", "d"], "--output-dir applies to --all"),
         (["export", "c1", "-o", "x.jsonl", "--since", "2026-11-01"], "--since applies to --all"),
         (["export", "--all", "--output-dir", "d", "--status", "done"], "expected one of"),
+        (["export", "--all", "--output-dir", "d", "--status", "unknown"], "expected one of"),
         (["export", "--all", "--output-dir", "d", "--since", "last week"], "expected a date"),
     ],
 )

@@ -117,6 +117,7 @@ def _banner(sandbox: Sandbox) -> str:
         *(f"export {name}={shlex.quote(value)}" for name, value in variables.items()),
         *listed,
         f"# try: exotel-async summary {first}",
+        *(["#  or: exotel-async campaigns"] if len(campaigns) > 1 else []),
         f"#  or: curl -u {credentials} {shlex.quote(url + '?limit=3')}",
         "# Press Ctrl-C to stop.",
     ]
