@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
 
 import pytest
 
@@ -311,3 +312,20 @@ async def test_throttles_in_a_row_double_the_hold_even_within_one_episode() -> N
         await rate.acquire()
         holds.append(t.now - throttled_at)
     assert [round(h) for h in holds] == [1, 2, 4]
+
+
+@pytest.mark.parametrize("reset", ["epoch_s", "delta_s"])
+async def test_sliding_window_is_fitted_though_requests_arrive_out_of_order(reset: str) -> None:
+    """Answers up to 2 ms late, so requests overtake each other: the fit still holds."""
+    limit = RateLimit(20, 2.0, window="sliding", reset=reset)  # type: ignore[arg-type]
+    time = VirtualTime()
+    jitter = random.Random(7).random
+    outcome = await walk(
+        time,
+        [RateController(clock=time.clock, sleep=time.sleep)],
+        limit,
+        pages=240,
+        jitter=lambda: jitter() / 1000,
+    )
+    assert outcome.accepted == 240
+    assert outcome.share_of_allowed_rate(limit) >= 0.85
