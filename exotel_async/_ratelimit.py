@@ -123,6 +123,9 @@ class RateController:
     #: ``cbrt((1 - BETA) / C)`` seconds (about 4.6 s), then probes above it ever faster.
     C = 0.001
 
+    #: Answers in a row whose reset moved later, nothing back, that reveal a token bucket.
+    GRADUAL_AFTER = 3
+
     #: Seconds after an episode's hold in which further throttles lower the rate no more.
     EPISODE_GAP = 1.0
 
@@ -152,6 +155,7 @@ class RateController:
         self._advert: _Advert | None = None
         self._applied = 0
         self._gradual = False
+        self._later = 0
         #: What we spent, and what the account's budget lost, between our answers (decayed).
         self._spent = (1.0, 1.0)
         self._probe: int | None = None
@@ -218,6 +222,8 @@ class RateController:
         if self._advert is None or left is None or left > 0:
             return wait
         reset_at = self._advert.safe
+        if not self._bucket and not self._advert.coarse:
+            reset_at = self._fit.own_slot(reset_at)
         # A sliding window whose length fits every answer is no token bucket, though whole
         # seconds can make its reset look like one that creeps later.
         free_at = math.inf if self._bucket else self._fit.free_at(now)
@@ -277,15 +283,16 @@ class RateController:
             # Sums, not a mean of ratios: answers come in bursts, each client's in a row.
             spent = old.remaining - advert.remaining
             self._spent = (0.97 * self._spent[0] + ours, 0.97 * self._spent[1] + spent)
-        if (
-            old is not None
-            and advert.remaining == old.remaining - ours
-            and advert.safe > old.safe + (0.5 if advert.coarse else 0.001)
-        ):
+        if old is not None and advert.remaining == old.remaining - ours:
             # Each request put the reset later and nothing came back: a token bucket that
             # announces when it is full, refilling bit by bit long before; its budget is
-            # best spent evenly rather than in bursts.
-            self._gradual = True
+            # best spent evenly rather than in bursts. A precise reset once later is chance
+            # (another client took a slot a sliding window freed): it takes a few in a row.
+            if advert.coarse:
+                self._gradual = self._gradual or advert.safe > old.safe + 0.5
+            else:
+                self._later = self._later + 1 if advert.safe > old.safe + 0.001 else 0
+                self._gradual = self._later >= self.GRADUAL_AFTER
         self._advert = advert
         self._applied = ticket.number
 
@@ -371,6 +378,8 @@ class _SlidingFit:
         self._high = math.inf
         self._answers = 0
         self._since = self._span = 0.0
+        #: The window's length by precise resets: the longest from a request to a reset.
+        self._window: float | None = None
         self._limit = 0
         self._rtt = 0.0
         self._misses = 0
@@ -384,11 +393,41 @@ class _SlidingFit:
         while len(self._log) > max(4 * self._limit, 64):
             del self._counted[self._log.popleft()[0]]
 
+    def own_slot(self, reset_at: float) -> float:
+        """When a slot of ours frees, at the reset or after it (a precise reset only).
+
+        Clients of one account that each start a request at every reset race for the one
+        slot it frees, and all but one are throttled. The slot is the oldest request's:
+        if that is not ours, wait for the first of ours to leave, as others wait for theirs.
+        """
+        if self._window is None:
+            return reset_at
+        slack = self._rtt + 0.002
+        expiries = [
+            sent_at + self._window
+            for number, sent_at in self._log
+            if self._counted[number] and sent_at + self._window >= reset_at - slack
+        ]
+        if not expiries or min(expiries) <= reset_at + slack:
+            return reset_at
+        return min(expiries) + slack
+
     def answered(
         self, ticket: Ticket, now: float, accepted: bool | None, advert: _Advert | None
     ) -> None:
         """Narrow the bracket with one answer."""
         self._rtt = max(self._rtt * 0.99, now - ticket.sent_at)
+        if (
+            accepted
+            and advert is not None
+            and not advert.coarse
+            and advert.remaining + 1 == advert.limit
+        ):
+            # Alone in the window, so the oldest: it leaves when the reset says, and this
+            # is the window's length, give or take a round trip.
+            length = min(advert.earliest, now + MAX_WAIT) - ticket.sent_at
+            if length > 0:
+                self._window = max(self._window or 0.0, length)
         if ticket.number in self._counted:
             self._counted[ticket.number] = accepted
         if accepted is False and self._loose:
