@@ -267,10 +267,14 @@ class Transport:
         )
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
-        """Read the body in chunks, refusing it once it would pass ``max_response_bytes``."""
+        """Read the body, refusing it once it would pass ``max_response_bytes``."""
         announced = response.content_length
         if announced is not None and announced > self._max_body:
             raise self._too_large(response.status, f"announces {announced} bytes")
+        if announced is not None and "Content-Encoding" not in response.headers:
+            # aiohttp reads no more than an announced length of plain bytes: one read,
+            # a few microseconds less per page than the loop below.
+            return await response.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
