@@ -119,6 +119,11 @@ class Transport:
         self._base = str(base_url).rstrip("/")
         self._headers = dict(headers)
         self._secrets = _secrets(self._headers.get("Authorization", ""))
+        # A form that holds another (key:token holds the token) can only be in a body
+        # that holds the shorter one: looking for the shortest forms alone is enough.
+        self._needles = tuple(
+            s for s in self._secrets if not any(o in s for o in self._secrets if o != s)
+        )
         self._max_body = max_response_bytes
         self._session = session
         self._owns_session = session is None
@@ -293,9 +298,10 @@ class Transport:
 
     def _scrub(self, data: bytes) -> bytes:
         """``data`` without the credentials a server or proxy may have echoed back."""
-        for secret in self._secrets:
-            if secret in data:
-                data = data.replace(secret, _REDACTED)
+        if not any(needle in data for needle in self._needles):
+            return data
+        for secret in self._secrets:  # longest first: key:token before the token alone
+            data = data.replace(secret, _REDACTED)
         return data
 
     def _log_attempt(
