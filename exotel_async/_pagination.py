@@ -10,9 +10,16 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Hashable,
+    Sequence,
+)
 from types import TracebackType
-from typing import TYPE_CHECKING, Generic, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 import attrs
 
@@ -25,7 +32,7 @@ logger = logging.getLogger("exotel_async")
 T = TypeVar("T")
 
 #: ``fetch(offset, limit, observer)``: one page, its retries reported to ``observer``.
-FetchPage: TypeAlias = Callable[[int, int, RetryObserver | None], Awaitable[Page[T]]]
+FetchPage: TypeAlias = Callable[[int, int, RetryObserver | None], Coroutine[Any, Any, Page[T]]]
 
 
 @attrs.define
@@ -123,7 +130,8 @@ class _ProgressGuard:
 class _InFlight(Generic[T]):
     offset: int
     limit: int
-    task: asyncio.Task[Page[T]]
+    #: A Task when pages overlap; at concurrency 1, the coroutine, awaited in place.
+    task: asyncio.Task[Page[T]] | Coroutine[Any, Any, Page[T]]
     #: How many times this offset was asked again after an empty answer below the total.
     rechecks: int = 0
 
@@ -155,7 +163,11 @@ class _Walk(Generic[T]):
         self.stats.rate_wait += seconds
 
     def _launch(self, offset: int, limit: int, rechecks: int = 0) -> _InFlight[T]:
-        task = asyncio.ensure_future(self._stream.fetch(offset, limit, self))
+        page = self._stream.fetch(offset, limit, self)
+        if self._stream.concurrency == 1:
+            # Nothing overlaps: a Task would cost a turn of the event loop per page.
+            return _InFlight(offset, limit, page, rechecks)
+        task = asyncio.ensure_future(page)
         self._stream.track(task)
         return _InFlight(offset, limit, task, rechecks)
 
@@ -189,7 +201,7 @@ class _Walk(Generic[T]):
             if not self._in_flight:
                 return None
             head = self._in_flight.popleft()
-            page = await head.task
+            page = await self._stream.wait_for(head.task)
             total = self._total = self.stats.final_total = page.metadata.total
             self.stats.pages += 1
             served = len(page.records) + len(page.item_errors)
@@ -258,9 +270,14 @@ class _Walk(Generic[T]):
         drop the dedupe keys, which a stream and its walk (a reference cycle) would
         otherwise keep until a full garbage collection; an account export runs hundreds."""
         self._recent.forget()
+        tasks = []
         for pending in self._in_flight:
-            pending.task.cancel()
-        await asyncio.gather(*(p.task for p in self._in_flight), return_exceptions=True)
+            if isinstance(pending.task, asyncio.Task):
+                pending.task.cancel()
+                tasks.append(pending.task)
+            else:
+                pending.task.close()  # never started
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def check_consistency(self) -> None:
         """Warn when a complete walk yielded a different count than the last total."""
@@ -319,6 +336,9 @@ class PagedStream(Generic[T]):
         self._walk_state: _Walk[T] = _Walk(self)
         # Strong references: a walk abandoned by ``break`` must still be cancellable.
         self._tasks: set[asyncio.Task[Page[T]]] = set()
+        #: Consumers awaiting a page in place, and those aclose() cancelled for it.
+        self._waiting: set[asyncio.Task[Any]] = set()
+        self._cancelled: set[asyncio.Task[Any]] = set()
         self._closing = False
 
     @property
@@ -341,6 +361,18 @@ class PagedStream(Generic[T]):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def wait_for(self, page: asyncio.Task[Page[T]] | Coroutine[Any, Any, Page[T]]) -> Page[T]:
+        """Await a page; one awaited in place makes its consumer what ``aclose()`` cancels."""
+        if isinstance(page, asyncio.Task):
+            return await page
+        consumer = asyncio.current_task()
+        assert consumer is not None  # an async generator runs in a task
+        self._waiting.add(consumer)
+        try:
+            return await page
+        finally:
+            self._waiting.discard(consumer)
+
     def __aiter__(self) -> AsyncIterator[T]:
         return self._records()
 
@@ -351,6 +383,10 @@ class PagedStream(Generic[T]):
     async def aclose(self) -> None:
         """Cancel every page in flight; walks still being iterated then end quietly."""
         self._closing = True
+        for consumer in self._waiting:
+            if consumer is not asyncio.current_task():
+                consumer.cancel()
+                self._cancelled.add(consumer)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -381,7 +417,7 @@ class PagedStream(Generic[T]):
                 try:
                     page = await walk.next_page()
                 except asyncio.CancelledError:
-                    if self._closing:
+                    if self._ended_by_aclose():
                         return  # aclose() from elsewhere: end the walk, not the task
                     raise
                 if page is None:
@@ -392,6 +428,18 @@ class PagedStream(Generic[T]):
         finally:
             await walk.cancel()
         walk.check_consistency()
+
+    def _ended_by_aclose(self) -> bool:
+        """Whether the walk's CancelledError is aclose()'s, so that the walk ends quietly."""
+        if not self._closing:
+            return False
+        consumer = asyncio.current_task()
+        if consumer not in self._cancelled:
+            return True  # a page's Task was cancelled, not the consumer
+        self._cancelled.discard(consumer)
+        # Take back our own cancel(); one from anyone else still stands (Python 3.11+).
+        uncancel = getattr(consumer, "uncancel", None)
+        return uncancel is None or uncancel() == 0
 
 
 if TYPE_CHECKING:

@@ -9,6 +9,8 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
+from itertools import compress, count
+from operator import attrgetter
 from typing import Any, TypeVar
 
 import attrs
@@ -382,8 +384,12 @@ def _success_payload(status: int, headers: Mapping[str, str], body: bytes) -> An
 
 def _check_nesting(records: list[Any], offset: int, status: int, request_id: str | None) -> None:
     """Refuse a record whose unknown fields nest deeper than ``MAX_NESTING``."""
-    for position, record in enumerate(records):
-        for name, value in getattr(record, EXTRA, {}).items():
+    if not records or not hasattr(records[0], EXTRA):
+        return
+    # Most records have no unknown field: find those that do without a Python-level loop.
+    for position in compress(count(), map(attrgetter(EXTRA), records)):
+        record = records[position]
+        for name, value in getattr(record, EXTRA).items():
             if _nests_deeper(value, MAX_NESTING):
                 raise ResponseDecodeError(
                     f"{_name_record(record, position, offset)}: unknown field {name!r} "

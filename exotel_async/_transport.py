@@ -121,6 +121,11 @@ class Transport:
         self._base = str(base_url).rstrip("/")
         self._headers = dict(headers)
         self._secrets = _secrets(self._headers.get("Authorization", ""))
+        # A form that holds another (key:token holds the token) can only be in a body
+        # that holds the shorter one: looking for the shortest forms alone is enough.
+        self._needles = tuple(
+            s for s in self._secrets if not any(o in s for o in self._secrets if o != s)
+        )
         self._max_body = max_response_bytes
         self._session = session
         self._owns_session = session is None
@@ -281,10 +286,14 @@ class Transport:
         )
 
     async def _read_body(self, response: aiohttp.ClientResponse) -> bytes:
-        """Read the body in chunks, refusing it once it would pass ``max_response_bytes``."""
+        """Read the body, refusing it once it would pass ``max_response_bytes``."""
         announced = response.content_length
         if announced is not None and announced > self._max_body:
             raise self._too_large(response.status, f"announces {announced} bytes")
+        if announced is not None and "Content-Encoding" not in response.headers:
+            # aiohttp reads no more than an announced length of plain bytes: one read,
+            # a few microseconds less per page than the loop below.
+            return await response.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_chunked(_CHUNK_BYTES):
@@ -303,9 +312,10 @@ class Transport:
 
     def _scrub(self, data: bytes) -> bytes:
         """``data`` without the credentials a server or proxy may have echoed back."""
-        for secret in self._secrets:
-            if secret in data:
-                data = data.replace(secret, _REDACTED)
+        if not any(needle in data for needle in self._needles):
+            return data
+        for secret in self._secrets:  # longest first: key:token before the token alone
+            data = data.replace(secret, _REDACTED)
         return data
 
     def _log_attempt(

@@ -11,7 +11,7 @@ import asyncio
 import heapq
 import itertools
 import math
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import attrs
@@ -95,18 +95,23 @@ async def walk(
     pages: int,
     concurrency: int = 8,
     latency: float = 0.004,
+    jitter: Callable[[], float] = lambda: 0.0,
 ) -> Outcome:
-    """Fetch ``pages`` pages per controller through one server counting ``limit``."""
+    """Fetch ``pages`` pages per controller through one server counting ``limit``.
+
+    Each way of each request takes ``latency / 2`` plus ``jitter()`` seconds, so requests
+    sent close together may reach the server in another order.
+    """
     counter = limit.counter()
     outcome = Outcome()
 
     async def request(controller: RateController) -> bool:
         ticket = await controller.acquire()
         outcome.first = min(outcome.first, time.now)
-        await time.sleep(latency / 2)
+        await time.sleep(latency / 2 + jitter())
         admission = counter.admit(time.now)
         headers = limit.headers(admission, time.now)
-        await time.sleep(latency / 2)
+        await time.sleep(latency / 2 + jitter())
         retry_after = None
         if not admission.allowed and limit.retry_after:
             retry_after = float(max(math.ceil(admission.retry_in), 1))

@@ -524,23 +524,57 @@ async def test_async_with_and_break_over_records_logs_no_task_errors(
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
-async def test_aclose_from_another_task_ends_the_iteration_quietly() -> None:
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_aclose_from_another_task_ends_the_iteration_quietly(concurrency: int) -> None:
     """Closing a stream while another task iterates it stops that loop without an error."""
     campaign = FakeCampaign(make_records(1000), stall_after_first_page=True)
     first_seen = asyncio.Event()
-    s = stream(campaign, page_size=10, concurrency=4)
+    s = stream(campaign, page_size=10, concurrency=concurrency)
 
     async def consume() -> int:
         seen = 0
         async for _ in s:
             seen += 1
             first_seen.set()
+        await asyncio.sleep(0)  # the consumer goes on: it was not left cancelled
         return seen
 
     consumer = asyncio.ensure_future(consume())
     await first_seen.wait()
     await s.aclose()
     assert await consumer == 10
+
+
+async def test_at_concurrency_one_pages_are_fetched_in_the_consumers_task() -> None:
+    """With one page at a time, no Task is made per page: fetch runs in the consumer's task."""
+    tasks: set[asyncio.Task[object] | None] = set()
+
+    async def fetch(offset: int, limit: int, observer: object) -> SmsPage:
+        tasks.add(asyncio.current_task())
+        window = tuple(make_records(30)[offset : offset + limit])
+        return SmsPage(window, PageMetadata(len(window), offset, 30, limit))
+
+    s = SmsDetailsStream(fetch, key=sid_of, page_size=10, concurrency=1)
+    assert len(await collect(s)) == 30
+    assert tasks == {asyncio.current_task()}
+
+
+async def test_at_concurrency_one_cancelling_the_consumer_still_cancels_it() -> None:
+    """A cancel from outside reaches the consumer awaiting a page in place; none is swallowed."""
+    campaign = FakeCampaign(make_records(1000), stall_after_first_page=True)
+    first_seen = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in stream(campaign, page_size=10, concurrency=1):
+            first_seen.set()
+
+    task = asyncio.ensure_future(consume())
+    await first_seen.wait()
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert campaign.cancelled == 1
 
 
 async def test_a_finished_walk_keeps_no_keys() -> None:
