@@ -51,6 +51,12 @@ class PathForm(str, enum.Enum):
     SMS_CAMPAIGNS = "sms-campaigns"
     MESSAGE_CAMPAIGNS = "message-campaigns"
 
+    def query(self, **filters: str | None) -> tuple[tuple[str, str], ...]:
+        """A request's query on this form: ``channel=sms`` first where the newer form
+        requires it, then the ``filters`` that are set, in order."""
+        channel = (("channel", "sms"),) if self is PathForm.MESSAGE_CAMPAIGNS else ()
+        return channel + tuple((k, v) for k, v in filters.items() if v is not None)
+
 
 @attrs.frozen
 class PageRequest:
@@ -134,17 +140,9 @@ def sms_details_request(
     path_form: PathForm = PathForm.SMS_CAMPAIGNS,
 ) -> PageRequest:
     """The sms-details request of a campaign, filters included (inputs already validated)."""
-    if path_form is PathForm.MESSAGE_CAMPAIGNS:
-        path = f"/v2/accounts/{account_sid}/message-campaigns/{campaign_id}/message-details"
-        params = [("channel", "sms")]
-    else:
-        path = f"/v2/accounts/{account_sid}/sms-campaigns/{campaign_id}/sms-details"
-        params = []
-    if number is not None:
-        params.append(("number", number))
-    if sort_by is not None:
-        params.append(("sort_by", sort_by))
-    return PageRequest(path, tuple(params))
+    details = "message-details" if path_form is PathForm.MESSAGE_CAMPAIGNS else "sms-details"
+    path = f"/v2/accounts/{account_sid}/{path_form.value}/{campaign_id}/{details}"
+    return PageRequest(path, path_form.query(number=number, sort_by=sort_by))
 
 
 def campaigns_request(
@@ -156,10 +154,8 @@ def campaigns_request(
     path_form: PathForm = PathForm.SMS_CAMPAIGNS,
 ) -> PageRequest:
     """The campaign-list request of an account, filters included (inputs already validated)."""
-    params = [("channel", "sms")] if path_form is PathForm.MESSAGE_CAMPAIGNS else []
-    filters = (("status", status), ("name", name), ("sort_by", sort_by))
-    params += [(key, value) for key, value in filters if value is not None]
-    return PageRequest(f"/v2/accounts/{account_sid}/{path_form.value}", tuple(params))
+    query = path_form.query(status=status, name=name, sort_by=sort_by)
+    return PageRequest(f"/v2/accounts/{account_sid}/{path_form.value}", query)
 
 
 def campaign_request(
