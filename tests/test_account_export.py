@@ -252,6 +252,7 @@ async def test_default_source_asks_exotel_for_one_status(
     lists = [e for e in sandbox.request_log if e.path.endswith("/sms-campaigns")]
     assert lists
     assert all(e.query["status"] == "paused" for e in lists)
+    assert all(e.query["limit"] == "50" for e in lists)
 
 
 async def test_folder_with_a_manifest_is_refused_without_resume_or_force(
