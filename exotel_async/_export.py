@@ -546,10 +546,10 @@ async def _export(
         raise
     else:
         if run.unsaved:
-            await asyncio.to_thread(run.save)  # what was written before a stop or the end
+            run.save()  # what was written before a stop or the end
     finally:
         run.close(discard=discard)
-    return await asyncio.to_thread(run.finish)
+    return run.finish()
 
 
 class _Run:
@@ -579,22 +579,16 @@ class _Run:
         self._marker = checkpoint_path(request.output) if request.output is not None else None
         self._resumable = self._marker is not None and FORMATS[request.format].resumable
         self._clock = clock
-        self._checkpoint = checkpoint
-        self._sink: _Sink | None = None  # opened by _begin, after the first checkpoint
+        self._start_checkpoint(fresh=checkpoint is None)
+        self._sink = _open_sink(request, checkpoint)
         self._began = self._saved_at = clock()
         self.unsaved = 0
         #: False while a page is half written: no checkpoint may vouch for it.
         self._whole = True
 
-    def _begin(self) -> None:
-        """Vouch for an empty output, create it, and make both durable."""
-        self._start_checkpoint()
-        self._sink = _open_sink(self.request, self._checkpoint)
-        self.save()
-
-    def _start_checkpoint(self) -> None:
+    def _start_checkpoint(self, *, fresh: bool) -> None:
         """Vouch for an empty output before creating it, or drop an old export's checkpoint."""
-        if self._marker is None or self._checkpoint is not None:
+        if self._marker is None or not fresh:
             return
         if self._resumable:
             # Before the output is created, so that a crash at any point leaves a
@@ -618,8 +612,6 @@ class _Run:
 
     def save(self) -> None:
         """Make the output durable, then save the checkpoint that vouches for it."""
-        if self._sink is None:
-            return  # nothing was written: the checkpoint in place vouches for that
         size = self._sink.commit()
         if self._resumable and self._marker is not None:
             _save_checkpoint(self._marker, self._checkpoint_at(size))
@@ -636,7 +628,7 @@ class _Run:
     ) -> None:
         """Write every page, saving as often as ``checkpoint_pages`` and ``_seconds`` say."""
         # fsync can take milliseconds: keep it off the event loop so pages keep arriving.
-        await asyncio.to_thread(self._begin)
+        await asyncio.to_thread(self.save)
         async with self.stream:
             async for page in self.stream.pages():
                 self._write(page)
@@ -651,7 +643,6 @@ class _Run:
                     break
 
     def _write(self, page: SmsPage) -> None:
-        assert self._sink is not None  # _begin opened it before the first page
         self._whole = False
         self._sink.write_page(page.records)
         self._whole = True
@@ -672,8 +663,7 @@ class _Run:
 
     def close(self, *, discard: bool) -> None:
         """Close the output; remove it (and its checkpoint) when it holds nothing."""
-        if self._sink is not None:
-            self._sink.close()
+        self._sink.close()
         self.progress.elapsed = self._clock() - self._began
         if discard and self.request.output is not None:
             _discard(self.request.output)

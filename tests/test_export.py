@@ -6,7 +6,6 @@ import asyncio
 import csv
 import io
 import json
-import os
 import re
 import sys
 from collections.abc import AsyncIterator
@@ -674,28 +673,3 @@ def test_csv_columns_are_the_record_fields_in_order() -> None:
     """CSV (and Parquet) columns follow ``SmsRecord``'s fields, ``extra`` last."""
     assert tuple(a.name for a in attrs.fields(SmsRecord)) == CSV_COLUMNS
     assert CSV_COLUMNS[-1] == "extra"
-
-
-async def test_no_fsync_runs_on_the_event_loop(
-    client: ExotelClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every sync (start, pages, completion) runs in a worker thread, never on the loop.
-
-    An fsync can take milliseconds; an account export starts and completes hundreds of
-    exports on one loop, and every one of its other campaigns would wait.
-    """
-    import threading
-
-    loop_thread = threading.current_thread()
-    on_loop: list[bool] = []
-    real_fsync = os.fsync
-
-    def watched(fd: int) -> None:
-        on_loop.append(threading.current_thread() is loop_thread)
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "fsync", watched)
-    request = ExportRequest("c1", tmp_path / "sms.jsonl", checkpoint_pages=5)
-    assert (await run_export(client, request)).completed
-    assert on_loop
-    assert not any(on_loop)
