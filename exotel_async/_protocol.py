@@ -9,7 +9,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from itertools import compress, count
+from itertools import compress, count, islice
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -320,7 +320,7 @@ def parse_page(
     records, failures = _structure_items(
         item_type, payload["response"], metadata.offset, status, request_id
     )
-    _check_nesting(records, metadata.offset, status, request_id)
+    _check_nesting(records, payload["response"], metadata.offset, status, request_id)
     return Page(
         records=tuple(records),
         metadata=metadata,
@@ -329,7 +329,9 @@ def parse_page(
     )
 
 
-def _check_nesting(records: list[Any], offset: int, status: int, request_id: str | None) -> None:
+def _check_nesting(
+    records: list[Any], items: list[Any], offset: int, status: int, request_id: str | None
+) -> None:
     """Refuse a record whose unknown fields nest deeper than ``MAX_NESTING``."""
     if not records or not hasattr(records[0], EXTRA):
         return
@@ -338,18 +340,19 @@ def _check_nesting(records: list[Any], offset: int, status: int, request_id: str
         record = records[position]
         for name, value in getattr(record, EXTRA).items():
             if _nests_deeper(value, MAX_NESTING):
+                # Named by its offset: a record's own fields may be personal (a number).
                 raise ResponseDecodeError(
-                    f"{_name_record(record, position, offset)}: unknown field {name!r} "
+                    f"item at offset {_offset_of(items, offset, position)}: unknown field {name!r} "
                     f"nests deeper than {MAX_NESTING} levels",
                     status_code=status,
                     request_id=request_id,
                 )
 
 
-def _name_record(record: Any, position: int, offset: int) -> str:
-    """``record sid='…'``: a record named by its first field, its id in Exotel's records."""
-    first = attrs.fields(type(record))[0].name
-    return f"record {first}={getattr(record, first)!r} (number {position} of the page at {offset})"
+def _offset_of(items: list[Any], offset: int, position: int) -> int:
+    """The offset of the ``position``-th record among ``items``, failed items skipped."""
+    succeeded = (p for p, item in enumerate(items, offset) if item.get("status") != "failure")
+    return next(islice(succeeded, position, None))
 
 
 def _nests_deeper(value: Any, limit: int) -> bool:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 
 from exotel_async import (
@@ -208,11 +211,37 @@ def _nested(depth: int) -> bytes:
     return body.replace(b'"PLACEHOLDER"', b"[" * depth + b"]" * depth)
 
 
-def test_unknown_field_nested_too_deep_is_a_decode_error_naming_the_record() -> None:
-    """Nesting past MAX_NESTING fails the page with the record's sid, and is not retried."""
-    with pytest.raises(ResponseDecodeError, match=r"record sid='deep-1'.*'junk'") as info:
+def test_unknown_field_nested_too_deep_is_a_decode_error_naming_the_offset() -> None:
+    """Nesting past MAX_NESTING fails the page naming the item's offset, and is not retried."""
+    with pytest.raises(ResponseDecodeError, match=r"item at offset 0: .*'junk'") as info:
         parse_page(SmsRecord, 200, {}, _nested(MAX_NESTING + 1))
     assert not info.value.retryable
+
+
+@attrs.frozen
+class _Contact:
+    """A record class whose first field is personal."""
+
+    number: str
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def test_unknown_field_nested_too_deep_does_not_quote_the_record() -> None:
+    """A record class whose first field is a phone number never puts it in the error."""
+    body = _page([{"number": "+917967462685", "junk": "PLACEHOLDER"}])
+    body = body.replace(b'"PLACEHOLDER"', b"[" * (MAX_NESTING + 1) + b"]" * (MAX_NESTING + 1))
+    with pytest.raises(ResponseDecodeError) as info:
+        parse_page(_Contact, 200, {}, body)
+    assert "7967462685" not in str(info.value)
+
+
+def test_unknown_field_nested_too_deep_after_a_failed_item_names_its_own_offset() -> None:
+    """The offset named counts the failed items before the record."""
+    body = json.loads(_nested(MAX_NESTING + 1))
+    body["response"].insert(0, {"code": 500, "status": "failure", "error_data": None})
+    body["metadata"]["offset"] = 40
+    with pytest.raises(ResponseDecodeError, match=r"item at offset 41: "):
+        parse_page(SmsRecord, 200, {}, json.dumps(body).encode())
 
 
 def test_unknown_field_nested_up_to_the_limit_is_kept() -> None:
