@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import TypeVar
 
 import aiohttp
+import attrs
 from yarl import URL
 
 from ._models import Page, SmsPage, SmsRecord
@@ -26,6 +27,7 @@ from ._protocol import (
     PathForm,
     check_int,
     check_number,
+    check_page_request,
     check_path_segment,
     check_sort_by,
     loggable_query,
@@ -143,6 +145,12 @@ def _missing_credentials(overrides: Mapping[str, object]) -> list[str]:
         for name in _CREDENTIALS
         if name not in overrides and not os.environ.get(f"EXOTEL_{name.upper()}")
     ]
+
+
+def _check_record_class(item_type: object) -> None:
+    """Refuse at the call what the converter could never structure a page into."""
+    if not (isinstance(item_type, type) and attrs.has(item_type)):
+        raise TypeError(f"item_type must be an attrs class, got {item_type!r}")
 
 
 def _sid(record: SmsRecord) -> str:
@@ -434,8 +442,10 @@ class ExotelClient:
             yields ``Page[T]``. Nothing is requested until it is iterated.
 
         Raises:
-            ValueError: An argument is out of range (at the call).
-            TypeError: An argument has the wrong type (at the call).
+            ValueError: An argument is out of range, the path holds ``?`` or ``#``, or the
+                params set ``offset`` or ``limit`` (at the call).
+            TypeError: An argument has the wrong type, or ``item_type`` is not an attrs
+                class (at the call).
 
         Example:
             ```python
@@ -453,17 +463,8 @@ class ExotelClient:
                 print(campaign.sid, campaign.name)
             ```
         """
-        if isinstance(request, str):
-            request = PageRequest(request)
-        if not isinstance(request, PageRequest):
-            raise TypeError("request must be a path (str) or a PageRequest")
-        if not request.path.startswith("/"):
-            raise ValueError("request path must start with '/', below the base URL")
-        if params:
-            extra = tuple(params.items())
-            if not all(isinstance(v, str) for pair in extra for v in pair):
-                raise TypeError("params must map str to str")
-            request = PageRequest(request.path, request.params + extra)
+        request = check_page_request(request, params)
+        _check_record_class(item_type)
         if not callable(key):
             raise TypeError("key must be a function of a record")
         check_int("page_size", page_size, minimum=1, maximum=MAX_LIMIT)

@@ -92,6 +92,33 @@ def check_path_segment(name: str, value: object) -> str:
     return value
 
 
+def check_page_request(request: object, params: object = None) -> PageRequest:
+    """A caller's paged request (a path or a ``PageRequest``) with ``params`` added, checked."""
+    if isinstance(request, str):
+        request = PageRequest(request)
+    if not isinstance(request, PageRequest):
+        raise TypeError("request must be a path (str) or a PageRequest")
+    if not isinstance(request.path, str) or not request.path.startswith("/"):
+        raise ValueError("request path must start with '/', below the base URL")
+    if "?" in request.path or "#" in request.path:
+        raise ValueError("request path must not hold a query or fragment: pass params instead")
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(f"params must be a mapping, got {type(params).__name__}")
+    pairs = tuple(request.params) + tuple((params or {}).items())
+    if not all(_is_str_pair(pair) for pair in pairs):
+        raise TypeError("params must map str to str")
+    paged = sorted({name for name, _ in pairs} & {"offset", "limit"})
+    if paged:
+        raise ValueError(
+            f"params must not set {' or '.join(paged)}: the walk sets them for each page"
+        )
+    return attrs.evolve(request, params=pairs)
+
+
+def _is_str_pair(pair: object) -> bool:
+    return isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(v, str) for v in pair)
+
+
 def check_number(value: object) -> str | None:
     """Return a phone-number filter (digits, optional leading ``+``) or None."""
     if value is None:
