@@ -180,7 +180,7 @@ async def test_paginate_refuses_params_that_set_offset_or_limit(
 ) -> None:
     """The walk owns offset and limit: a caller's own fails at the call."""
     async with client() as c:
-        with pytest.raises(ValueError, match="offset|limit"):
+        with pytest.raises(ValueError, match=r"offset|limit"):
             c.paginate("/v2/accounts/acc/sms-campaigns", Campaign, key=id, params=params)
     assert mocked.requests == {}
 
