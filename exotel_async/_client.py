@@ -465,15 +465,7 @@ class ExotelClient:
         """
         request = check_page_request(request, params)
         _check_record_class(item_type)
-        if not callable(key):
-            raise TypeError("key must be a function of a record")
         check_int("page_size", page_size, minimum=1, maximum=MAX_LIMIT)
-        check_int("offset", offset, minimum=0)
-        if max_items is not None:
-            check_int("max_items", max_items, minimum=0)
-        check_int("concurrency", concurrency, minimum=1, maximum=64)
-        if not isinstance(skip_item_errors, bool):
-            raise TypeError("skip_item_errors must be a bool")
         return PagedStream(
             self._fetcher(request, item_type),
             key=key,

@@ -155,6 +155,45 @@ async def test_max_items_zero_makes_no_request() -> None:
     assert campaign.calls == []
 
 
+@pytest.mark.parametrize(
+    ("setting", "value", "error"),
+    [
+        ("concurrency", 0, ValueError),
+        ("concurrency", 65, ValueError),
+        ("page_size", 0, ValueError),
+        ("offset", -1, ValueError),
+        ("max_items", -1, ValueError),
+        ("page_size", 5.0, TypeError),
+        ("skip_item_errors", "yes", TypeError),
+    ],
+)
+def test_stream_refuses_bad_settings_when_built(setting: str, value: object, error: type) -> None:
+    """A setting that would lose records silently (concurrency 0, page_size 0) fails at once."""
+    with pytest.raises(error, match=setting):
+        stream(FakeCampaign(make_records(10)), **{setting: value})
+
+
+def test_stream_refuses_a_key_that_is_not_a_function() -> None:
+    """The dedupe key must be callable, checked before any walk."""
+    with pytest.raises(TypeError, match="key"):
+        SmsDetailsStream(FakeCampaign([]).fetch, key="sid", page_size=5)  # type: ignore[arg-type]
+
+
+def test_stream_settings_are_not_public_attributes() -> None:
+    """What a stream was built with cannot be read or changed from outside between walks."""
+    s = stream(FakeCampaign(make_records(10)))
+    public = {name for name in dir(s) if not name.startswith("_")}
+    assert public == {
+        "EMPTY_PAGE_RECHECKS",
+        "MIN_DEDUPE_WINDOW",
+        "aclose",
+        "item_errors",
+        "pages",
+        "resume_offset",
+        "stats",
+    }
+
+
 async def test_campaign_that_grows_is_followed_to_its_new_end() -> None:
     """Records appended while the walk runs are read too, each once."""
     campaign = FakeCampaign(make_records(50))
