@@ -127,6 +127,8 @@ class Checkpoint:
     next_offset: int = attrs.field(validator=_natural)
     records_written: int = attrs.field(validator=_natural)
     output_bytes: int = attrs.field(validator=_natural)
+    #: Exotel's total at the last page written: what an already complete export reports.
+    total: int | None = attrs.field(default=None, validator=attrs.validators.optional(_natural))
     version: int = _CHECKPOINT_VERSION
     #: The export finished: the output holds all it asked for, in ``output_bytes`` bytes.
     complete: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
@@ -265,10 +267,7 @@ def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
 def load_checkpoint(path: Path) -> Checkpoint:
     """Read a checkpoint file, refusing one that is not ours, outdated, or out of range."""
     try:
-        data = json.loads(path.read_text())
-        if isinstance(data, dict):
-            data.pop("total", None)  # written by 0.1, never read
-        checkpoint = Checkpoint(**data)
+        checkpoint = Checkpoint(**json.loads(path.read_text()))
     except (OSError, ValueError, TypeError) as exc:
         raise ExportRefused(
             f"cannot read checkpoint {path}: {exc}; start over with --force"
@@ -339,7 +338,9 @@ def _plan(request: ExportRequest) -> Checkpoint | None:
         if request.resume:
             raise ExportRefused("--resume needs a file: an export to stdout cannot be resumed")
         if FORMATS[request.format].encode is None:
-            raise ExportRefused(f"{request.format} needs a file: it cannot go to stdout")
+            raise ExportRefused(
+                f"{request.format.capitalize()} needs a file: it cannot be written to stdout"
+            )
         return None
     if request.resume and request.force:
         raise ExportRefused("--resume and --force contradict each other: choose one")
@@ -532,7 +533,11 @@ async def _export(
     if checkpoint is not None and checkpoint.complete:
         done = checkpoint.records_written
         return ExportProgress(
-            records=done, started_at_record=done, completed=True, already_complete=True
+            records=done,
+            total=checkpoint.total,
+            started_at_record=done,
+            completed=True,
+            already_complete=True,
         )
     run = _Run(client, request, checkpoint, clock)
     discard = False
@@ -607,6 +612,7 @@ class _Run:
             next_offset=self.stream.resume_offset,
             records_written=self.progress.records,
             output_bytes=size,
+            total=self.progress.total,
             complete=complete,
         )
 

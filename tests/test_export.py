@@ -656,17 +656,31 @@ async def test_stdout_gets_each_page_as_it_is_written(
     assert delivered == [True] * 10
 
 
-async def test_checkpoint_of_an_older_version_with_total_still_resumes(
+async def test_rerun_of_a_completed_export_reports_the_total(
     client: ExotelClient, tmp_path: Path
 ) -> None:
-    """A checkpoint written with the dropped ``total`` field loads and the export resumes."""
+    """An already complete export still tells the campaign's total, from its checkpoint."""
     out = tmp_path / "sms.jsonl"
-    await run_export(client, ExportRequest("c1", out), should_stop=lambda: True)
-    marker = checkpoint_path(out)
-    marker.write_text(json.dumps({**json.loads(marker.read_text()), "total": TOTAL}))
-    progress = await run_export(client, ExportRequest("c1", out, resume=True))
-    assert progress.completed
-    assert len(out.read_text().splitlines()) == TOTAL
+    await run_export(client, ExportRequest("c1", out))
+    progress = await run_export(client, ExportRequest("c1", out))
+    assert progress.already_complete
+    assert progress.total == TOTAL
+
+
+def test_checkpoint_takes_a_total() -> None:
+    """Library code that builds a Checkpoint with ``total`` keeps working."""
+    checkpoint = Checkpoint("c1", None, None, "jsonl", 10, 10, 500, total=TOTAL)
+    assert checkpoint.total == TOTAL
+
+
+async def test_parquet_to_stdout_is_refused_with_the_message_of_0_1(
+    client: ExotelClient,
+) -> None:
+    """Parquet to stdout is refused at once, with the wording scripts may match on."""
+    with pytest.raises(
+        ExportRefused, match=r"^Parquet needs a file: it cannot be written to stdout"
+    ):
+        await run_export(client, ExportRequest("c1", None, format="parquet"))
 
 
 def test_csv_columns_are_the_record_fields_in_order() -> None:

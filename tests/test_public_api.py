@@ -77,3 +77,24 @@ def test_version_is_a_string() -> None:
     """``__version__`` comes from the installed metadata."""
     assert isinstance(exotel_async.__version__, str)
     assert exotel_async.__version__ != "0.0.0"
+
+
+def test_export_module_names_are_pinned() -> None:
+    """``exotel_async.export`` offers the format objects its ``FORMATS`` maps to."""
+    import exotel_async.export
+
+    assert sorted(exotel_async.export.__all__) == [
+        "CSV_COLUMNS",
+        "Checkpoint",
+        "ExportProgress",
+        "ExportRefused",
+        "ExportRequest",
+        "FORMATS",
+        "Format",
+        "checkpoint_path",
+        "load_checkpoint",
+        "run_export",
+    ]
+    assert all(
+        isinstance(f, exotel_async.export.Format) for f in exotel_async.export.FORMATS.values()
+    )
