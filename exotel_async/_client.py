@@ -13,14 +13,14 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import aiohttp
 import attrs
 from yarl import URL
 
 from ._models import Page, SmsPage, SmsRecord
-from ._pagination import FetchPage, PagedStream, SmsDetailsStream
+from ._pagination import FetchPage, PagedStream
 from ._protocol import (
     MAX_LIMIT,
     PageRequest,
@@ -145,6 +145,13 @@ def _missing_credentials(overrides: Mapping[str, object]) -> list[str]:
         for name in _CREDENTIALS
         if name not in overrides and not os.environ.get(f"EXOTEL_{name.upper()}")
     ]
+
+
+if TYPE_CHECKING:
+    SmsDetailsStream: TypeAlias = PagedStream[SmsRecord]
+else:
+    # The class itself at run time, so that ``isinstance(stream, SmsDetailsStream)`` works.
+    SmsDetailsStream = PagedStream
 
 
 def _check_record_class(item_type: object) -> None:

@@ -19,12 +19,12 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import attrs
 
 from ._errors import ExotelError, ItemError, NoProgressError
-from ._models import Page, SmsRecord
+from ._models import Page
 from ._protocol import check_int
 from ._transport import RetryObserver
 
@@ -312,8 +312,7 @@ class PagedStream(Generic[T]):
     Pages are fetched ``concurrency`` at a time and yielded strictly in offset order;
     a record whose ``key`` was seen recently is dropped, an empty page below the total is
     asked again, a short page has its gap fetched. Build one with ``client.paginate()``
-    or a method such as ``client.sms_details()``, whose ``SmsDetailsStream`` is
-    ``PagedStream[SmsRecord]`` deduplicated by ``sid``.
+    or a method such as ``client.sms_details()``.
 
     Each ``async for`` starts a fresh, independent walk; ``stats``, ``item_errors`` and
     ``resume_offset`` describe the latest one. Use ``async with`` (or ``aclose()``) to
@@ -467,10 +466,3 @@ class PagedStream(Generic[T]):
         # Take back our own cancel(); one from anyone else still stands (Python 3.11+).
         uncancel = getattr(consumer, "uncancel", None)
         return uncancel is None or uncancel() == 0
-
-
-if TYPE_CHECKING:
-    SmsDetailsStream: TypeAlias = PagedStream[SmsRecord]
-else:
-    # The class itself at run time, so that ``isinstance(stream, SmsDetailsStream)`` works.
-    SmsDetailsStream = PagedStream
