@@ -23,9 +23,10 @@ from ._errors import (
     ExotelError,
     ResponseDecodeError,
     TransportError,
+    is_throttle,
 )
 from ._protocol import PageRequest, parse_retry_after
-from ._ratelimit import RateController, is_throttle
+from ._ratelimit import RateController
 
 T = TypeVar("T")
 Parse = Callable[[int, Mapping[str, str], bytes], T]
@@ -72,10 +73,6 @@ def _retry_reason(exc: ExotelError) -> str | None:
     if isinstance(exc, TransportError):
         return type(exc).__name__ if exc.retryable else None
     return None
-
-
-def _throttled(exc: ExotelError) -> bool:
-    return isinstance(exc, APIError) and is_throttle(exc.status_code)
 
 
 class RetryObserver(Protocol):
@@ -193,7 +190,8 @@ class Transport:
                     self._retry.max_retries + 1,
                 )
                 if observer is not None:
-                    observer.retrying(exc, delay, throttled=_throttled(exc))
+                    throttled = isinstance(exc, APIError) and exc.throttled
+                    observer.retrying(exc, delay, throttled=throttled)
                 if delay > 0:
                     await self._sleep(delay)
             else:
@@ -207,7 +205,7 @@ class Transport:
         retry_after = exc.retry_after if isinstance(exc, APIError) else None
         if retry_after is not None and retry_after > self._retry.max_retry_after:
             return None
-        if _throttled(exc):
+        if isinstance(exc, APIError) and exc.throttled:
             return 0.0  # the rate controller holds every request of the client instead
         return retry_after if retry_after is not None else self._retry.backoff(attempt - 1)
 

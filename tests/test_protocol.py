@@ -413,3 +413,16 @@ def _page(items: list[dict[str, object]], *, offset: int = 0) -> bytes:
             ],
         }
     ).encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "cls", "throttled"),
+    [(429, RateLimitError, True), (503, ServerError, True), (502, ServerError, False)],
+)
+def test_error_says_whether_it_is_a_throttle(
+    status: int, cls: type[APIError], throttled: bool
+) -> None:
+    """A 429 and a 503 both say "slow down", whatever class their status gives them."""
+    error = error_from_response(status, {}, b"")
+    assert type(error) is cls
+    assert error.throttled is throttled
