@@ -30,7 +30,6 @@ from ._protocol import (
     check_page_request,
     check_path_segment,
     check_sort_by,
-    loggable_query,
     mask_number,
     parse_page,
     sms_details_request,
@@ -255,7 +254,6 @@ class ExotelClient:
                 else _check_positive("max_requests_per_minute", max_requests_per_minute)
             ),
             max_response_bytes=check_int("max_response_bytes", max_response_bytes, minimum=1),
-            redact=loggable_query,
             clock=clock,
             sleep=sleep,
         )

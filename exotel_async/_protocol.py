@@ -6,7 +6,7 @@ import enum
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from itertools import compress, count, islice
@@ -34,6 +34,8 @@ from ._models import Page, PageMetadata
 T = TypeVar("T")
 
 MAX_LIMIT = 1000
+#: The sms-details filters that hold personal data.
+_SMS_PERSONAL = frozenset({"number"})
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _NUMBER = re.compile(r"\+?[0-9]{4,20}")
 _SORT_BY = re.compile(r"[a-z_]+:(asc|desc)")
@@ -51,20 +53,32 @@ class PathForm(str, enum.Enum):
     MESSAGE_CAMPAIGNS = "message-campaigns"
 
 
+def _names(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
 @attrs.frozen
 class PageRequest:
     """The GET of a paged endpoint: a path below the base URL and its filters.
 
     ``offset`` and ``limit`` are not part of it: ``at()`` adds them for each page.
+    ``personal`` names the params that hold personal data (a phone number): a log line
+    shows only their last two characters.
     """
 
     path: str
     params: tuple[tuple[str, str], ...] = ()
+    personal: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
 
     def at(self, offset: int, limit: int) -> PageRequest:
         """This request for the page of ``limit`` records from ``offset``."""
         paged = (("offset", str(offset)), ("limit", str(limit)))
-        return PageRequest(self.path, self.params + paged)
+        return PageRequest(self.path, self.params + paged, self.personal)
+
+    def loggable_query(self) -> str:
+        """The query string for a log line, with the personal params masked."""
+        personal = self.personal
+        return "&".join(f"{k}={mask_number(v) if k in personal else v}" for k, v in self.params)
 
 
 # --- validation --------------------------------------------------------------------------
@@ -144,7 +158,7 @@ def check_sort_by(value: object) -> str | None:
 
 
 def mask_number(number: str) -> str:
-    """Mask a phone number for logs, keeping only its last two digits."""
+    """Mask a phone number (or any personal value) for logs, keeping its last two characters."""
     return "*" * max(len(number) - 2, 0) + number[-2:]
 
 
@@ -170,12 +184,7 @@ def sms_details_request(
         params.append(("number", number))
     if sort_by is not None:
         params.append(("sort_by", sort_by))
-    return PageRequest(path, tuple(params))
-
-
-def loggable_query(params: tuple[tuple[str, str], ...]) -> str:
-    """The query string for a log line, with the phone-number filter masked."""
-    return "&".join(f"{k}={mask_number(v) if k == 'number' else v}" for k, v in params)
+    return PageRequest(path, tuple(params), personal=_SMS_PERSONAL)
 
 
 # --- responses ---------------------------------------------------------------------------

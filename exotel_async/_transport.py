@@ -85,16 +85,12 @@ class RetryObserver(Protocol):
         """A request waited ``seconds`` for the account's rate limit before it started."""
 
 
-def _plain_query(params: tuple[tuple[str, str], ...]) -> str:
-    return "&".join(f"{k}={v}" for k, v in params)
-
-
 class Transport:
     """Sends GETs to one base URL with auth, timeouts and retries; knows no resource.
 
     It owns the ``aiohttp.ClientSession`` it opens (lazily, on first use) and closes it;
-    a ``session`` passed in is used as is and never closed. ``redact`` writes a request's
-    query for a log line, hiding what the protocol says is personal.
+    a ``session`` passed in is used as is and never closed. A log line shows a request's
+    query as the request itself writes it, with its personal params masked.
     """
 
     def __init__(
@@ -108,7 +104,6 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_requests_per_minute: float | None = None,
-        redact: Callable[[tuple[tuple[str, str], ...]], str] = _plain_query,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -126,7 +121,6 @@ class Transport:
         self._owns_session = session is None
         self._closed = False
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
-        self._redact = redact
         self._retry = retry
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._sleep = sleep
@@ -316,7 +310,7 @@ class Transport:
         logger.debug(
             "GET %s?%s -> %s request_id=%s attempt=%d elapsed_ms=%.1f%s",
             request.path,
-            self._redact(request.params),
+            request.loggable_query(),
             "-" if status is None else status,
             getattr(outcome, "request_id", None),
             attempt,

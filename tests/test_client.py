@@ -174,6 +174,21 @@ async def test_paginate_refuses_a_bad_request_at_the_call(
     assert mocked.requests == {}
 
 
+async def test_paginate_masks_params_the_request_declares_personal(
+    mocked: aioresponses, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A filter added through ``params`` is masked when the PageRequest names it personal."""
+    url = re.compile(r"^https://api\.exotel\.com/v2/accounts/acc/sms-campaigns\?.*")
+    mocked.get(url, payload=campaign_page(0, ["a"], 1))
+    request = PageRequest("/v2/accounts/acc/sms-campaigns", personal={"number"})
+    async with client() as c:
+        stream = c.paginate(request, Campaign, key=id, params={"number": "+919876543210"})
+        with caplog.at_level(logging.DEBUG, logger="exotel_async"):
+            assert len([x async for x in stream]) == 1
+    assert "number=***********10" in caplog.text
+    assert "9876543210" not in caplog.text
+
+
 @pytest.mark.parametrize("params", [{"offset": "0"}, {"limit": "10"}])
 async def test_paginate_refuses_params_that_set_offset_or_limit(
     mocked: aioresponses, params: dict[str, str]
