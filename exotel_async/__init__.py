@@ -3,7 +3,7 @@
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
-from ._client import ExotelClient, Region, SmsDetailsStream
+from ._client import ExotelClient, MissingCredentials, Region, SmsDetailsStream
 from ._converter import converter
 from ._errors import (
     APIConnectionError,
@@ -44,6 +44,7 @@ __all__ = [
     "ExotelError",
     "ExportRefused",
     "ItemError",
+    "MissingCredentials",
     "NoProgressError",
     "NotFoundError",
     "Outcome",

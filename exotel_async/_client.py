@@ -234,6 +234,8 @@ class ExotelClient:
             raise TypeError("ssl_context must be an ssl.SSLContext")
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession")
+        if not callable(clock) or not callable(sleep):
+            raise TypeError("clock and sleep must be functions, like time.time and asyncio.sleep")
         credentials = base64.b64encode(f"{api_key}:{api_token}".encode()).decode("ascii")
         self._transport = Transport(
             base_url=self.base_url,
@@ -503,8 +505,7 @@ class ExotelClient:
 
     def _fetcher(self, request: PageRequest, item_type: type[T]) -> FetchPage[T]:
         """``fetch(offset, limit, observer)``: one page of ``request`` as ``Page[T]``."""
-        if self._transport.closed:
-            raise RuntimeError("this ExotelClient is closed; create a new one")
+        self._transport.check_open()
         send = self._transport.send
 
         async def fetch(offset: int, limit: int, observer: RetryObserver | None) -> Page[T]:

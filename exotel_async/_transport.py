@@ -138,15 +138,14 @@ class Transport:
     def __repr__(self) -> str:
         return f"<Transport {self._base}>"
 
-    @property
-    def closed(self) -> bool:
-        """Whether ``close()`` was called: no request may start any more."""
-        return self._closed
+    def check_open(self) -> None:
+        """Raise if ``close()`` was called: no request may start any more."""
+        if self._closed:
+            raise RuntimeError("this ExotelClient is closed; create a new one")
 
     def session(self) -> aiohttp.ClientSession:
         """The session requests go through, opened on first use."""
-        if self._closed:
-            raise RuntimeError("this ExotelClient is closed; create a new one")
+        self.check_open()
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return self._session

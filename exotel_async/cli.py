@@ -31,7 +31,7 @@ EXTENSION_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".par
 #: What to check after an error Exotel's answer alone does not explain.
 _HINTS: dict[type[ExotelError], str] = {
     AuthenticationError: "check EXOTEL_API_KEY and EXOTEL_API_TOKEN, and that the account "
-    "is on this cluster (EXOTEL_REGION=singapore|mumbai, or EXOTEL_BASE_URL)",
+    f"is on this cluster (EXOTEL_REGION={'|'.join(r.value for r in Region)}, or EXOTEL_BASE_URL)",
     PermissionDeniedError: "check EXOTEL_ACCOUNT_SID: the key and token belong to another account",
 }
 

@@ -249,6 +249,8 @@ async def test_paginate_refuses_an_item_type_that_is_not_an_attrs_class(
         ({"api_key": "key:with-colon"}, ValueError, "api_key must not contain ':'"),
         ({"max_response_bytes": 0}, ValueError, "max_response_bytes"),
         ({"max_response_bytes": 1.5}, TypeError, "max_response_bytes"),
+        ({"clock": 0.0}, TypeError, "clock"),
+        ({"sleep": None}, TypeError, "sleep"),
     ],
 )
 def test_bad_constructor_arguments_are_refused(

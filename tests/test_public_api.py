@@ -17,6 +17,7 @@ def test_all_is_pinned() -> None:
         "ExotelError",
         "ExportRefused",
         "ItemError",
+        "MissingCredentials",
         "NoProgressError",
         "NotFoundError",
         "Outcome",
