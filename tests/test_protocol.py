@@ -32,6 +32,7 @@ from exotel_async._protocol import (
     check_sort_by,
     error_from_response,
     mask_number,
+    parse_one,
     parse_page,
     parse_retry_after,
     sms_details_request,
@@ -361,6 +362,25 @@ def test_request_path_message_campaigns_form_sends_channel() -> None:
     assert ("channel", "sms") in request.params
 
 
+@pytest.mark.parametrize(
+    ("form", "path", "params"),
+    [
+        (PathForm.SMS_CAMPAIGNS, "/v2/accounts/acc/sms-campaigns", ()),
+        (PathForm.MESSAGE_CAMPAIGNS, "/v2/accounts/acc/message-campaigns", (("channel", "sms"),)),
+    ],
+)
+def test_path_form_gives_the_campaigns_prefix_and_its_params(
+    form: PathForm, path: str, params: tuple[tuple[str, str], ...]
+) -> None:
+    """Any campaign endpoint builds on one prefix per form, with ``channel=sms`` when needed."""
+    assert form.prefix("acc") == (path, params)
+
+
+def test_sms_details_request_marks_the_number_personal() -> None:
+    """The number filter is declared personal, so that logs mask it."""
+    assert sms_details_request("acc", "c1", number="+919876543210").personal == {"number"}
+
+
 @pytest.mark.parametrize("bad", ["", "../x", "a/b", "a b", "c1?x=1", "x" * 129, "é"])
 def test_campaign_id_outside_safe_characters_is_refused(bad: str) -> None:
     """Anything that could escape the URL path segment is a ValueError."""
@@ -426,3 +446,71 @@ def test_error_says_whether_it_is_a_throttle(
     error = error_from_response(status, {}, b"")
     assert type(error) is cls
     assert error.throttled is throttled
+
+
+@attrs.frozen
+class _Campaign:
+    """A single-object endpoint's record class."""
+
+    sid: str
+    name: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def _one(response: object) -> bytes:
+    return json.dumps({"request_id": "r1", "http_code": 200, "response": response}).encode()
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        {"code": 200, "status": "success", "data": {"sid": "c1", "name": "n", "x": 1}},
+        [{"code": 200, "status": "success", "data": {"sid": "c1", "name": "n", "x": 1}}],
+        {"sid": "c1", "name": "n", "x": 1},
+    ],
+    ids=["item", "one-item-list", "bare-object"],
+)
+def test_parse_one_reads_each_documented_shape(response: object) -> None:
+    """One object as an item, a one-item list or bare gives the record, unknown keys kept."""
+    assert parse_one(_Campaign, 200, {}, _one(response)) == _Campaign("c1", "n", {"x": 1})
+
+
+def test_parse_one_raises_the_typed_error_of_an_error_status() -> None:
+    """A 404 for one object is a NotFoundError, as for a page."""
+    with pytest.raises(NotFoundError):
+        parse_one(_Campaign, 404, {}, sample("error_404_list.json"))
+
+
+def test_parse_one_raises_the_error_envelope_behind_a_200() -> None:
+    """An http_code of 429 inside a 200 body is a RateLimitError."""
+    body = json.dumps({"http_code": 429, "response": None}).encode()
+    with pytest.raises(RateLimitError):
+        parse_one(_Campaign, 200, {}, body)
+
+
+def test_parse_one_raises_a_failed_object_as_its_status_error() -> None:
+    """A ``response`` object whose status is failure is the error envelope its code names."""
+    body = _one({"code": 404, "status": "failure", "error_data": {"message": "gone"}})
+    with pytest.raises(NotFoundError, match="gone"):
+        parse_one(_Campaign, 200, {}, body)
+
+
+def test_parse_one_raises_a_failed_item_in_a_list_as_item_error() -> None:
+    """A one-item list whose item failed raises that ItemError, not a record."""
+    body = _one([{"code": 500, "status": "failure", "error_data": {"message": "boom"}}])
+    with pytest.raises(ItemError, match="boom"):
+        parse_one(_Campaign, 200, {}, body)
+
+
+@pytest.mark.parametrize("response", [None, [], "c1", [{"sid": "a"}, {"sid": "b"}]])
+def test_parse_one_refuses_a_response_that_is_not_one_object(response: object) -> None:
+    """No object, or several, is a ResponseDecodeError."""
+    with pytest.raises(ResponseDecodeError, match="one object"):
+        parse_one(_Campaign, 200, {}, _one(response))
+
+
+def test_parse_one_bounds_the_nesting_of_unknown_fields() -> None:
+    """An unknown field nested past MAX_NESTING fails, as it does in a page."""
+    deep = json.loads("[" * (MAX_NESTING + 1) + "]" * (MAX_NESTING + 1))
+    with pytest.raises(ResponseDecodeError, match="nests deeper"):
+        parse_one(_Campaign, 200, {}, _one({"sid": "c1", "junk": deep}))
