@@ -26,8 +26,6 @@ EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: The campaign the embedded sandbox serves for ``--sandbox``.
 DEMO_CAMPAIGN = "demo"
 DEMO_RECORDS = 5000
-#: The format an output's extension implies when ``--format`` is not given.
-EXTENSION_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 #: What to check after an error Exotel's answer alone does not explain.
 _HINTS: dict[type[ExotelError], str] = {
     AuthenticationError: "check EXOTEL_API_KEY and EXOTEL_API_TOKEN, and that the account "
@@ -114,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--format",
         choices=FORMATS,
-        help="default: from the extension of --output (.jsonl, .csv, .parquet), else jsonl",
+        help="default: from the extension of --output ("
+        + ", ".join(ext for f in FORMATS.values() for ext in f.extensions)
+        + "), else jsonl",
     )
     export.add_argument(
         "--resume",
@@ -234,7 +234,8 @@ def _resume_hint(argv: Sequence[str]) -> str:
 
 def _format(output: str, asked: str | None) -> str:
     """The format ``--format`` names, else the one the output's extension implies, else jsonl."""
-    implied = None if output == "-" else EXTENSION_FORMATS.get(Path(output).suffix.lower())
+    suffix = Path(output).suffix.lower()
+    implied = next((f.name for f in FORMATS.values() if suffix in f.extensions), None)
     if asked and implied and asked != implied:
         raise UsageError(
             f"--format {asked} contradicts the extension of {output}: "
@@ -319,7 +320,7 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
         )
         return EXIT_API
     if progress.interrupted:
-        if fmt == "parquet" or output is None:
+        if not FORMATS[fmt].resumable or output is None:
             print(f"interrupted: {where} holds the records so far", file=sys.stderr)
         else:
             print(f"checkpoint saved; resume with: {_resume_hint(argv)}", file=sys.stderr)

@@ -728,3 +728,13 @@ async def test_final_line_counts_throttles_and_time_waited_for_the_rate_limit(
     assert throttled > 0
     assert f", {throttled} throttled, requests waited " in result.stderr
     assert len(set(sids(out))) == TOTAL
+
+
+def test_a_registered_formats_extension_selects_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The extensions ``--format`` is inferred from come from the format registry."""
+    from exotel_async import _export, cli
+    from exotel_async.export import FORMATS, Format
+
+    tsv = Format("tsv", FORMATS["jsonl"].encode, extensions=(".tsv",))
+    monkeypatch.setitem(_export.FORMATS, "tsv", tsv)  # type: ignore[attr-defined]
+    assert cli._format("out.TSV", None) == "tsv"

@@ -30,6 +30,7 @@ from exotel_async.export import (
     ExportProgress,
     ExportRefused,
     ExportRequest,
+    Format,
     checkpoint_path,
     load_checkpoint,
     run_export,
@@ -687,3 +688,62 @@ def test_csv_columns_are_the_record_fields_in_order() -> None:
     """CSV (and Parquet) columns follow ``SmsRecord``'s fields, ``extra`` last."""
     assert tuple(a.name for a in attrs.fields(SmsRecord)) == CSV_COLUMNS
     assert CSV_COLUMNS[-1] == "extra"
+
+
+class _ListSink:
+    """A sink that keeps what it is given, for a format registered by a test."""
+
+    def __init__(self) -> None:
+        self.records: list[SmsRecord] = []
+        self.closed = False
+
+    def write_page(self, records: tuple[SmsRecord, ...]) -> None:
+        self.records.extend(records)
+
+    def commit(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_format_with_its_own_sink_is_written_through_it(
+    client: ExotelClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registered format without an encoder gets its own opener's sink, not Parquet's."""
+    sink = _ListSink()
+    out = tmp_path / "out"
+    out.touch()  # what a real sink would create: the complete checkpoint records its size
+    fmt = Format("memory", None, resumable=False, stdout=False, opener=lambda *_: sink)
+    monkeypatch.setitem(_export.FORMATS, "memory", fmt)  # type: ignore[attr-defined]
+    progress = await run_export(client, ExportRequest("c1", out, format="memory", force=True))
+    assert progress.completed
+    assert (len(sink.records), sink.closed) == (TOTAL, True)
+
+
+async def test_a_format_that_cannot_go_to_stdout_is_refused_there(
+    client: ExotelClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Format.stdout`` False refuses an export to stdout before any request."""
+    fmt = Format("memory", None, resumable=False, stdout=False, opener=lambda *_: _ListSink())
+    monkeypatch.setitem(_export.FORMATS, "memory", fmt)  # type: ignore[attr-defined]
+    with pytest.raises(ExportRefused, match=r"^Memory needs a file"):
+        await run_export(client, ExportRequest("c1", None, format="memory"))
+
+
+def test_csv_writes_unknown_fields_in_the_extra_column_wherever_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ``extra`` cell goes under the ``extra`` column, not into the last one."""
+    columns = ("extra", *(c for c in CSV_COLUMNS if c != "extra"))
+    monkeypatch.setattr(_export, "CSV_COLUMNS", columns)
+    record = converter.structure({"sid": "s1", "number": "+911", "odd": 1}, SmsRecord)
+    row = next(csv.reader(io.StringIO(_export.encode_csv([record]).decode())))
+    assert json.loads(row[0]) == {"odd": 1}
+    assert row[columns.index("sid")] == "s1"
+
+
+def test_unknown_format_name_is_one_line_listing_the_known_ones() -> None:
+    """A format the registry does not hold is refused naming the ones it does."""
+    with pytest.raises(ValueError, match=r"^format must be one of jsonl, csv, parquet, got 'xml'$"):
+        ExportRequest("c1", None, format="xml")
