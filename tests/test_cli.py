@@ -469,7 +469,7 @@ async def test_progress_bar_is_drawn_on_a_terminal(sandbox: Sandbox, tmp_path: P
     """With stderr on a terminal, a progress bar with the retries count is drawn."""
     import pty
 
-    sandbox.faults = Faults(latency=0.02)
+    sandbox.hold(after=1)  # the export waits at its second page until the bar is seen
     primary, secondary = pty.openpty()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -485,27 +485,30 @@ async def test_progress_bar_is_drawn_on_a_terminal(sandbox: Sandbox, tmp_path: P
         stderr=secondary,
     )
     os.close(secondary)
+    screen = b""
 
-    def read_terminal() -> list[bytes]:
-        # Read while the export runs: a full terminal buffer would block its writes.
-        chunks = []
-        while True:
+    def read_terminal(until: bytes | None) -> None:
+        # Keep reading: a full terminal buffer would block the export's writes.
+        nonlocal screen
+        while until is None or until not in screen:
             try:
                 chunk = os.read(primary, 65536)
             except OSError:  # the terminal closes when the process is gone
-                return chunks
+                return
             if not chunk:
-                return chunks
-            chunks.append(chunk)
+                return
+            screen += chunk
 
-    reading = asyncio.ensure_future(asyncio.to_thread(read_terminal))
+    await asyncio.wait_for(asyncio.to_thread(read_terminal, b"retries 0"), timeout=60)
+    sandbox.release()
+    reading = asyncio.ensure_future(asyncio.to_thread(read_terminal, None))
     assert await asyncio.wait_for(process.wait(), timeout=60) == 0
-    chunks = await asyncio.wait_for(reading, timeout=10)
+    await asyncio.wait_for(reading, timeout=10)
     os.close(primary)
-    screen = b"".join(chunks).decode(errors="replace")
-    assert "exporting" in screen
-    assert "retries 0" in screen  # the bar's column; the summary says "0 retries"
-    assert "exported 3000 records" in screen
+    text = screen.decode(errors="replace")
+    assert "exporting" in text
+    assert "retries 0" in text  # the bar's column; the summary says "0 retries"
+    assert "exported 3000 records" in text
 
 
 @pytest.mark.parametrize(
