@@ -121,6 +121,18 @@ def _check_positive(name: str, value: object) -> float:
     return float(value)
 
 
+def _check_collaborators(
+    ssl_context: object, session: object, clock: object, sleep: object
+) -> None:
+    """Refuse the objects the client hands on, when they are not what it needs."""
+    if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+        raise TypeError("ssl_context must be an ssl.SSLContext")
+    if session is not None and not isinstance(session, aiohttp.ClientSession):
+        raise TypeError("session must be an aiohttp.ClientSession")
+    if not callable(clock) or not callable(sleep):
+        raise TypeError("clock and sleep must be functions, like time.time and asyncio.sleep")
+
+
 _CREDENTIALS = ("api_key", "api_token", "account_sid")
 
 
@@ -230,12 +242,7 @@ class ExotelClient:
         )
         self.path_form = _check_choice("path_form", PathForm, path_form)
         check_int("max_retries", max_retries, minimum=0, maximum=100)
-        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
-            raise TypeError("ssl_context must be an ssl.SSLContext")
-        if session is not None and not isinstance(session, aiohttp.ClientSession):
-            raise TypeError("session must be an aiohttp.ClientSession")
-        if not callable(clock) or not callable(sleep):
-            raise TypeError("clock and sleep must be functions, like time.time and asyncio.sleep")
+        _check_collaborators(ssl_context, session, clock, sleep)
         credentials = base64.b64encode(f"{api_key}:{api_token}".encode()).decode("ascii")
         self._transport = Transport(
             base_url=self.base_url,

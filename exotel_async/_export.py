@@ -386,12 +386,7 @@ def _plan(request: ExportRequest) -> Checkpoint | None:
     Returns None to start afresh, else the checkpoint to continue from (or a complete one).
     """
     if request.output is None:
-        if request.resume:
-            raise ExportRefused("--resume needs a file: an export to stdout cannot be resumed")
-        if not FORMATS[request.format].stdout:
-            raise ExportRefused(
-                f"{request.format.capitalize()} needs a file: it cannot be written to stdout"
-            )
+        _check_stdout(request)
         return None
     if request.resume and request.force:
         raise ExportRefused("--resume and --force contradict each other: choose one")
@@ -413,6 +408,22 @@ def _plan(request: ExportRequest) -> Checkpoint | None:
             f"{output} holds an export of {_describe(*saved)}, not of {_describe(*asked)}: "
             "pass --force to overwrite it, or choose another --output"
         )
+    return _verify(request, output, checkpoint)
+
+
+def _check_stdout(request: ExportRequest) -> None:
+    """Refuse what an export to stdout cannot do: resume, or write a file-only format."""
+    if request.resume:
+        raise ExportRefused("--resume needs a file: an export to stdout cannot be resumed")
+    if not FORMATS[request.format].stdout:
+        raise ExportRefused(
+            f"{request.format.capitalize()} needs a file: it cannot be written to stdout"
+        )
+
+
+def _verify(request: ExportRequest, output: Path, checkpoint: Checkpoint) -> Checkpoint:
+    """``checkpoint`` of this very export, once ``output`` is what it vouches for; else refuse."""
+    marker = checkpoint_path(output)
     size = output.stat().st_size if output.exists() else 0
     if checkpoint.complete:
         if size != checkpoint.output_bytes:

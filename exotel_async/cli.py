@@ -261,22 +261,8 @@ def _final_line(progress: ExportProgress, where: str) -> str:
     return f"{verb} {progress.records} records to {where} ({', '.join(details)})"
 
 
-async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    output = None if args.output == "-" else Path(args.output)
-    fmt = _format(args.output, args.format)
-    request = ExportRequest(
-        campaign_id=args.campaign_id,
-        output=output,
-        format=fmt,
-        resume=args.resume,
-        force=args.force,
-        page_size=args.page_size,
-        concurrency=args.concurrency,
-        number=args.number,
-        sort_by=args.sort_by,
-        max_items=args.max_items,
-        skip_item_errors=args.skip_item_errors,
-    )
+def _stop_on_ctrl_c() -> Callable[[], bool]:
+    """Make the first Ctrl-C ask for a stop after the page in hand; return ``should_stop``."""
     stop_requested = False
 
     def request_stop() -> None:
@@ -290,20 +276,41 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
             flush=True,
         )
 
-    loop = asyncio.get_running_loop()
+    # The handler stays until the loop closes: a Ctrl-C while shutting down is then still
+    # a KeyboardInterrupt that main() turns into status 130, not a traceback.
     with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGINT, request_stop)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, request_stop)
+    return lambda: stop_requested
+
+
+async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    output = None if args.output == "-" else Path(args.output)
+    request = ExportRequest(
+        campaign_id=args.campaign_id,
+        output=output,
+        format=_format(args.output, args.format),
+        resume=args.resume,
+        force=args.force,
+        page_size=args.page_size,
+        concurrency=args.concurrency,
+        number=args.number,
+        sort_by=args.sort_by,
+        max_items=args.max_items,
+        skip_item_errors=args.skip_item_errors,
+    )
+    should_stop = _stop_on_ctrl_c()
     on_page, finish = _progress_printer(sys.stderr)
     try:
         async with _connect(args) as client:
-            progress = await run_export(
-                client, request, on_page=on_page, should_stop=lambda: stop_requested
-            )
+            progress = await run_export(client, request, on_page=on_page, should_stop=should_stop)
     finally:
-        # The handler stays until the loop closes: a Ctrl-C while shutting down is then
-        # still a KeyboardInterrupt that main() turns into status 130, not a traceback.
         finish()
-    where = "stdout" if output is None else str(output)
+    return _export_status(progress, request, argv)
+
+
+def _export_status(progress: ExportProgress, request: ExportRequest, argv: Sequence[str]) -> int:
+    """Say how the export ended, on stderr; return the exit status that says it too."""
+    where = "stdout" if request.output is None else str(request.output)
     if progress.already_complete:
         print(
             f"already complete, {progress.records} records in {where}; "
@@ -320,7 +327,7 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
         )
         return EXIT_API
     if progress.interrupted:
-        if not FORMATS[fmt].resumable or output is None:
+        if not FORMATS[request.format].resumable or request.output is None:
             print(f"interrupted: {where} holds the records so far", file=sys.stderr)
         else:
             print(f"checkpoint saved; resume with: {_resume_hint(argv)}", file=sys.stderr)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import exotel_async
 
 
@@ -99,3 +102,23 @@ def test_export_module_names_are_pinned() -> None:
     assert all(
         isinstance(f, exotel_async.export.Format) for f in exotel_async.export.FORMATS.values()
     )
+
+
+def _body_lines(function: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of a function's body, its docstring left out."""
+    body = function.body
+    first = body[0]
+    if len(body) > 1 and isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+        body = body[1:]
+    return (function.end_lineno or function.lineno) - body[0].lineno + 1
+
+
+def test_no_function_of_the_package_is_longer_than_40_lines() -> None:
+    """The style rule of short functions, held for every module of the package."""
+    long = [
+        f"{path.name}:{node.name} ({_body_lines(node)} lines)"
+        for path in sorted(Path(exotel_async.__file__).parent.rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _body_lines(node) > 40
+    ]
+    assert long == []
