@@ -52,19 +52,11 @@ class PathForm(str, enum.Enum):
     SMS_CAMPAIGNS = "sms-campaigns"
     MESSAGE_CAMPAIGNS = "message-campaigns"
 
-    def prefix(self, account_sid: str) -> tuple[str, tuple[tuple[str, str], ...]]:
-        """The path of the account's SMS campaigns in this form, and the params it needs.
-
-        Every campaign path starts here (``{prefix}/{campaign_id}/...``); the newer form
-        needs ``channel=sms`` on each request.
-        """
-        path = f"/v2/accounts/{account_sid}/{self.value}"
-        return path, ((("channel", "sms"),) if self is PathForm.MESSAGE_CAMPAIGNS else ())
-
-    @property
-    def details(self) -> str:
-        """The last segment of a campaign's SMS details: ``sms-details`` or ``message-details``."""
-        return "message-details" if self is PathForm.MESSAGE_CAMPAIGNS else "sms-details"
+    def query(self, **filters: str | None) -> tuple[tuple[str, str], ...]:
+        """A request's query on this form: ``channel=sms`` first where the newer form
+        requires it, then the ``filters`` that are set, in order."""
+        channel = (("channel", "sms"),) if self is PathForm.MESSAGE_CAMPAIGNS else ()
+        return channel + tuple((k, v) for k, v in filters.items() if v is not None)
 
 
 def _names(value: Iterable[str]) -> frozenset[str]:
@@ -188,14 +180,10 @@ def sms_details_request(
     path_form: PathForm = PathForm.SMS_CAMPAIGNS,
 ) -> PageRequest:
     """The sms-details request of a campaign, filters included (inputs already validated)."""
-    prefix, form_params = path_form.prefix(account_sid)
-    path = f"{prefix}/{campaign_id}/{path_form.details}"
-    params = list(form_params)
-    if number is not None:
-        params.append(("number", number))
-    if sort_by is not None:
-        params.append(("sort_by", sort_by))
-    return PageRequest(path, tuple(params), personal=_SMS_PERSONAL)
+    details = "message-details" if path_form is PathForm.MESSAGE_CAMPAIGNS else "sms-details"
+    path = f"/v2/accounts/{account_sid}/{path_form.value}/{campaign_id}/{details}"
+    query = path_form.query(number=number, sort_by=sort_by)
+    return PageRequest(path, query, personal=_SMS_PERSONAL)
 
 
 # --- responses ---------------------------------------------------------------------------
@@ -329,42 +317,6 @@ def _metadata(
     return PageMetadata(**values)
 
 
-def _response(status: int, headers: Mapping[str, str], body: bytes) -> tuple[Any, str | None]:
-    """The ``response`` of a success envelope and its request id, or raise what it stands for.
-
-    Every answer goes through here: error statuses, error envelopes behind a 200, bodies
-    that are not JSON or not an object.
-    """
-    if not 200 <= status < 300:
-        raise error_from_response(status, headers, body)
-    payload = _load_json(status, body)
-    embedded = _embedded_error_status(payload)
-    if embedded is not None:
-        # An error envelope behind a 200 (a proxy, or Exotel's own http_code): same meaning.
-        raise error_from_response(embedded, headers, body)
-    request_id = _request_id(payload)
-    if not isinstance(payload, dict) or "response" not in payload:
-        raise _wrong_shape("expected an object with a 'response'", status, body, request_id)
-    return payload, request_id
-
-
-def _wrong_shape(
-    text: str, status: int, body: bytes, request_id: str | None
-) -> ResponseDecodeError:
-    return ResponseDecodeError(
-        text, status_code=status, excerpt=_excerpt(body), request_id=request_id
-    )
-
-
-def _records(
-    item_type: type[T], items: list[Any], offset: int, status: int, request_id: str | None
-) -> tuple[list[T], list[ItemError]]:
-    """Items from ``offset`` structured into records (unknown fields bounded), and failures."""
-    records, failures = _structure_items(item_type, items, offset, status, request_id)
-    _check_nesting(records, items, offset, status, request_id)
-    return records, failures
-
-
 def parse_page(
     item_type: type[T],
     status: int,
@@ -378,9 +330,15 @@ def parse_page(
     ``item_type`` is any record class the converter structures (``SmsRecord``, or an attrs
     class with an ``extra`` field for unknown keys).
     """
-    payload, request_id = _response(status, headers, body)
-    if not isinstance(payload["response"], list):
-        raise _wrong_shape("expected an object with a 'response' list", status, body, request_id)
+    payload = _success_payload(status, headers, body)
+    request_id = _request_id(payload)
+    if not isinstance(payload, dict) or not isinstance(payload.get("response"), list):
+        raise ResponseDecodeError(
+            "expected an object with a 'response' list",
+            status_code=status,
+            excerpt=_excerpt(body),
+            request_id=request_id,
+        )
     metadata = _metadata(status, payload, body, request_id)
     if expected_offset is not None and metadata.offset != expected_offset:
         raise ResponseDecodeError(
@@ -388,9 +346,10 @@ def parse_page(
             status_code=status,
             request_id=request_id,
         )
-    records, failures = _records(
+    records, failures = _structure_items(
         item_type, payload["response"], metadata.offset, status, request_id
     )
+    _check_nesting(records, payload["response"], metadata.offset, status, request_id)
     return Page(
         records=tuple(records),
         metadata=metadata,
@@ -400,23 +359,42 @@ def parse_page(
 
 
 def parse_one(item_type: type[T], status: int, headers: Mapping[str, str], body: bytes) -> T:
-    """Turn the answer to a GET of one object into an ``item_type`` record, or raise.
+    """Turn the answer of a single-object GET (one campaign) into ``item_type``, or raise.
 
-    ``response`` may be one item (``{"status": "success", "data": {...}}``), a list of
-    exactly one, or the object itself; a failed item raises its ``ItemError``.
+    Its ``response`` is one item, ``{"status", "data", ...}``, alone or in a one-item list,
+    or the object itself. Errors, the nesting bound and unknown fields are as in a page.
     """
-    payload, request_id = _response(status, headers, body)
-    item = payload["response"]
-    if isinstance(item, list) and len(item) == 1:
-        item = item[0]
-    if not isinstance(item, dict):
-        raise _wrong_shape("expected a 'response' with one object", status, body, request_id)
-    if item.get("status") not in ("success", "failure"):
-        item = {"status": "success", "data": item}  # the object itself, not an item around it
-    records, failures = _records(item_type, [item], 0, status, request_id)
+    payload = _success_payload(status, headers, body)
+    request_id = _request_id(payload)
+    response = payload.get("response") if isinstance(payload, dict) else None
+    if isinstance(response, list) and len(response) == 1:
+        response = response[0]
+    if not isinstance(response, dict):
+        raise ResponseDecodeError(
+            "expected an object with a 'response' object",
+            status_code=status,
+            excerpt=_excerpt(body),
+            request_id=request_id,
+        )
+    if response.get("status") not in ("success", "failure"):
+        response = {"status": "success", "data": response}  # the object, not an item of it
+    records, failures = _structure_items(item_type, [response], 0, status, request_id)
     if failures:
         raise failures[0]
+    _check_nesting(records, [response], 0, status, request_id)
     return records[0]
+
+
+def _success_payload(status: int, headers: Mapping[str, str], body: bytes) -> Any:
+    """The decoded body of a success, or the error an error status or envelope stands for."""
+    if not 200 <= status < 300:
+        raise error_from_response(status, headers, body)
+    payload = _load_json(status, body)
+    embedded = _embedded_error_status(payload)
+    if embedded is not None:
+        # An error envelope behind a 200 (a proxy, or Exotel's own http_code): same meaning.
+        raise error_from_response(embedded, headers, body)
+    return payload
 
 
 def _check_nesting(

@@ -363,17 +363,17 @@ def test_request_path_message_campaigns_form_sends_channel() -> None:
 
 
 @pytest.mark.parametrize(
-    ("form", "path", "params"),
+    ("form", "query"),
     [
-        (PathForm.SMS_CAMPAIGNS, "/v2/accounts/acc/sms-campaigns", ()),
-        (PathForm.MESSAGE_CAMPAIGNS, "/v2/accounts/acc/message-campaigns", (("channel", "sms"),)),
+        (PathForm.SMS_CAMPAIGNS, (("status", "completed"),)),
+        (PathForm.MESSAGE_CAMPAIGNS, (("channel", "sms"), ("status", "completed"))),
     ],
 )
-def test_path_form_gives_the_campaigns_prefix_and_its_params(
-    form: PathForm, path: str, params: tuple[tuple[str, str], ...]
+def test_path_form_gives_every_request_its_query(
+    form: PathForm, query: tuple[tuple[str, str], ...]
 ) -> None:
-    """Any campaign endpoint builds on one prefix per form, with ``channel=sms`` when needed."""
-    assert form.prefix("acc") == (path, params)
+    """A request builder gets ``channel=sms`` where the form needs it, then its set filters."""
+    assert form.query(status="completed", name=None) == query
 
 
 def test_sms_details_request_marks_the_number_personal() -> None:
@@ -505,7 +505,7 @@ def test_parse_one_raises_a_failed_item_in_a_list_as_item_error() -> None:
 @pytest.mark.parametrize("response", [None, [], "c1", [{"sid": "a"}, {"sid": "b"}]])
 def test_parse_one_refuses_a_response_that_is_not_one_object(response: object) -> None:
     """No object, or several, is a ResponseDecodeError."""
-    with pytest.raises(ResponseDecodeError, match="one object"):
+    with pytest.raises(ResponseDecodeError, match="'response' object"):
         parse_one(_Campaign, 200, {}, _one(response))
 
 
