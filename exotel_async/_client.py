@@ -30,6 +30,7 @@ from ._protocol import (
     check_sort_by,
     loggable_query,
     mask_number,
+    parse_item,
     parse_page,
     sms_details_request,
 )
@@ -502,6 +503,16 @@ class ExotelClient:
             sort_by=check_sort_by(sort_by),
             path_form=self.path_form,
         )
+
+    async def _get_item(self, request: PageRequest, item_type: type[T]) -> T:
+        """GET one object (no paging) and structure it into ``item_type``."""
+        if self._transport.closed:
+            raise RuntimeError("this ExotelClient is closed; create a new one")
+
+        def parse(status: int, headers: Mapping[str, str], body: bytes) -> T:
+            return parse_item(item_type, status, headers, body)
+
+        return await self._transport.send(request, parse)
 
     def _fetcher(self, request: PageRequest, item_type: type[T]) -> FetchPage[T]:
         """``fetch(offset, limit, observer)``: one page of ``request`` as ``Page[T]``."""

@@ -142,11 +142,11 @@ class _Walk(Generic[T]):
         self._stream = stream
         self.stats = StreamStats()
         self.item_errors: list[ItemError] = []
-        self.resume_offset = stream.start
-        self._recent = _RecentKeys(stream.key, stream.dedupe_window)
+        self.resume_offset = stream._start
+        self._recent = _RecentKeys(stream._key, stream._dedupe_window)
         self._progress = _ProgressGuard()
         self._in_flight: deque[_InFlight[T]] = deque()
-        self._next_offset = stream.start
+        self._next_offset = stream._start
         self._total: int | None = None
 
     def retrying(self, error: ExotelError, delay: float, *, throttled: bool) -> None:
@@ -159,31 +159,31 @@ class _Walk(Generic[T]):
         self.stats.rate_wait += seconds
 
     def _launch(self, offset: int, limit: int, rechecks: int = 0) -> _InFlight[T]:
-        page = self._stream.fetch(offset, limit, self)
-        if self._stream.concurrency == 1:
+        page = self._stream._fetch(offset, limit, self)
+        if self._stream._concurrency == 1:
             # Nothing overlaps: a Task would cost a turn of the event loop per page.
             return _InFlight(offset, limit, page, rechecks)
         task = asyncio.ensure_future(page)
-        self._stream.track(task)
+        self._stream._track(task)
         return _InFlight(offset, limit, task, rechecks)
 
     def _cap(self) -> int | None:
         """The offset ``max_items`` stops the walk before, or None without a cap."""
-        max_items = self._stream.max_items
+        max_items = self._stream._max_items
         if max_items is None:
             return None
         # Positions that yielded nothing (duplicates, skipped failures) do not count.
         wasted = self.stats.duplicates_dropped + self.stats.item_errors
-        return self._stream.start + max_items + wasted
+        return self._stream._start + max_items + wasted
 
     def _fill(self) -> None:
         """Launch pages until the window is full or the end (total or cap) is reached."""
         # Until the first page tells the total, one request is all we can justify.
-        width = 1 if self._total is None else self._stream.concurrency
+        width = 1 if self._total is None else self._stream._concurrency
         cap = self._cap()
         ends = [end for end in (self._total, cap) if end is not None]
         end = min(ends) if ends else None
-        page_size = self._stream.page_size
+        page_size = self._stream._page_size
         while len(self._in_flight) < width and (end is None or self._next_offset < end):
             # Ask a full page even near the total: a growing campaign fills it.
             limit = page_size if cap is None else min(page_size, cap - self._next_offset)
@@ -197,7 +197,7 @@ class _Walk(Generic[T]):
             if not self._in_flight:
                 return None
             head = self._in_flight.popleft()
-            page = await self._stream.wait_for(head.task)
+            page = await self._stream._wait_for(head.task)
             total = self._total = self.stats.final_total = page.metadata.total
             self.stats.pages += 1
             served = len(page.records) + len(page.item_errors)
@@ -239,7 +239,7 @@ class _Walk(Generic[T]):
         """Drop duplicates and records past ``max_items``; raise or collect item failures."""
         stats = self.stats
         if page.item_errors:
-            if not self._stream.skip_item_errors:
+            if not self._stream._skip_item_errors:
                 raise page.item_errors[0]
             self.item_errors.extend(page.item_errors)
             stats.item_errors += len(page.item_errors)
@@ -247,7 +247,7 @@ class _Walk(Generic[T]):
         duplicates = len(page.records) - len(fresh)
         stats.duplicates_dropped += duplicates
         self._progress.check(offset, len(page.records), duplicates)
-        max_items = self._stream.max_items
+        max_items = self._stream._max_items
         if max_items is not None:
             fresh = fresh[: max_items - stats.records]
         stats.records += len(fresh)
@@ -258,7 +258,7 @@ class _Walk(Generic[T]):
 
     def done(self) -> bool:
         """Whether ``max_items`` records were yielded."""
-        max_items = self._stream.max_items
+        max_items = self._stream._max_items
         return max_items is not None and self.stats.records >= max_items
 
     async def cancel(self) -> None:
@@ -275,9 +275,9 @@ class _Walk(Generic[T]):
     def check_consistency(self) -> None:
         """Warn when a complete walk yielded a different count than the last total."""
         total, stats = self._total, self.stats
-        if total is None or self._stream.max_items is not None:
+        if total is None or self._stream._max_items is not None:
             return
-        expected = max(total - self._stream.start, 0)
+        expected = max(total - self._stream._start, 0)
         if stats.records + stats.item_errors != expected:
             logger.warning(
                 "stream ended with %d records (+%d failed items) but the last total was %d",
@@ -318,14 +318,14 @@ class PagedStream(Generic[T]):
         concurrency: int = 4,
         skip_item_errors: bool = False,
     ) -> None:
-        self.fetch = fetch
-        self.key = key
-        self.page_size = page_size
-        self.start = offset
-        self.max_items = max_items
-        self.concurrency = concurrency
-        self.skip_item_errors = skip_item_errors
-        self.dedupe_window = max(self.MIN_DEDUPE_WINDOW, 4 * concurrency * page_size)
+        self._fetch = fetch
+        self._key = key
+        self._page_size = page_size
+        self._start = offset
+        self._max_items = max_items
+        self._concurrency = concurrency
+        self._skip_item_errors = skip_item_errors
+        self._dedupe_window = max(self.MIN_DEDUPE_WINDOW, 4 * concurrency * page_size)
         self._walk_state: _Walk[T] = _Walk(self)
         # Strong references: a walk abandoned by ``break`` must still be cancellable.
         self._tasks: set[asyncio.Task[Page[T]]] = set()
@@ -349,12 +349,14 @@ class PagedStream(Generic[T]):
         """Where a new walk would continue after the last page yielded so far."""
         return self._walk_state.resume_offset
 
-    def track(self, task: asyncio.Task[Page[T]]) -> None:
+    def _track(self, task: asyncio.Task[Page[T]]) -> None:
         """Keep ``task`` until it is done, so that ``aclose()`` can cancel it."""
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def wait_for(self, page: asyncio.Task[Page[T]] | Coroutine[Any, Any, Page[T]]) -> Page[T]:
+    async def _wait_for(
+        self, page: asyncio.Task[Page[T]] | Coroutine[Any, Any, Page[T]]
+    ) -> Page[T]:
         """Await a page; one awaited in place makes its consumer what ``aclose()`` cancels."""
         if isinstance(page, asyncio.Task):
             return await page

@@ -295,14 +295,7 @@ def parse_page(
     ``item_type`` is any record class the converter structures (``SmsRecord``, or an attrs
     class with an ``extra`` field for unknown keys).
     """
-    if not 200 <= status < 300:
-        raise error_from_response(status, headers, body)
-    payload = _load_json(status, body)
-    embedded = _embedded_error_status(payload)
-    if embedded is not None:
-        # An error envelope behind a 200 (a proxy, or Exotel's own http_code): same meaning.
-        raise error_from_response(embedded, headers, body)
-    request_id = _request_id(payload)
+    payload, request_id = _success_payload(status, headers, body)
     if not isinstance(payload, dict) or not isinstance(payload.get("response"), list):
         raise ResponseDecodeError(
             "expected an object with a 'response' list",
@@ -327,6 +320,44 @@ def parse_page(
         request_id=request_id,
         item_errors=tuple(failures),
     )
+
+
+def parse_item(item_type: type[T], status: int, headers: Mapping[str, str], body: bytes) -> T:
+    """Turn the answer to a GET of one object (one campaign, say) into an ``item_type``.
+
+    The envelope is a page's without ``metadata``: ``response`` is the one item, as an
+    object or a list of one. An item whose own status is ``failure`` raises ``ItemError``.
+    """
+    payload, request_id = _success_payload(status, headers, body)
+    item = payload.get("response") if isinstance(payload, dict) else None
+    if isinstance(item, list) and len(item) == 1:
+        item = item[0]
+    if not isinstance(item, dict):
+        raise ResponseDecodeError(
+            "expected an object with a 'response' object",
+            status_code=status,
+            excerpt=_excerpt(body),
+            request_id=request_id,
+        )
+    records, failures = _structure_each(item_type, [item], 0, status, request_id)
+    if failures:
+        raise failures[0]
+    _check_nesting(records, 0, status, request_id)
+    return records[0]
+
+
+def _success_payload(
+    status: int, headers: Mapping[str, str], body: bytes
+) -> tuple[Any, str | None]:
+    """The decoded body of a success and its request id; raise the error any other stands for."""
+    if not 200 <= status < 300:
+        raise error_from_response(status, headers, body)
+    payload = _load_json(status, body)
+    embedded = _embedded_error_status(payload)
+    if embedded is not None:
+        # An error envelope behind a 200 (a proxy, or Exotel's own http_code): same meaning.
+        raise error_from_response(embedded, headers, body)
+    return payload, _request_id(payload)
 
 
 def _check_nesting(records: list[Any], offset: int, status: int, request_id: str | None) -> None:

@@ -29,6 +29,7 @@ from exotel_async._protocol import (
     check_sort_by,
     error_from_response,
     mask_number,
+    parse_item,
     parse_page,
     parse_retry_after,
     sms_details_request,
@@ -384,3 +385,37 @@ def _page(items: list[dict[str, object]], *, offset: int = 0) -> bytes:
             ],
         }
     ).encode()
+
+
+def _one(data: object, *, as_list: bool = False) -> bytes:
+    """The envelope of a GET of one object: ``response`` is the item (or a list of it)."""
+    item = {"code": 200, "error_data": None, "status": "success", "data": data}
+    response: object = [item] if as_list else item
+    return json.dumps({"request_id": "r1", "http_code": 200, "response": response}).encode()
+
+
+@pytest.mark.parametrize("as_list", [False, True], ids=["object", "list of one"])
+def test_one_object_is_structured_from_either_response_shape(as_list: bool) -> None:
+    """``parse_item`` reads ``response`` as an object or a one-item list."""
+    body = _one({"sid": "a1", "number": "+9198", "stage": "x"}, as_list=as_list)
+    record = parse_item(SmsRecord, 200, {}, body)
+    assert (record.sid, record.number, record.extra) == ("a1", "+9198", {"stage": "x"})
+
+
+def test_one_object_error_envelope_raises_its_api_error() -> None:
+    """A 404 envelope for one object is a NotFoundError, as for a page."""
+    with pytest.raises(NotFoundError):
+        parse_item(SmsRecord, 404, {}, sample("error_404_list.json"))
+
+
+def test_one_object_that_is_not_a_record_names_the_field() -> None:
+    """A bad object is a ResponseDecodeError naming what is wrong with it."""
+    with pytest.raises(ResponseDecodeError, match="number"):
+        parse_item(SmsRecord, 200, {}, _one({"sid": "a1"}))
+
+
+def test_one_object_without_a_response_object_is_a_decode_error() -> None:
+    """An envelope whose ``response`` is neither an object nor a list of one is refused."""
+    body = json.dumps({"request_id": "r1", "response": []}).encode()
+    with pytest.raises(ResponseDecodeError, match="'response' object"):
+        parse_item(SmsRecord, 200, {}, body)
