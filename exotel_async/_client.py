@@ -166,6 +166,7 @@ class ExotelClient:
         timeout: Seconds one attempt may take in all.
         connect_timeout: Seconds to establish a connection.
         max_retries: Retries after the first attempt for transient failures; 0 disables.
+            A throttle counts only if no other request of the client got through since.
         backoff_base: Seconds of the first backoff step; retry n waits up to base x 2^n.
         backoff_cap: The longest wait between two attempts, in seconds.
         max_retry_after: A ``Retry-After`` longer than this raises ``RateLimitError`` at once.
