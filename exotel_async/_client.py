@@ -31,6 +31,7 @@ from ._protocol import (
     check_path_segment,
     check_sort_by,
     mask_number,
+    parse_item,
     parse_page,
     sms_details_request,
 )
@@ -191,6 +192,7 @@ class ExotelClient:
         timeout: Seconds one attempt may take in all.
         connect_timeout: Seconds to establish a connection.
         max_retries: Retries after the first attempt for transient failures; 0 disables.
+            A throttle counts only if no other request of the client got through since.
         backoff_base: Seconds of the first backoff step; retry n waits up to base x 2^n.
         backoff_cap: The longest wait between two attempts, in seconds.
         max_retry_after: A ``Retry-After`` longer than this raises ``RateLimitError`` at once.
@@ -509,6 +511,15 @@ class ExotelClient:
             sort_by=check_sort_by(sort_by),
             path_form=self.path_form,
         )
+
+    async def _get_item(self, request: PageRequest, item_type: type[T]) -> T:
+        """GET one object (no paging) and structure it into ``item_type``."""
+        self._transport.check_open()
+
+        def parse(status: int, headers: Mapping[str, str], body: bytes) -> T:
+            return parse_item(item_type, status, headers, body)
+
+        return await self._transport.send(request, parse)
 
     def _fetcher(self, request: PageRequest, item_type: type[T]) -> FetchPage[T]:
         """``fetch(offset, limit, observer)``: one page of ``request`` as ``Page[T]``."""

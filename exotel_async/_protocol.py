@@ -330,8 +330,7 @@ def parse_page(
     ``item_type`` is any record class the converter structures (``SmsRecord``, or an attrs
     class with an ``extra`` field for unknown keys).
     """
-    payload = _success_payload(status, headers, body)
-    request_id = _request_id(payload)
+    payload, request_id = _success_payload(status, headers, body)
     if not isinstance(payload, dict) or not isinstance(payload.get("response"), list):
         raise ResponseDecodeError(
             "expected an object with a 'response' list",
@@ -358,35 +357,37 @@ def parse_page(
     )
 
 
-def parse_one(item_type: type[T], status: int, headers: Mapping[str, str], body: bytes) -> T:
-    """Turn the answer of a single-object GET (one campaign) into ``item_type``, or raise.
+def parse_item(item_type: type[T], status: int, headers: Mapping[str, str], body: bytes) -> T:
+    """Turn the answer to a GET of one object (one campaign, say) into an ``item_type``.
 
-    Its ``response`` is one item, ``{"status", "data", ...}``, alone or in a one-item list,
-    or the object itself. Errors, the nesting bound and unknown fields are as in a page.
+    The envelope is a page's without ``metadata``: ``response`` is the one item, as an
+    object or a list of one, or the object itself without an item around it. Errors, the
+    nesting bound and unknown fields are as in a page; a failed item raises ``ItemError``.
     """
-    payload = _success_payload(status, headers, body)
-    request_id = _request_id(payload)
-    response = payload.get("response") if isinstance(payload, dict) else None
-    if isinstance(response, list) and len(response) == 1:
-        response = response[0]
-    if not isinstance(response, dict):
+    payload, request_id = _success_payload(status, headers, body)
+    item = payload.get("response") if isinstance(payload, dict) else None
+    if isinstance(item, list) and len(item) == 1:
+        item = item[0]
+    if not isinstance(item, dict):
         raise ResponseDecodeError(
             "expected an object with a 'response' object",
             status_code=status,
             excerpt=_excerpt(body),
             request_id=request_id,
         )
-    if response.get("status") not in ("success", "failure"):
-        response = {"status": "success", "data": response}  # the object, not an item of it
-    records, failures = _structure_items(item_type, [response], 0, status, request_id)
+    if item.get("status") not in ("success", "failure"):
+        item = {"status": "success", "data": item}  # the object, not an item around it
+    records, failures = _structure_items(item_type, [item], 0, status, request_id)
     if failures:
         raise failures[0]
-    _check_nesting(records, [response], 0, status, request_id)
+    _check_nesting(records, [item], 0, status, request_id)
     return records[0]
 
 
-def _success_payload(status: int, headers: Mapping[str, str], body: bytes) -> Any:
-    """The decoded body of a success, or the error an error status or envelope stands for."""
+def _success_payload(
+    status: int, headers: Mapping[str, str], body: bytes
+) -> tuple[Any, str | None]:
+    """The decoded body of a success and its request id; raise the error any other stands for."""
     if not 200 <= status < 300:
         raise error_from_response(status, headers, body)
     payload = _load_json(status, body)
@@ -394,7 +395,7 @@ def _success_payload(status: int, headers: Mapping[str, str], body: bytes) -> An
     if embedded is not None:
         # An error envelope behind a 200 (a proxy, or Exotel's own http_code): same meaning.
         raise error_from_response(embedded, headers, body)
-    return payload
+    return payload, _request_id(payload)
 
 
 def _check_nesting(

@@ -163,6 +163,8 @@ class RateController:
         #: Throttled answers and seconds spent waiting, over the controller's life.
         self.throttles = 0
         self.waited = 0.0
+        #: Answers the server accepted, over the controller's life.
+        self.accepted = 0
 
     @property
     def rate(self) -> float | None:
@@ -259,6 +261,7 @@ class RateController:
             self._throttled(ticket, now, retry_after, advert)
         elif accepted:
             self._accepted += 1
+            self.accepted += 1
             if ticket.sent_at >= self._held_at:
                 self._strikes = 0
         if self._changed is not None:

@@ -40,6 +40,9 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: ride out Exotel's per-minute throttling window in a long export.
 DEFAULT_MAX_RETRIES = 6
 
+#: Attempts at one request however its throttles are shared out: a bound on its time.
+MAX_ATTEMPTS = 100
+
 #: The largest body read: a 1000-record page is about 0.5 MB, so 16 MiB is only ever
 #: reached by a server that misbehaves.
 DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
@@ -160,7 +163,8 @@ class Transport:
         self, request: PageRequest, parse: Parse[T], observer: RetryObserver | None = None
     ) -> T:
         """GET ``request`` and parse the answer, retrying what is worth retrying."""
-        attempt = 0
+        attempt = failures = 0
+        progress = self.rate.accepted
         while True:
             attempt += 1
             started = time.perf_counter()
@@ -171,19 +175,26 @@ class Transport:
             except ExotelError as exc:
                 exc.attempts = attempt
                 self._log_attempt(request, attempt, started, status, exc)
-                delay = self._delay_before_retry(exc, attempt)
+                # A throttle after the client's other requests got through since this one's
+                # last attempt is the account's budget shared out, not a server that refuses
+                # us: only failures with no progress in between use up the retries.
+                throttled = isinstance(exc, APIError) and exc.throttled
+                if not (throttled and self.rate.accepted > progress):
+                    failures += 1
+                progress = self.rate.accepted
+                delay = self._delay_before_retry(exc, failures, attempt)
                 if delay is None:
                     raise
                 logger.warning(
-                    "retrying %s in %.2fs after %s (attempt %d of %d)",
+                    "retrying %s in %.2fs after %s (attempt %d; failure %d of %d allowed)",
                     request.path,
                     delay,
                     _retry_reason(exc),
                     attempt,
+                    failures,
                     self._retry.max_retries + 1,
                 )
                 if observer is not None:
-                    throttled = isinstance(exc, APIError) and exc.throttled
                     observer.retrying(exc, delay, throttled=throttled)
                 if delay > 0:
                     await self._sleep(delay)
@@ -191,16 +202,20 @@ class Transport:
                 self._log_attempt(request, attempt, started, status, result)
                 return result
 
-    def _delay_before_retry(self, exc: ExotelError, attempt: int) -> float | None:
+    def _delay_before_retry(self, exc: ExotelError, failures: int, attempt: int) -> float | None:
         """Seconds to wait before the next attempt, or None to give up and raise."""
-        if _retry_reason(exc) is None or attempt > self._retry.max_retries:
+        if (
+            _retry_reason(exc) is None
+            or failures > self._retry.max_retries
+            or attempt > MAX_ATTEMPTS
+        ):
             return None
         retry_after = exc.retry_after if isinstance(exc, APIError) else None
         if retry_after is not None and retry_after > self._retry.max_retry_after:
             return None
         if isinstance(exc, APIError) and exc.throttled:
             return 0.0  # the rate controller holds every request of the client instead
-        return retry_after if retry_after is not None else self._retry.backoff(attempt - 1)
+        return retry_after if retry_after is not None else self._retry.backoff(failures - 1)
 
     async def _attempt(
         self, request: PageRequest, observer: RetryObserver | None

@@ -32,7 +32,7 @@ from exotel_async._protocol import (
     check_sort_by,
     error_from_response,
     mask_number,
-    parse_one,
+    parse_item,
     parse_page,
     parse_retry_after,
     sms_details_request,
@@ -470,47 +470,53 @@ def _one(response: object) -> bytes:
     ],
     ids=["item", "one-item-list", "bare-object"],
 )
-def test_parse_one_reads_each_documented_shape(response: object) -> None:
+def test_parse_item_reads_each_documented_shape(response: object) -> None:
     """One object as an item, a one-item list or bare gives the record, unknown keys kept."""
-    assert parse_one(_Campaign, 200, {}, _one(response)) == _Campaign("c1", "n", {"x": 1})
+    assert parse_item(_Campaign, 200, {}, _one(response)) == _Campaign("c1", "n", {"x": 1})
 
 
-def test_parse_one_raises_the_typed_error_of_an_error_status() -> None:
+def test_parse_item_raises_the_typed_error_of_an_error_status() -> None:
     """A 404 for one object is a NotFoundError, as for a page."""
     with pytest.raises(NotFoundError):
-        parse_one(_Campaign, 404, {}, sample("error_404_list.json"))
+        parse_item(_Campaign, 404, {}, sample("error_404_list.json"))
 
 
-def test_parse_one_raises_the_error_envelope_behind_a_200() -> None:
+def test_parse_item_raises_the_error_envelope_behind_a_200() -> None:
     """An http_code of 429 inside a 200 body is a RateLimitError."""
     body = json.dumps({"http_code": 429, "response": None}).encode()
     with pytest.raises(RateLimitError):
-        parse_one(_Campaign, 200, {}, body)
+        parse_item(_Campaign, 200, {}, body)
 
 
-def test_parse_one_raises_a_failed_object_as_its_status_error() -> None:
+def test_parse_item_raises_a_failed_object_as_its_status_error() -> None:
     """A ``response`` object whose status is failure is the error envelope its code names."""
     body = _one({"code": 404, "status": "failure", "error_data": {"message": "gone"}})
     with pytest.raises(NotFoundError, match="gone"):
-        parse_one(_Campaign, 200, {}, body)
+        parse_item(_Campaign, 200, {}, body)
 
 
-def test_parse_one_raises_a_failed_item_in_a_list_as_item_error() -> None:
+def test_parse_item_raises_a_failed_item_in_a_list_as_item_error() -> None:
     """A one-item list whose item failed raises that ItemError, not a record."""
     body = _one([{"code": 500, "status": "failure", "error_data": {"message": "boom"}}])
     with pytest.raises(ItemError, match="boom"):
-        parse_one(_Campaign, 200, {}, body)
+        parse_item(_Campaign, 200, {}, body)
 
 
 @pytest.mark.parametrize("response", [None, [], "c1", [{"sid": "a"}, {"sid": "b"}]])
-def test_parse_one_refuses_a_response_that_is_not_one_object(response: object) -> None:
+def test_parse_item_refuses_a_response_that_is_not_one_object(response: object) -> None:
     """No object, or several, is a ResponseDecodeError."""
     with pytest.raises(ResponseDecodeError, match="'response' object"):
-        parse_one(_Campaign, 200, {}, _one(response))
+        parse_item(_Campaign, 200, {}, _one(response))
 
 
-def test_parse_one_bounds_the_nesting_of_unknown_fields() -> None:
+def test_parse_item_bounds_the_nesting_of_unknown_fields() -> None:
     """An unknown field nested past MAX_NESTING fails, as it does in a page."""
     deep = json.loads("[" * (MAX_NESTING + 1) + "]" * (MAX_NESTING + 1))
     with pytest.raises(ResponseDecodeError, match="nests deeper"):
-        parse_one(_Campaign, 200, {}, _one({"sid": "c1", "junk": deep}))
+        parse_item(_Campaign, 200, {}, _one({"sid": "c1", "junk": deep}))
+
+
+def test_parse_item_of_an_object_that_is_not_a_record_names_the_field() -> None:
+    """A bad object is a ResponseDecodeError naming what is wrong with it."""
+    with pytest.raises(ResponseDecodeError, match="number"):
+        parse_item(SmsRecord, 200, {}, _one({"status": "success", "data": {"sid": "a1"}}))

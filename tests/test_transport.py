@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 import pytest
-from aioresponses import aioresponses
+from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
 from exotel_async import (
@@ -403,3 +403,31 @@ async def test_redirect_is_not_followed(
         await make_transport(session, sleep).send(REQUEST, parse)
     assert caught.value.status_code == 302
     assert request_count(mocked) == 1
+
+
+async def test_throttles_shared_with_progress_elsewhere_do_not_use_up_retries(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """A request throttled 5 times with 2 retries completes while the client's others pass."""
+    transport = make_transport(session, sleep, max_retries=2)
+
+    async def another_request_gets_through(url: URL, **_: object) -> CallbackResult:
+        # Another process on the account took this slot; one of ours got the next.
+        transport.rate.learn(await transport.rate.acquire(), 200, {})
+        return CallbackResult(status=429)
+
+    for _ in range(5):
+        mocked.get(PAGE_URL, callback=another_request_gets_through)
+    mocked.get(PAGE_URL, payload=OK)
+    page = await transport.send(REQUEST, parse)
+    assert getattr(page, "request_id", None) == "ok-1"
+
+
+async def test_throttles_with_no_progress_anywhere_use_up_retries(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """With nothing of the client getting through, each throttle counts against the retries."""
+    mocked.get(PAGE_URL, status=429, repeat=True)
+    with pytest.raises(RateLimitError) as info:
+        await make_transport(session, sleep, max_retries=2).send(REQUEST, parse)
+    assert info.value.attempts == 3
