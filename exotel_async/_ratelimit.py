@@ -31,14 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
 
-#: Statuses by which Exotel says "slow down" (older docs throttle SMS APIs with 503).
-THROTTLE_STATUSES = frozenset({429, 503})
-
-
-def is_throttle(status: int | None) -> bool:
-    """Whether an answer's status says "slow down": the one place throttles are told apart."""
-    return status in THROTTLE_STATUSES
-
+from ._errors import is_throttle
 
 #: A ``X-RateLimit-Reset`` below this is a delta in seconds, not an epoch timestamp.
 _EPOCH_FLOOR = 1_000_000_000

@@ -23,9 +23,10 @@ from ._errors import (
     ExotelError,
     ResponseDecodeError,
     TransportError,
+    is_throttle,
 )
 from ._protocol import PageRequest, parse_retry_after
-from ._ratelimit import RateController, is_throttle
+from ._ratelimit import RateController
 
 T = TypeVar("T")
 Parse = Callable[[int, Mapping[str, str], bytes], T]
@@ -77,10 +78,6 @@ def _retry_reason(exc: ExotelError) -> str | None:
     return None
 
 
-def _throttled(exc: ExotelError) -> bool:
-    return isinstance(exc, APIError) and is_throttle(exc.status_code)
-
-
 class RetryObserver(Protocol):
     """Told about every retry of a request and every wait for the rate limit, e.g. to count."""
 
@@ -91,16 +88,12 @@ class RetryObserver(Protocol):
         """A request waited ``seconds`` for the account's rate limit before it started."""
 
 
-def _plain_query(params: tuple[tuple[str, str], ...]) -> str:
-    return "&".join(f"{k}={v}" for k, v in params)
-
-
 class Transport:
     """Sends GETs to one base URL with auth, timeouts and retries; knows no resource.
 
     It owns the ``aiohttp.ClientSession`` it opens (lazily, on first use) and closes it;
-    a ``session`` passed in is used as is and never closed. ``redact`` writes a request's
-    query for a log line, hiding what the protocol says is personal.
+    a ``session`` passed in is used as is and never closed. A log line shows a request's
+    query as the request itself writes it, with its personal params masked.
     """
 
     def __init__(
@@ -114,7 +107,6 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_requests_per_minute: float | None = None,
-        redact: Callable[[tuple[tuple[str, str], ...]], str] = _plain_query,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -132,7 +124,6 @@ class Transport:
         self._owns_session = session is None
         self._closed = False
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
-        self._redact = redact
         self._retry = retry
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._sleep = sleep
@@ -150,15 +141,14 @@ class Transport:
     def __repr__(self) -> str:
         return f"<Transport {self._base}>"
 
-    @property
-    def closed(self) -> bool:
-        """Whether ``close()`` was called: no request may start any more."""
-        return self._closed
+    def check_open(self) -> None:
+        """Raise if ``close()`` was called: no request may start any more."""
+        if self._closed:
+            raise RuntimeError("this ExotelClient is closed; create a new one")
 
     def session(self) -> aiohttp.ClientSession:
         """The session requests go through, opened on first use."""
-        if self._closed:
-            raise RuntimeError("this ExotelClient is closed; create a new one")
+        self.check_open()
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return self._session
@@ -188,7 +178,8 @@ class Transport:
                 # A throttle after the client's other requests got through since this one's
                 # last attempt is the account's budget shared out, not a server that refuses
                 # us: only failures with no progress in between use up the retries.
-                if not (_throttled(exc) and self.rate.accepted > progress):
+                throttled = isinstance(exc, APIError) and exc.throttled
+                if not (throttled and self.rate.accepted > progress):
                     failures += 1
                 progress = self.rate.accepted
                 delay = self._delay_before_retry(exc, failures, attempt)
@@ -204,7 +195,7 @@ class Transport:
                     self._retry.max_retries + 1,
                 )
                 if observer is not None:
-                    observer.retrying(exc, delay, throttled=_throttled(exc))
+                    observer.retrying(exc, delay, throttled=throttled)
                 if delay > 0:
                     await self._sleep(delay)
             else:
@@ -222,7 +213,7 @@ class Transport:
         retry_after = exc.retry_after if isinstance(exc, APIError) else None
         if retry_after is not None and retry_after > self._retry.max_retry_after:
             return None
-        if _throttled(exc):
+        if isinstance(exc, APIError) and exc.throttled:
             return 0.0  # the rate controller holds every request of the client instead
         return retry_after if retry_after is not None else self._retry.backoff(failures - 1)
 
@@ -333,7 +324,7 @@ class Transport:
         logger.debug(
             "GET %s?%s -> %s request_id=%s attempt=%d elapsed_ms=%.1f%s",
             request.path,
-            self._redact(request.params),
+            request.loggable_query(),
             "-" if status is None else status,
             getattr(outcome, "request_id", None),
             attempt,

@@ -26,12 +26,10 @@ EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 #: The campaign the embedded sandbox serves for ``--sandbox``.
 DEMO_CAMPAIGN = "demo"
 DEMO_RECORDS = 5000
-#: The format an output's extension implies when ``--format`` is not given.
-EXTENSION_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 #: What to check after an error Exotel's answer alone does not explain.
 _HINTS: dict[type[ExotelError], str] = {
     AuthenticationError: "check EXOTEL_API_KEY and EXOTEL_API_TOKEN, and that the account "
-    "is on this cluster (EXOTEL_REGION=singapore|mumbai, or EXOTEL_BASE_URL)",
+    f"is on this cluster (EXOTEL_REGION={'|'.join(r.value for r in Region)}, or EXOTEL_BASE_URL)",
     PermissionDeniedError: "check EXOTEL_ACCOUNT_SID: the key and token belong to another account",
 }
 
@@ -114,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--format",
         choices=FORMATS,
-        help="default: from the extension of --output (.jsonl, .csv, .parquet), else jsonl",
+        help="default: from the extension of --output ("
+        + ", ".join(ext for f in FORMATS.values() for ext in f.extensions)
+        + "), else jsonl",
     )
     export.add_argument(
         "--resume",
@@ -234,7 +234,8 @@ def _resume_hint(argv: Sequence[str]) -> str:
 
 def _format(output: str, asked: str | None) -> str:
     """The format ``--format`` names, else the one the output's extension implies, else jsonl."""
-    implied = None if output == "-" else EXTENSION_FORMATS.get(Path(output).suffix.lower())
+    suffix = Path(output).suffix.lower()
+    implied = next((f.name for f in FORMATS.values() if suffix in f.extensions), None)
     if asked and implied and asked != implied:
         raise UsageError(
             f"--format {asked} contradicts the extension of {output}: "
@@ -260,22 +261,8 @@ def _final_line(progress: ExportProgress, where: str) -> str:
     return f"{verb} {progress.records} records to {where} ({', '.join(details)})"
 
 
-async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    output = None if args.output == "-" else Path(args.output)
-    fmt = _format(args.output, args.format)
-    request = ExportRequest(
-        campaign_id=args.campaign_id,
-        output=output,
-        format=fmt,
-        resume=args.resume,
-        force=args.force,
-        page_size=args.page_size,
-        concurrency=args.concurrency,
-        number=args.number,
-        sort_by=args.sort_by,
-        max_items=args.max_items,
-        skip_item_errors=args.skip_item_errors,
-    )
+def _stop_on_ctrl_c() -> Callable[[], bool]:
+    """Make the first Ctrl-C ask for a stop after the page in hand; return ``should_stop``."""
     stop_requested = False
 
     def request_stop() -> None:
@@ -289,20 +276,41 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
             flush=True,
         )
 
-    loop = asyncio.get_running_loop()
+    # The handler stays until the loop closes: a Ctrl-C while shutting down is then still
+    # a KeyboardInterrupt that main() turns into status 130, not a traceback.
     with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGINT, request_stop)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, request_stop)
+    return lambda: stop_requested
+
+
+async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    output = None if args.output == "-" else Path(args.output)
+    request = ExportRequest(
+        campaign_id=args.campaign_id,
+        output=output,
+        format=_format(args.output, args.format),
+        resume=args.resume,
+        force=args.force,
+        page_size=args.page_size,
+        concurrency=args.concurrency,
+        number=args.number,
+        sort_by=args.sort_by,
+        max_items=args.max_items,
+        skip_item_errors=args.skip_item_errors,
+    )
+    should_stop = _stop_on_ctrl_c()
     on_page, finish = _progress_printer(sys.stderr)
     try:
         async with _connect(args) as client:
-            progress = await run_export(
-                client, request, on_page=on_page, should_stop=lambda: stop_requested
-            )
+            progress = await run_export(client, request, on_page=on_page, should_stop=should_stop)
     finally:
-        # The handler stays until the loop closes: a Ctrl-C while shutting down is then
-        # still a KeyboardInterrupt that main() turns into status 130, not a traceback.
         finish()
-    where = "stdout" if output is None else str(output)
+    return _export_status(progress, request, argv)
+
+
+def _export_status(progress: ExportProgress, request: ExportRequest, argv: Sequence[str]) -> int:
+    """Say how the export ended, on stderr; return the exit status that says it too."""
+    where = "stdout" if request.output is None else str(request.output)
     if progress.already_complete:
         print(
             f"already complete, {progress.records} records in {where}; "
@@ -319,7 +327,7 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
         )
         return EXIT_API
     if progress.interrupted:
-        if fmt == "parquet" or output is None:
+        if not FORMATS[request.format].resumable or request.output is None:
             print(f"interrupted: {where} holds the records so far", file=sys.stderr)
         else:
             print(f"checkpoint saved; resume with: {_resume_hint(argv)}", file=sys.stderr)

@@ -22,7 +22,7 @@ from exotel_async import (
     ServerError,
     SmsRecord,
 )
-from exotel_async._protocol import loggable_query, parse_page, sms_details_request
+from exotel_async._protocol import PageRequest, parse_page, sms_details_request
 from exotel_async._transport import DEFAULT_MAX_RESPONSE_BYTES, RetryPolicy, Transport
 from tests._virtual_time import FakeSleep
 
@@ -69,7 +69,6 @@ def make_transport(
         session=session,
         timeout=5,
         connect_timeout=5,
-        redact=loggable_query,
         retry=RetryPolicy(max_retries=max_retries, **policy),
         sleep=sleep,
         clock=sleep.clock,
@@ -245,6 +244,21 @@ async def test_logs_one_debug_line_per_attempt_and_a_warning_per_retry(
     assert "-> 200 request_id=ok-1" in debug[1].getMessage()
     assert "number=***********10" in debug[0].getMessage()
     assert "9876543210" not in caplog.text
+
+
+async def test_params_a_request_declares_personal_are_masked_in_logs(
+    mocked: aioresponses,
+    session: aiohttp.ClientSession,
+    sleep: FakeSleep,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Any param named in ``PageRequest.personal`` shows only its last two characters."""
+    mocked.get(re.compile(r"^https://api\.exotel\.com/v2/contacts.*"), payload=OK)
+    request = PageRequest("/v2/contacts", (("email", "ravi@example.in"),), personal={"email"})
+    with caplog.at_level(logging.DEBUG, logger="exotel_async"):
+        await make_transport(session, sleep).send(request.at(0, 10), parse)
+    assert "email=*************in" in caplog.text
+    assert "ravi@" not in caplog.text
 
 
 async def test_token_never_reaches_logs_or_errors(
