@@ -3,7 +3,7 @@
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
-from ._client import ExotelClient, Region
+from ._client import ExotelClient, MissingCredentials, Region, SmsDetailsStream
 from ._converter import converter
 from ._errors import (
     APIConnectionError,
@@ -32,7 +32,7 @@ from ._models import (
     SmsRecord,
     classify_status,
 )
-from ._pagination import PagedStream, SmsDetailsStream, StreamStats
+from ._pagination import PagedStream, StreamStats
 from ._protocol import PageRequest, PathForm
 
 # A library logs; the application decides where to (the logging HOWTO's advice).
@@ -55,6 +55,7 @@ __all__ = [
     "ExotelError",
     "ExportRefused",
     "ItemError",
+    "MissingCredentials",
     "NoProgressError",
     "NotFoundError",
     "Outcome",

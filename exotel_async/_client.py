@@ -13,13 +13,14 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import aiohttp
+import attrs
 from yarl import URL
 
 from ._models import Campaign, CampaignStatus, Page, SmsPage, SmsRecord
-from ._pagination import FetchPage, PagedStream, SmsDetailsStream
+from ._pagination import FetchPage, PagedStream
 from ._protocol import (
     MAX_LIMIT,
     PageRequest,
@@ -28,11 +29,11 @@ from ._protocol import (
     campaigns_request,
     check_int,
     check_number,
+    check_page_request,
     check_path_segment,
     check_sort_by,
-    loggable_query,
     mask_number,
-    parse_one,
+    parse_item,
     parse_page,
     sms_details_request,
 )
@@ -123,6 +124,18 @@ def _check_positive(name: str, value: object) -> float:
     return float(value)
 
 
+def _check_collaborators(
+    ssl_context: object, session: object, clock: object, sleep: object
+) -> None:
+    """Refuse the objects the client hands on, when they are not what it needs."""
+    if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+        raise TypeError("ssl_context must be an ssl.SSLContext")
+    if session is not None and not isinstance(session, aiohttp.ClientSession):
+        raise TypeError("session must be an aiohttp.ClientSession")
+    if not callable(clock) or not callable(sleep):
+        raise TypeError("clock and sleep must be functions, like time.time and asyncio.sleep")
+
+
 _CREDENTIALS = ("api_key", "api_token", "account_sid")
 
 
@@ -146,6 +159,19 @@ def _missing_credentials(overrides: Mapping[str, object]) -> list[str]:
         for name in _CREDENTIALS
         if name not in overrides and not os.environ.get(f"EXOTEL_{name.upper()}")
     ]
+
+
+if TYPE_CHECKING:
+    SmsDetailsStream: TypeAlias = PagedStream[SmsRecord]
+else:
+    # The class itself at run time, so that ``isinstance(stream, SmsDetailsStream)`` works.
+    SmsDetailsStream = PagedStream
+
+
+def _check_record_class(item_type: object) -> None:
+    """Refuse at the call what the converter could never structure a page into."""
+    if not (isinstance(item_type, type) and attrs.has(item_type)):
+        raise TypeError(f"item_type must be an attrs class, got {item_type!r}")
 
 
 def _sid(record: SmsRecord) -> str:
@@ -176,6 +202,7 @@ class ExotelClient:
         timeout: Seconds one attempt may take in all.
         connect_timeout: Seconds to establish a connection.
         max_retries: Retries after the first attempt for transient failures; 0 disables.
+            A throttle counts only if no other request of the client got through since.
         backoff_base: Seconds of the first backoff step; retry n waits up to base x 2^n.
         backoff_cap: The longest wait between two attempts, in seconds.
         max_retry_after: A ``Retry-After`` longer than this raises ``RateLimitError`` at once.
@@ -232,10 +259,7 @@ class ExotelClient:
         )
         self.path_form = _check_choice("path_form", PathForm, path_form)
         check_int("max_retries", max_retries, minimum=0, maximum=100)
-        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
-            raise TypeError("ssl_context must be an ssl.SSLContext")
-        if session is not None and not isinstance(session, aiohttp.ClientSession):
-            raise TypeError("session must be an aiohttp.ClientSession")
+        _check_collaborators(ssl_context, session, clock, sleep)
         credentials = base64.b64encode(f"{api_key}:{api_token}".encode()).decode("ascii")
         self._transport = Transport(
             base_url=self.base_url,
@@ -261,7 +285,6 @@ class ExotelClient:
                 else check_int("max_in_flight", max_in_flight, minimum=1, maximum=1000)
             ),
             max_response_bytes=check_int("max_response_bytes", max_response_bytes, minimum=1),
-            redact=loggable_query,
             clock=clock,
             sleep=sleep,
         )
@@ -494,9 +517,8 @@ class ExotelClient:
         form = (
             self.path_form if path_form is None else _check_choice("path_form", PathForm, path_form)
         )
-        request = campaign_request(self.account_sid, campaign_id, path_form=form)
-        return await self._transport.send(
-            request, lambda status, headers, body: parse_one(Campaign, status, headers, body)
+        return await self._get_item(
+            campaign_request(self.account_sid, campaign_id, path_form=form), Campaign
         )
 
     def paginate(
@@ -539,8 +561,10 @@ class ExotelClient:
             yields ``Page[T]``. Nothing is requested until it is iterated.
 
         Raises:
-            ValueError: An argument is out of range (at the call).
-            TypeError: An argument has the wrong type (at the call).
+            ValueError: An argument is out of range, the path holds ``?`` or ``#``, or the
+                params set ``offset`` or ``limit`` (at the call).
+            TypeError: An argument has the wrong type, or ``item_type`` is not an attrs
+                class (at the call).
 
         Example:
             ```python
@@ -558,26 +582,9 @@ class ExotelClient:
                 print(campaign.sid, campaign.name)
             ```
         """
-        if isinstance(request, str):
-            request = PageRequest(request)
-        if not isinstance(request, PageRequest):
-            raise TypeError("request must be a path (str) or a PageRequest")
-        if not request.path.startswith("/"):
-            raise ValueError("request path must start with '/', below the base URL")
-        if params:
-            extra = tuple(params.items())
-            if not all(isinstance(v, str) for pair in extra for v in pair):
-                raise TypeError("params must map str to str")
-            request = PageRequest(request.path, request.params + extra)
-        if not callable(key):
-            raise TypeError("key must be a function of a record")
+        request = check_page_request(request, params)
+        _check_record_class(item_type)
         check_int("page_size", page_size, minimum=1, maximum=MAX_LIMIT)
-        check_int("offset", offset, minimum=0)
-        if max_items is not None:
-            check_int("max_items", max_items, minimum=0)
-        check_int("concurrency", concurrency, minimum=1, maximum=64)
-        if not isinstance(skip_item_errors, bool):
-            raise TypeError("skip_item_errors must be a bool")
         return PagedStream(
             self._fetcher(request, item_type),
             key=key,
@@ -608,10 +615,18 @@ class ExotelClient:
             path_form=self.path_form,
         )
 
+    async def _get_item(self, request: PageRequest, item_type: type[T]) -> T:
+        """GET one object (no paging) and structure it into ``item_type``."""
+        self._transport.check_open()
+
+        def parse(status: int, headers: Mapping[str, str], body: bytes) -> T:
+            return parse_item(item_type, status, headers, body)
+
+        return await self._transport.send(request, parse)
+
     def _fetcher(self, request: PageRequest, item_type: type[T]) -> FetchPage[T]:
         """``fetch(offset, limit, observer)``: one page of ``request`` as ``Page[T]``."""
-        if self._transport.closed:
-            raise RuntimeError("this ExotelClient is closed; create a new one")
+        self._transport.check_open()
         send = self._transport.send
 
         async def fetch(offset: int, limit: int, observer: RetryObserver | None) -> Page[T]:

@@ -6,10 +6,10 @@ import enum
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from itertools import compress, count
+from itertools import compress, count, islice
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -34,6 +34,8 @@ from ._models import Page, PageMetadata
 T = TypeVar("T")
 
 MAX_LIMIT = 1000
+#: The sms-details filters that hold personal data.
+_SMS_PERSONAL = frozenset({"number"})
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _NUMBER = re.compile(r"\+?[0-9]{4,20}")
 # Dotted fields too: the campaign list sorts by ``schedule.start_time``.
@@ -58,20 +60,32 @@ class PathForm(str, enum.Enum):
         return channel + tuple((k, v) for k, v in filters.items() if v is not None)
 
 
+def _names(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
+
 @attrs.frozen
 class PageRequest:
     """The GET of a paged endpoint: a path below the base URL and its filters.
 
     ``offset`` and ``limit`` are not part of it: ``at()`` adds them for each page.
+    ``personal`` names the params that hold personal data (a phone number): a log line
+    shows only their last two characters.
     """
 
     path: str
     params: tuple[tuple[str, str], ...] = ()
+    personal: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
 
     def at(self, offset: int, limit: int) -> PageRequest:
         """This request for the page of ``limit`` records from ``offset``."""
         paged = (("offset", str(offset)), ("limit", str(limit)))
-        return PageRequest(self.path, self.params + paged)
+        return PageRequest(self.path, self.params + paged, self.personal)
+
+    def loggable_query(self) -> str:
+        """The query string for a log line, with the personal params masked."""
+        personal = self.personal
+        return "&".join(f"{k}={mask_number(v) if k in personal else v}" for k, v in self.params)
 
 
 # --- validation --------------------------------------------------------------------------
@@ -99,6 +113,33 @@ def check_path_segment(name: str, value: object) -> str:
     return value
 
 
+def check_page_request(request: object, params: object = None) -> PageRequest:
+    """A caller's paged request (a path or a ``PageRequest``) with ``params`` added, checked."""
+    if isinstance(request, str):
+        request = PageRequest(request)
+    if not isinstance(request, PageRequest):
+        raise TypeError("request must be a path (str) or a PageRequest")
+    if not isinstance(request.path, str) or not request.path.startswith("/"):
+        raise ValueError("request path must start with '/', below the base URL")
+    if "?" in request.path or "#" in request.path:
+        raise ValueError("request path must not hold a query or fragment: pass params instead")
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(f"params must be a mapping, got {type(params).__name__}")
+    pairs = tuple(request.params) + tuple((params or {}).items())
+    if not all(_is_str_pair(pair) for pair in pairs):
+        raise TypeError("params must map str to str")
+    paged = sorted({name for name, _ in pairs} & {"offset", "limit"})
+    if paged:
+        raise ValueError(
+            f"params must not set {' or '.join(paged)}: the walk sets them for each page"
+        )
+    return attrs.evolve(request, params=pairs)
+
+
+def _is_str_pair(pair: object) -> bool:
+    return isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(v, str) for v in pair)
+
+
 def check_number(value: object) -> str | None:
     """Return a phone-number filter (digits, optional leading ``+``) or None."""
     if value is None:
@@ -124,7 +165,7 @@ def check_sort_by(value: object) -> str | None:
 
 
 def mask_number(number: str) -> str:
-    """Mask a phone number for logs, keeping only its last two digits."""
+    """Mask a phone number (or any personal value) for logs, keeping its last two characters."""
     return "*" * max(len(number) - 2, 0) + number[-2:]
 
 
@@ -142,7 +183,8 @@ def sms_details_request(
     """The sms-details request of a campaign, filters included (inputs already validated)."""
     details = "message-details" if path_form is PathForm.MESSAGE_CAMPAIGNS else "sms-details"
     path = f"/v2/accounts/{account_sid}/{path_form.value}/{campaign_id}/{details}"
-    return PageRequest(path, path_form.query(number=number, sort_by=sort_by))
+    query = path_form.query(number=number, sort_by=sort_by)
+    return PageRequest(path, query, personal=_SMS_PERSONAL)
 
 
 def campaigns_request(
@@ -163,11 +205,6 @@ def campaign_request(
 ) -> PageRequest:
     """The request of one campaign with its counters (inputs already validated)."""
     return PageRequest(f"/v2/accounts/{account_sid}/{path_form.value}/{campaign_id}")
-
-
-def loggable_query(params: tuple[tuple[str, str], ...]) -> str:
-    """The query string for a log line, with the phone-number filter masked."""
-    return "&".join(f"{k}={mask_number(v) if k == 'number' else v}" for k, v in params)
 
 
 # --- responses ---------------------------------------------------------------------------
@@ -314,8 +351,7 @@ def parse_page(
     ``item_type`` is any record class the converter structures (``SmsRecord``, or an attrs
     class with an ``extra`` field for unknown keys).
     """
-    payload = _success_payload(status, headers, body)
-    request_id = _request_id(payload)
+    payload, request_id = _success_payload(status, headers, body)
     if not isinstance(payload, dict) or not isinstance(payload.get("response"), list):
         raise ResponseDecodeError(
             "expected an object with a 'response' list",
@@ -333,7 +369,7 @@ def parse_page(
     records, failures = _structure_items(
         item_type, payload["response"], metadata.offset, status, request_id
     )
-    _check_nesting(records, metadata.offset, status, request_id)
+    _check_nesting(records, payload["response"], metadata.offset, status, request_id)
     return Page(
         records=tuple(records),
         metadata=metadata,
@@ -342,32 +378,37 @@ def parse_page(
     )
 
 
-def parse_one(item_type: type[T], status: int, headers: Mapping[str, str], body: bytes) -> T:
-    """Turn the answer of a single-object GET (one campaign) into ``item_type``, or raise.
+def parse_item(item_type: type[T], status: int, headers: Mapping[str, str], body: bytes) -> T:
+    """Turn the answer to a GET of one object (one campaign, say) into an ``item_type``.
 
-    Its ``response`` is one item, ``{"status", "data", ...}``, alone or in a one-item list.
+    The envelope is a page's without ``metadata``: ``response`` is the one item, as an
+    object or a list of one, or the object itself without an item around it. Errors, the
+    nesting bound and unknown fields are as in a page; a failed item raises ``ItemError``.
     """
-    payload = _success_payload(status, headers, body)
-    request_id = _request_id(payload)
-    response = payload.get("response") if isinstance(payload, dict) else None
-    if isinstance(response, list) and len(response) == 1:
-        response = response[0]
-    if not isinstance(response, dict):
+    payload, request_id = _success_payload(status, headers, body)
+    item = payload.get("response") if isinstance(payload, dict) else None
+    if isinstance(item, list) and len(item) == 1:
+        item = item[0]
+    if not isinstance(item, dict):
         raise ResponseDecodeError(
             "expected an object with a 'response' object",
             status_code=status,
             excerpt=_excerpt(body),
             request_id=request_id,
         )
-    records, failures = _structure_each(item_type, [response], 0, status, request_id)
+    if item.get("status") not in ("success", "failure"):
+        item = {"status": "success", "data": item}  # the object, not an item around it
+    records, failures = _structure_items(item_type, [item], 0, status, request_id)
     if failures:
         raise failures[0]
-    _check_nesting(records, 0, status, request_id)
+    _check_nesting(records, [item], 0, status, request_id)
     return records[0]
 
 
-def _success_payload(status: int, headers: Mapping[str, str], body: bytes) -> Any:
-    """The decoded body of a success, or the error an error status or envelope stands for."""
+def _success_payload(
+    status: int, headers: Mapping[str, str], body: bytes
+) -> tuple[Any, str | None]:
+    """The decoded body of a success and its request id; raise the error any other stands for."""
     if not 200 <= status < 300:
         raise error_from_response(status, headers, body)
     payload = _load_json(status, body)
@@ -375,10 +416,12 @@ def _success_payload(status: int, headers: Mapping[str, str], body: bytes) -> An
     if embedded is not None:
         # An error envelope behind a 200 (a proxy, or Exotel's own http_code): same meaning.
         raise error_from_response(embedded, headers, body)
-    return payload
+    return payload, _request_id(payload)
 
 
-def _check_nesting(records: list[Any], offset: int, status: int, request_id: str | None) -> None:
+def _check_nesting(
+    records: list[Any], items: list[Any], offset: int, status: int, request_id: str | None
+) -> None:
     """Refuse a record whose unknown fields nest deeper than ``MAX_NESTING``."""
     if not records or not hasattr(records[0], EXTRA):
         return
@@ -387,18 +430,19 @@ def _check_nesting(records: list[Any], offset: int, status: int, request_id: str
         record = records[position]
         for name, value in getattr(record, EXTRA).items():
             if _nests_deeper(value, MAX_NESTING):
+                # Named by its offset: a record's own fields may be personal (a number).
                 raise ResponseDecodeError(
-                    f"{_name_record(record, position, offset)}: unknown field {name!r} "
+                    f"item at offset {_offset_of(items, offset, position)}: unknown field {name!r} "
                     f"nests deeper than {MAX_NESTING} levels",
                     status_code=status,
                     request_id=request_id,
                 )
 
 
-def _name_record(record: Any, position: int, offset: int) -> str:
-    """``record sid='…'``: a record named by its first field, its id in Exotel's records."""
-    first = attrs.fields(type(record))[0].name
-    return f"record {first}={getattr(record, first)!r} (number {position} of the page at {offset})"
+def _offset_of(items: list[Any], offset: int, position: int) -> int:
+    """The offset of the ``position``-th record among ``items``, failed items skipped."""
+    succeeded = (p for p, item in enumerate(items, offset) if item.get("status") != "failure")
+    return next(islice(succeeded, position, None))
 
 
 def _nests_deeper(value: Any, limit: int) -> bool:

@@ -35,12 +35,10 @@ ACCOUNT_CONCURRENCY = 8
 #: Campaigns exported at once per request in flight: each waits on its own checkpoint
 #: between pages, and the big ones should not all start last.
 CAMPAIGNS_PER_SLOT = 4
-#: The format an output's extension implies when ``--format`` is not given.
-EXTENSION_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 #: What to check after an error Exotel's answer alone does not explain.
 _HINTS: dict[type[ExotelError], str] = {
     AuthenticationError: "check EXOTEL_API_KEY and EXOTEL_API_TOKEN, and that the account "
-    "is on this cluster (EXOTEL_REGION=singapore|mumbai, or EXOTEL_BASE_URL)",
+    f"is on this cluster (EXOTEL_REGION={'|'.join(r.value for r in Region)}, or EXOTEL_BASE_URL)",
     PermissionDeniedError: "check EXOTEL_ACCOUNT_SID: the key and token belong to another account",
 }
 
@@ -168,7 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--format",
         choices=FORMATS,
-        help="default: from the extension of --output (.jsonl, .csv, .parquet), else jsonl",
+        help="default: from the extension of --output ("
+        + ", ".join(ext for f in FORMATS.values() for ext in f.extensions)
+        + "), else jsonl",
     )
     export.add_argument(
         "--resume",
@@ -300,7 +300,8 @@ def _resume_hint(argv: Sequence[str]) -> str:
 
 def _format(output: str, asked: str | None) -> str:
     """The format ``--format`` names, else the one the output's extension implies, else jsonl."""
-    implied = None if output == "-" else EXTENSION_FORMATS.get(Path(output).suffix.lower())
+    suffix = Path(output).suffix.lower()
+    implied = next((f.name for f in FORMATS.values() if suffix in f.extensions), None)
     if asked and implied and asked != implied:
         raise UsageError(
             f"--format {asked} contradicts the extension of {output}: "
@@ -349,27 +350,26 @@ def _check_export_target(args: argparse.Namespace) -> None:
         raise UsageError(f"{given[0]} applies to --all, not to one campaign")
 
 
-def _install_stop(request_stop: Callable[[], None]) -> None:
-    """Ctrl-C asks the export to stop at the next page; a second one interrupts at once."""
-    with contextlib.suppress(NotImplementedError):
-        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, request_stop)
+def _stop_on_ctrl_c() -> Callable[[], bool]:
+    """Make the first Ctrl-C ask for a stop after the page in hand; return ``should_stop``."""
+    stop_requested = False
 
-
-class _StopFlag:
-    """Set by the first Ctrl-C; the second raises ``KeyboardInterrupt``."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    def __call__(self) -> None:
-        if self.requested:  # a second Ctrl-C: stop waiting for the page in hand
+    def request_stop() -> None:
+        nonlocal stop_requested
+        if stop_requested:  # a second Ctrl-C: stop waiting for the page in hand
             raise KeyboardInterrupt
-        self.requested = True
+        stop_requested = True
         print(
             "exotel-async: stopping after the page in hand; Ctrl-C again to stop at once",
             file=sys.stderr,
             flush=True,
         )
+
+    # The handler stays until the loop closes: a Ctrl-C while shutting down is then still
+    # a KeyboardInterrupt that main() turns into status 130, not a traceback.
+    with contextlib.suppress(NotImplementedError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, request_stop)
+    return lambda: stop_requested
 
 
 async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -377,11 +377,10 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.all:
         return await _export_all(args, argv)
     output = None if args.output == "-" else Path(args.output)
-    fmt = _format(args.output, args.format)
     request = ExportRequest(
         campaign_id=args.campaign_id,
         output=output,
-        format=fmt,
+        format=_format(args.output, args.format),
         resume=args.resume,
         force=args.force,
         page_size=args.page_size,
@@ -391,19 +390,19 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
         max_items=args.max_items,
         skip_item_errors=args.skip_item_errors,
     )
-    stop = _StopFlag()
-    _install_stop(stop)
+    should_stop = _stop_on_ctrl_c()
     on_page, finish = _progress_printer(sys.stderr)
     try:
         async with _connect(args) as client:
-            progress = await run_export(
-                client, request, on_page=on_page, should_stop=lambda: stop.requested
-            )
+            progress = await run_export(client, request, on_page=on_page, should_stop=should_stop)
     finally:
-        # The handler stays until the loop closes: a Ctrl-C while shutting down is then
-        # still a KeyboardInterrupt that main() turns into status 130, not a traceback.
         finish()
-    where = "stdout" if output is None else str(output)
+    return _export_status(progress, request, argv)
+
+
+def _export_status(progress: ExportProgress, request: ExportRequest, argv: Sequence[str]) -> int:
+    """Say how the export ended, on stderr; return the exit status that says it too."""
+    where = "stdout" if request.output is None else str(request.output)
     if progress.already_complete:
         print(
             f"already complete, {progress.records} records in {where}; "
@@ -420,7 +419,7 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
         )
         return EXIT_API
     if progress.interrupted:
-        if fmt == "parquet" or output is None:
+        if not FORMATS[request.format].resumable or request.output is None:
             print(f"interrupted: {where} holds the records so far", file=sys.stderr)
         else:
             print(f"checkpoint saved; resume with: {_resume_hint(argv)}", file=sys.stderr)
@@ -444,8 +443,7 @@ async def _export_all(args: argparse.Namespace, argv: Sequence[str]) -> int:
         page_size=args.page_size,
         skip_item_errors=args.skip_item_errors,
     )
-    stop = _StopFlag()
-    _install_stop(stop)
+    should_stop = _stop_on_ctrl_c()
     on_progress, finish = _account_progress_printer(sys.stderr)
     try:
         async with _connect(args, max_in_flight=in_flight) as client:
@@ -453,7 +451,7 @@ async def _export_all(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 client,
                 request,
                 on_progress=on_progress,
-                should_stop=lambda: stop.requested,
+                should_stop=should_stop,
             )
     finally:
         finish()

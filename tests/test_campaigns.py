@@ -18,7 +18,7 @@ from exotel_async import (
     NotFoundError,
     ResponseDecodeError,
 )
-from exotel_async._protocol import parse_one
+from exotel_async._protocol import parse_item
 from exotel_async.testing import Faults, Sandbox, SandboxCampaign, make_account
 from tests._clients import fast_client
 
@@ -197,43 +197,23 @@ async def test_malformed_campaign_id_fails_before_a_request(
     assert sandbox.stats.requests == 0
 
 
-# --- parse_one ----------------------------------------------------------------------------------
+# --- one campaign's answer, parsed -------------------------------------------------------------
 
 
-def answer(response: Any, status: int = 200) -> tuple[int, dict[str, str], bytes]:
-    """A recorded-style answer around ``response``."""
-    body = {"request_id": "r1", "method": "GET", "http_code": status, "response": response}
-    return status, {}, json.dumps(body).encode()
+def answer(data: Any) -> tuple[int, dict[str, str], bytes]:
+    """A recorded-style answer of one campaign around ``data``."""
+    item = {"code": 200, "status": "success", "error_data": None, "data": data}
+    body = {"request_id": "r1", "method": "GET", "http_code": 200, "response": item}
+    return 200, {}, json.dumps(body).encode()
 
 
-ITEM = {"code": 200, "status": "success", "error_data": None, "data": {"sid": "c1", "sent": 3}}
-
-
-def test_parse_one_reads_a_response_object() -> None:
-    """``response`` as one object gives the campaign."""
-    assert parse_one(Campaign, *answer(ITEM)).sent == 3
-
-
-def test_parse_one_reads_a_one_item_list() -> None:
-    """``response`` as a one-item list gives the same campaign."""
-    assert parse_one(Campaign, *answer([ITEM])) == parse_one(Campaign, *answer(ITEM))
-
-
-def test_parse_one_refuses_a_missing_response() -> None:
-    """A body without a response object is a ResponseDecodeError."""
-    with pytest.raises(ResponseDecodeError, match="'response' object"):
-        parse_one(Campaign, *answer([ITEM, ITEM]))
-
-
-def test_parse_one_names_the_field_of_a_wrong_type() -> None:
+def test_a_campaign_counter_of_the_wrong_type_is_named() -> None:
     """A counter of the wrong type is a ResponseDecodeError naming the field."""
-    bad = {**ITEM, "data": {"sid": "c1", "sent": [1]}}
     with pytest.raises(ResponseDecodeError, match=r"\$\.sent"):
-        parse_one(Campaign, *answer(bad))
+        parse_item(Campaign, *answer({"sid": "c1", "sent": [1]}))
 
 
-def test_parse_one_raises_the_error_envelope() -> None:
-    """A v2 error envelope is the typed error for its status."""
-    error = {"code": 404, "status": "failure", "data": None, "error_data": {"code": 1000}}
-    with pytest.raises(NotFoundError):
-        parse_one(Campaign, *answer(error, status=404))
+def test_a_campaign_answer_in_the_stats_shape_is_read() -> None:
+    """The stats shape of one campaign reads through the generic single-object parser."""
+    campaign = parse_item(Campaign, *answer({"id": "c1", "stats": {"total": 4}}))
+    assert (campaign.campaign_id, campaign.size) == ("c1", 4)
