@@ -22,7 +22,16 @@ from ._errors import (
     ServerError,
     TransportError,
 )
-from ._models import Outcome, Page, PageMetadata, SmsPage, SmsRecord, classify_status
+from ._models import (
+    Campaign,
+    CampaignStatus,
+    Outcome,
+    Page,
+    PageMetadata,
+    SmsPage,
+    SmsRecord,
+    classify_status,
+)
 from ._pagination import PagedStream, StreamStats
 from ._protocol import PageRequest, PathForm
 
@@ -40,6 +49,8 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "Campaign",
+    "CampaignStatus",
     "ExotelClient",
     "ExotelError",
     "ExportRefused",

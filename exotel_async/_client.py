@@ -19,12 +19,14 @@ import aiohttp
 import attrs
 from yarl import URL
 
-from ._models import Page, SmsPage, SmsRecord
+from ._models import Campaign, CampaignStatus, Page, SmsPage, SmsRecord
 from ._pagination import FetchPage, PagedStream
 from ._protocol import (
     MAX_LIMIT,
     PageRequest,
     PathForm,
+    campaign_request,
+    campaigns_request,
     check_int,
     check_number,
     check_page_request,
@@ -176,6 +178,14 @@ def _sid(record: SmsRecord) -> str:
     return record.sid
 
 
+def _campaign_id(campaign: Campaign) -> str:
+    return campaign.campaign_id
+
+
+#: Exotel documents 50 as the campaign list's largest page.
+MAX_CAMPAIGNS_LIMIT = 50
+
+
 class ExotelClient:
     """An asyncio client for Exotel's "SMS details of a campaign" API.
 
@@ -199,6 +209,10 @@ class ExotelClient:
         max_requests_per_minute: A hard ceiling on this client's request rate, across all
             its streams; requests are spaced evenly. None (default) relies on Exotel's
             ``X-RateLimit-*`` headers and on backing off when throttled.
+        max_in_flight: A ceiling on this client's requests in flight at once, across all
+            its streams and pages: many campaigns exported side by side then share it.
+            Waits between retries hold no slot. None (default): each stream's
+            ``concurrency`` alone bounds its own.
         path_form: ``"sms-campaigns"`` (default) or ``"message-campaigns"``, the newer URL.
         ssl_context: A context for a private CA; certificates are always verified.
         session: An ``aiohttp.ClientSession`` to use instead of the client's own.
@@ -224,6 +238,7 @@ class ExotelClient:
         backoff_cap: float = _RETRY.cap,
         max_retry_after: float = _RETRY.max_retry_after,
         max_requests_per_minute: float | None = None,
+        max_in_flight: int | None = None,
         path_form: PathForm | str = PathForm.SMS_CAMPAIGNS,
         ssl_context: ssl.SSLContext | None = None,
         session: aiohttp.ClientSession | None = None,
@@ -263,6 +278,11 @@ class ExotelClient:
                 None
                 if max_requests_per_minute is None
                 else _check_positive("max_requests_per_minute", max_requests_per_minute)
+            ),
+            max_in_flight=(
+                None
+                if max_in_flight is None
+                else check_int("max_in_flight", max_in_flight, minimum=1, maximum=1000)
             ),
             max_response_bytes=check_int("max_response_bytes", max_response_bytes, minimum=1),
             clock=clock,
@@ -416,6 +436,89 @@ class ExotelClient:
             max_items=max_items,
             concurrency=concurrency,
             skip_item_errors=skip_item_errors,
+        )
+
+    def campaigns(
+        self,
+        *,
+        status: CampaignStatus | str | None = None,
+        name: str | None = None,
+        sort_by: str | None = None,
+        page_size: int = 20,
+        path_form: PathForm | str | None = None,
+    ) -> PagedStream[Campaign]:
+        """Stream the account's SMS campaigns, each once.
+
+        Args:
+            status: Only campaigns in this state (``completed``, ``in-progress``, ... in any
+                casing, or a ``CampaignStatus``).
+            name: Only campaigns whose name contains this (at least 3 characters).
+            sort_by: E.g. ``date_created:desc``, ``name:asc``, ``schedule.start_time:asc``.
+            page_size: Campaigns asked per request (1 to 50, Exotel's maximum).
+            path_form: ``"sms-campaigns"`` or ``"message-campaigns"``; the client's by default.
+
+        Returns:
+            A ``PagedStream[Campaign]``; list items may carry no counters (then None):
+            ``await client.campaign(id)`` has them.
+
+        Raises:
+            ValueError: An argument is out of range or malformed (at the call).
+            TypeError: An argument has the wrong type (at the call).
+
+        Example:
+            ```python
+            async for campaign in client.campaigns(status="completed"):
+                print(campaign.campaign_id, campaign.name, campaign.date_created)
+            ```
+        """
+        state = None if status is None else _check_choice("status", CampaignStatus, status)
+        if state is CampaignStatus.UNKNOWN:
+            raise ValueError("status must be a campaign state, not 'unknown'")
+        if name is not None and len(_check_str("name", name).strip()) < 3:
+            raise ValueError(f"name must have at least 3 characters, got {name!r}")
+        check_int("page_size", page_size, minimum=1, maximum=MAX_CAMPAIGNS_LIMIT)
+        form = (
+            self.path_form if path_form is None else _check_choice("path_form", PathForm, path_form)
+        )
+        request = campaigns_request(
+            self.account_sid,
+            status=None if state is None else state.value,
+            name=name,
+            sort_by=check_sort_by(sort_by),
+            path_form=form,
+        )
+        return self.paginate(request, Campaign, key=_campaign_id, page_size=page_size)
+
+    async def campaign(
+        self, campaign_id: str, *, path_form: PathForm | str | None = None
+    ) -> Campaign:
+        """Fetch one SMS campaign with its counters, with one GET (plus retries).
+
+        Args:
+            campaign_id: The campaign's id.
+            path_form: ``"sms-campaigns"`` or ``"message-campaigns"``; the client's by default.
+
+        Returns:
+            The campaign: its counters are flat (``scheduled``, ``sent``, ...) or from a
+            ``stats`` object (``total``, ``delivered``, ...), as Exotel answered.
+
+        Raises:
+            ValueError: ``campaign_id`` is malformed (before any request).
+            NotFoundError: No such campaign.
+            APIError, TransportError, ResponseDecodeError: As for ``sms_details_page``.
+
+        Example:
+            ```python
+            campaign = await client.campaign(campaign_id)
+            print(campaign.state, campaign.size)
+            ```
+        """
+        campaign_id = check_path_segment("campaign_id", campaign_id)
+        form = (
+            self.path_form if path_form is None else _check_choice("path_form", PathForm, path_form)
+        )
+        return await self._get_item(
+            campaign_request(self.account_sid, campaign_id, path_form=form), Campaign
         )
 
     def paginate(

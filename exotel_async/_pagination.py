@@ -96,6 +96,10 @@ class _RecentKeys(Generic[T]):
         if len(self._current) >= self._capacity:
             self._previous, self._current = self._current, set()
 
+    def forget(self) -> None:
+        """Drop every key, now: a finished stream may wait for the collector (see cancel)."""
+        self._current, self._previous = set(), set()
+
 
 class _ProgressGuard:
     """Stops a walk whose pages hold only records already seen: an ignored ``offset``.
@@ -281,7 +285,10 @@ class _Walk(Generic[T]):
         return max_items is not None and self.stats.records >= max_items
 
     async def cancel(self) -> None:
-        """Cancel the pages still in flight and wait until they are gone."""
+        """End the walk: cancel the pages still in flight, wait until they are gone, and
+        drop the dedupe keys, which a stream and its walk (a reference cycle) would
+        otherwise keep until a full garbage collection; an account export runs hundreds."""
+        self._recent.forget()
         tasks = []
         for pending in self._in_flight:
             if isinstance(pending.task, asyncio.Task):

@@ -38,7 +38,8 @@ MAX_LIMIT = 1000
 _SMS_PERSONAL = frozenset({"number"})
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _NUMBER = re.compile(r"\+?[0-9]{4,20}")
-_SORT_BY = re.compile(r"[a-z_]+:(asc|desc)")
+# Dotted fields too: the campaign list sorts by ``schedule.start_time``.
+_SORT_BY = re.compile(r"[a-z_]+(\.[a-z_]+)*:(asc|desc)")
 _EXCERPT_CHARS = 200
 #: How deep an unknown field may nest. Exotel's records are flat; a deeper value could not
 #: be written back out (orjson stops at 255 levels, the standard encoder at the recursion
@@ -184,6 +185,26 @@ def sms_details_request(
     path = f"/v2/accounts/{account_sid}/{path_form.value}/{campaign_id}/{details}"
     query = path_form.query(number=number, sort_by=sort_by)
     return PageRequest(path, query, personal=_SMS_PERSONAL)
+
+
+def campaigns_request(
+    account_sid: str,
+    *,
+    status: str | None = None,
+    name: str | None = None,
+    sort_by: str | None = None,
+    path_form: PathForm = PathForm.SMS_CAMPAIGNS,
+) -> PageRequest:
+    """The campaign-list request of an account, filters included (inputs already validated)."""
+    query = path_form.query(status=status, name=name, sort_by=sort_by)
+    return PageRequest(f"/v2/accounts/{account_sid}/{path_form.value}", query)
+
+
+def campaign_request(
+    account_sid: str, campaign_id: str, *, path_form: PathForm = PathForm.SMS_CAMPAIGNS
+) -> PageRequest:
+    """The request of one campaign with its counters (inputs already validated)."""
+    return PageRequest(f"/v2/accounts/{account_sid}/{path_form.value}/{campaign_id}")
 
 
 # --- responses ---------------------------------------------------------------------------

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import attrs
@@ -107,6 +108,7 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_requests_per_minute: float | None = None,
+        max_in_flight: int | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -130,6 +132,10 @@ class Transport:
         # A connection refused before the server ever answered means a wrong address, not
         # a flaky network: it fails at once instead of after a minute of retries.
         self._answered = False
+        #: Requests of every stream of the client in flight at once, if capped.
+        self._in_flight: contextlib.AbstractAsyncContextManager[Any] = (
+            contextlib.nullcontext() if max_in_flight is None else asyncio.Semaphore(max_in_flight)
+        )
         #: One per client: every stream and page of it shares the account's limit.
         self.rate = RateController(
             ceiling=max_requests_per_minute / 60.0 if max_requests_per_minute else None,
@@ -221,6 +227,14 @@ class Transport:
         self, request: PageRequest, observer: RetryObserver | None
     ) -> tuple[int, Mapping[str, str], bytes]:
         """Make one request within the rate limits, and tell the controller its answer."""
+        # The slot first: a ticket is the moment a request leaves, not when it queued.
+        async with self._in_flight:
+            return await self._attempt_in_slot(request, observer)
+
+    async def _attempt_in_slot(
+        self, request: PageRequest, observer: RetryObserver | None
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """``_attempt`` once its request may be in flight."""
         ticket = await self.rate.acquire()
         if observer is not None and ticket.waited > 0:
             observer.rate_waited(ticket.waited)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -14,6 +15,7 @@ import pytest
 from aioresponses import aioresponses
 
 from exotel_async import ExotelClient, PageRequest, PathForm, Region, SmsPage
+from exotel_async.testing import Sandbox
 from tests._virtual_time import FakeSleep
 
 TOKEN = "tok-SECRET-123"
@@ -448,3 +450,33 @@ def test_number_in_e164_form_is_not_warned_about(caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.WARNING, logger="exotel_async"):
         client().sms_details("c1", number="+919876543210")
     assert caplog.text == ""
+
+
+@pytest.mark.parametrize("cap", [None, 2])
+async def test_max_in_flight_caps_requests_across_streams(cap: int | None) -> None:
+    """Three streams of four pages in flight each stay within max_in_flight together."""
+    async with Sandbox(campaigns={"a": 200, "b": 200, "c": 200}) as sandbox:
+        sandbox.hold()
+        options = {"base_url": sandbox.base_url, "max_in_flight": cap}
+        async with ExotelClient(
+            sandbox.api_key, sandbox.api_token, sandbox.account_sid, **options
+        ) as c:
+
+            async def walk(campaign: str) -> int:
+                return len([r async for r in c.sms_details(campaign, page_size=10)])
+
+            walks = asyncio.gather(*(walk(campaign) for campaign in "abc"))
+            # Uncapped, the three first pages wait at the server together; capped, two.
+            await sandbox.held(3 if cap is None else 2)
+            sandbox.release()
+            assert await walks == [200, 200, 200]
+    if cap is None:
+        assert sandbox.stats.max_in_flight >= 3  # the test can tell a cap from none
+    else:
+        assert sandbox.stats.max_in_flight <= cap
+
+
+def test_max_in_flight_must_be_positive() -> None:
+    """max_in_flight=0 is a ValueError at construction."""
+    with pytest.raises(ValueError, match="max_in_flight"):
+        client(max_in_flight=0)

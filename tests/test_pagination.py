@@ -604,3 +604,18 @@ def test_the_paged_core_names_nothing_of_sms() -> None:
     from exotel_async import _pagination
 
     assert [name for name in vars(_pagination) if "sms" in name.lower()] == []
+
+
+async def test_a_finished_walk_keeps_no_keys() -> None:
+    """Once a walk ends its dedupe keys are dropped, not left for a garbage collection.
+
+    A stream and its walk reference each other, so a finished stream lingers until the
+    collector runs; an account export runs hundreds of them.
+    """
+    import gc
+
+    campaign = FakeCampaign(make_records(50))
+    records = await collect(stream(campaign))
+    last = records[-1]
+    del records
+    assert not [holder for holder in gc.get_referrers(last) if isinstance(holder, set)]

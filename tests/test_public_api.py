@@ -17,6 +17,8 @@ def test_all_is_pinned() -> None:
         "APITimeoutError",
         "AuthenticationError",
         "BadRequestError",
+        "Campaign",
+        "CampaignStatus",
         "ExotelClient",
         "ExotelError",
         "ExportRefused",
@@ -89,6 +91,8 @@ def test_export_module_names_are_pinned() -> None:
     import exotel_async.export
 
     assert sorted(exotel_async.export.__all__) == [
+        "AccountExportRequest",
+        "AccountProgress",
         "CSV_COLUMNS",
         "Checkpoint",
         "ExportProgress",
@@ -96,8 +100,13 @@ def test_export_module_names_are_pinned() -> None:
         "ExportRequest",
         "FORMATS",
         "Format",
+        "Manifest",
+        "ManifestEntry",
         "checkpoint_path",
         "load_checkpoint",
+        "load_manifest",
+        "manifest_path",
+        "run_account_export",
         "run_export",
     ]
     assert all(

@@ -799,6 +799,8 @@ async def test_reset_stats_clears_log_and_counters(
 def test_public_names_are_pinned() -> None:
     """exotel_async.testing exports exactly these names, sorted."""
     assert exotel_async.testing.__all__ == [
+        "CAMPAIGN_SHAPES",
+        "CAMPAIGN_STATUSES",
         "RESET_FORMATS",
         "SORT_ORDERS",
         "WINDOW_KINDS",
@@ -807,7 +809,9 @@ def test_public_names_are_pinned() -> None:
         "RateLimit",
         "Record",
         "Sandbox",
+        "SandboxCampaign",
         "SandboxStats",
+        "make_account",
     ]
 
 
