@@ -24,6 +24,7 @@ from ._converter import converter, parse_datetime
 from ._errors import AuthenticationError, ExotelError, ExportRefused, PermissionDeniedError
 from ._export import FORMATS, ExportProgress, ExportRequest, run_export
 from ._models import Campaign, CampaignStatus
+from ._protocol import check_sort_by
 from ._report import CampaignSummary, render_html
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -92,6 +93,32 @@ def _positive(text: str) -> int:
     return _whole_number(text, 1)
 
 
+def _page_size(text: str) -> int:
+    """Records per request: Exotel's documents allow 1 to 50, and it answers 400 above."""
+    value = _whole_number(text, 1)
+    if value > 50:
+        raise argparse.ArgumentTypeError(f"Exotel accepts 1 to 50, got {value}")
+    return value
+
+
+def _sort_by(text: str) -> str:
+    """A sort order as the library checks it, named in the command line's terms."""
+    try:
+        check_sort_by(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected FIELD:asc or FIELD:desc (e.g. schedule_time:asc), got {text!r}"
+        ) from None
+    return text
+
+
+def _name(text: str) -> str:
+    """A campaign name search: Exotel searches by 3 characters or more."""
+    if len(text) < 3:
+        raise argparse.ArgumentTypeError(f"expected at least 3 characters, got {text!r}")
+    return text
+
+
 def _non_negative(text: str) -> int:
     return _whole_number(text, 0)
 
@@ -119,7 +146,7 @@ def _add_walk(parser: argparse.ArgumentParser, *, optional_id: bool = False) -> 
     )
     parser.add_argument(
         "--page-size",
-        type=_positive,
+        type=_page_size,
         default=50,
         help="records per request; Exotel accepts 1 to 50 (50)",
     )
@@ -129,7 +156,9 @@ def _add_walk(parser: argparse.ArgumentParser, *, optional_id: bool = False) -> 
         help=f"pages in flight (4; with --all, across all campaigns: {ACCOUNT_CONCURRENCY})",
     )
     parser.add_argument("--number", help="only SMS to this phone number")
-    parser.add_argument("--sort-by", help="e.g. schedule_time:asc or date_created:desc")
+    parser.add_argument(
+        "--sort-by", type=_sort_by, help="e.g. schedule_time:asc or date_created:desc"
+    )
     parser.add_argument(
         "--skip-item-errors",
         action="store_true",
@@ -192,8 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
     campaigns = commands.add_parser("campaigns", help="list the account's SMS campaigns")
     campaigns.add_argument("--json", action="store_true", help="print JSON instead of a table")
     campaigns.add_argument("--status", type=_status, help="only campaigns in this state")
-    campaigns.add_argument("--name", help="only campaigns whose name contains this (3+ chars)")
-    campaigns.add_argument("--sort-by", help="e.g. date_created:desc or name:asc")
+    campaigns.add_argument(
+        "--name", type=_name, help="only campaigns whose name contains this (3+ chars)"
+    )
+    campaigns.add_argument("--sort-by", type=_sort_by, help="e.g. date_created:desc or name:asc")
     _add_connection(campaigns)
 
     from .testing.__main__ import add_options
@@ -330,8 +361,10 @@ def _final_line(progress: ExportProgress, where: str) -> str:
 def _check_export_target(args: argparse.Namespace) -> None:
     """One campaign to --output, or --all to --output-dir; nothing in between."""
     if args.all:
-        if args.campaign_id or args.output:
-            raise UsageError("--all exports every campaign to --output-dir: drop CAMPAIGN_ID")
+        if args.output:
+            raise UsageError("with --all, give --output-dir DIR instead of --output")
+        if args.campaign_id:
+            raise UsageError("--all exports every campaign: drop CAMPAIGN_ID")
         if not args.output_dir:
             raise UsageError("--all needs --output-dir DIR for the campaign files")
         single_only = {"--number": args.number, "--max-items": args.max_items}
@@ -651,7 +684,10 @@ def _run(argv: list[str]) -> int:
         print(f"exotel-async: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, TypeError) as exc:
-        print(f"exotel-async: error: {exc}", file=sys.stderr)
+        print(
+            f"exotel-async: error: {exc} (see 'exotel-async {args.command} --help')",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except ExotelError as exc:
         print(f"exotel-async: error: {_error_line(exc)}", file=sys.stderr)

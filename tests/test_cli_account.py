@@ -40,6 +40,7 @@ def assert_exact(sandbox: Sandbox, out: Path, campaigns: list[SandboxCampaign]) 
     [
         (["export", "--all"], "--all needs --output-dir"),
         (["export", "c1", "--all", "--output-dir", "d"], "drop CAMPAIGN_ID"),
+        (["export", "--all", "--output", "e5"], "give --output-dir DIR instead of --output"),
         (["export", "--all", "--output-dir", "d", "--number", "+9190"], "--number applies"),
         (["export", "--all", "--output-dir", "d", "--max-items", "3"], "--max-items applies"),
         (["export", "--output", "x.jsonl"], "give a CAMPAIGN_ID, or --all"),
