@@ -28,9 +28,6 @@ from ._protocol import check_sort_by
 from ._report import CampaignSummary, render_html
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-#: The campaign the embedded sandbox serves for ``--sandbox``, beside a small account.
-DEMO_CAMPAIGN = "demo"
-DEMO_RECORDS = 5000
 #: Requests in flight for ``export --all``, shared by the campaigns exported at once.
 ACCOUNT_CONCURRENCY = 8
 #: Campaigns exported at once per request in flight: each waits on its own checkpoint
@@ -264,10 +261,10 @@ async def _connect(args: argparse.Namespace, **options: Any) -> AsyncIterator[Ex
         async with _client_from(args, **options) as client:
             yield client
         return
-    from .testing import Sandbox, SandboxCampaign, make_account
+    from .testing import Sandbox
+    from .testing._account import demo_account
 
-    campaigns = [SandboxCampaign(DEMO_CAMPAIGN, DEMO_RECORDS), *make_account(9, 12_000)]
-    async with Sandbox(campaigns=campaigns) as sandbox:
+    async with Sandbox(campaigns=demo_account()) as sandbox:
         client = ExotelClient(
             sandbox.api_key,
             sandbox.api_token,

@@ -634,7 +634,7 @@ async def test_sandbox_command_takes_the_modules_options() -> None:
     process, banner = await start_sandbox_command("--port", "0", "--campaign", "c9")
     process.send_signal(signal.SIGINT)
     await asyncio.wait_for(process.communicate(), timeout=30)
-    assert "# campaign c9: 10000 records\n" in banner
+    assert "# campaign c9: 5000 records\n" in banner
     assert process.returncode == 0
 
 

@@ -178,3 +178,14 @@ def test_progress_shows_totals_and_a_bar_for_the_first_active_campaigns() -> Non
     assert "7/? records" in shown
     assert "campaign07" in shown
     assert "campaign08" not in shown
+
+
+async def test_sandbox_command_serves_the_account_that_dash_dash_sandbox_does() -> None:
+    """``exotel-async sandbox`` with no options serves demo and nine more, as ``--sandbox``."""
+    from exotel_async.cli import build_parser
+    from exotel_async.testing.__main__ import campaigns_from
+    from exotel_async.testing._account import demo_account
+
+    args = build_parser().parse_args(["sandbox"])
+    assert campaigns_from(args) == demo_account()
+    assert len(demo_account()) == 10
