@@ -64,6 +64,8 @@ class AccountExportRequest:
         resume: Finish what an earlier run left unfinished; skip campaigns it completed.
         force: Overwrite the files of an earlier run.
         status: Only campaigns in these states (one or several, any casing).
+        skip_status: Leave out campaigns in these states: ``archived``, whose SMS details
+            Exotel no longer serves, would otherwise fail every run.
         since: Only campaigns created at or after this time. Exotel documents no date
             filter, so this is applied to each listed campaign's ``date_created``; a
             campaign without one is exported rather than silently left out.
@@ -81,6 +83,7 @@ class AccountExportRequest:
     resume: bool = False
     force: bool = False
     status: frozenset[CampaignStatus] | None = attrs.field(default=None, converter=_statuses)
+    skip_status: frozenset[CampaignStatus] | None = attrs.field(default=None, converter=_statuses)
     since: datetime | None = attrs.field(default=None, validator=_aware)
     campaigns_at_once: int = attrs.field(
         default=32,
@@ -98,6 +101,8 @@ class AccountExportRequest:
     def wants(self, campaign: Campaign) -> bool:
         """Whether ``campaign`` passes the status and ``since`` filters."""
         if self.status is not None and campaign.state not in self.status:
+            return False
+        if self.skip_status is not None and campaign.state in self.skip_status:
             return False
         created = campaign.date_created
         return self.since is None or created is None or created >= self.since

@@ -184,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--status", type=_status, action="append", help="only campaigns in this state; repeatable"
     )
     account.add_argument(
+        "--skip-status",
+        type=_status,
+        action="append",
+        metavar="STATUS",
+        help="leave out campaigns in this state (e.g. archived); repeatable",
+    )
+    account.add_argument(
         "--since",
         type=_since,
         metavar="DATE",
@@ -374,7 +381,8 @@ def _check_export_target(args: argparse.Namespace) -> None:
         raise UsageError("give a CAMPAIGN_ID, or --all for every campaign")
     if not args.output:
         raise UsageError("give --output PATH, or - for stdout")
-    given = [f for f, v in (("--output-dir", args.output_dir), ("--status", args.status)) if v]
+    all_only = (("--output-dir", args.output_dir), ("--status", args.status))
+    given = [f for f, v in (*all_only, ("--skip-status", args.skip_status)) if v]
     given += ["--since"] if args.since else []
     if given:
         raise UsageError(f"{given[0]} applies to --all, not to one campaign")
@@ -468,6 +476,7 @@ async def _export_all(args: argparse.Namespace, argv: Sequence[str]) -> int:
         resume=args.resume,
         force=args.force,
         status=statuses,
+        skip_status=frozenset(args.skip_status) if args.skip_status else None,
         since=args.since,
         campaigns_at_once=min(in_flight * CAMPAIGNS_PER_SLOT, 64),
         page_size=args.page_size,

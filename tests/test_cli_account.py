@@ -47,6 +47,7 @@ def assert_exact(sandbox: Sandbox, out: Path, campaigns: list[SandboxCampaign]) 
         (["export", "c1"], "give --output"),
         (["export", "c1", "-o", "x.jsonl", "--output-dir", "d"], "--output-dir applies to --all"),
         (["export", "c1", "-o", "x.jsonl", "--since", "2026-11-01"], "--since applies to --all"),
+        (["export", "c1", "-o", "x.jsonl", "--skip-status", "paused"], "--skip-status applies"),
         (["export", "--all", "--output-dir", "d", "--status", "done"], "expected one of"),
         (["export", "--all", "--output-dir", "d", "--status", "unknown"], "expected one of"),
         (["export", "--all", "--output-dir", "d", "--since", "last week"], "expected a date"),
@@ -102,6 +103,17 @@ async def test_export_all_with_status_exits_0(sandbox: Sandbox, tmp_path: Path) 
     assert result.code == 0, result.stderr
     completed = [c for c in ACCOUNT if c.status.lower() == "completed"]
     assert_exact(sandbox, out, completed)
+
+
+async def test_export_all_skipping_archived_exits_0(sandbox: Sandbox, tmp_path: Path) -> None:
+    """--skip-status archived leaves out the campaign whose details are gone: status 0."""
+    out = tmp_path / "out"
+    args = ("export", "--all", "--skip-status", "archived", "--output-dir", str(out))
+    result = await run(*args, env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    assert_exact(sandbox, out, SENT)
+    listed = {e.campaign_id for e in load_manifest(manifest_path(out)).campaigns}
+    assert ARCHIVED not in listed
 
 
 async def test_export_all_again_needs_resume_or_force(sandbox: Sandbox, tmp_path: Path) -> None:
