@@ -577,17 +577,34 @@ async def _campaigns(args: argparse.Namespace) -> int:
 
 
 def _print_campaigns(campaigns: list[Campaign]) -> None:
-    """A table: id, name, status as Exotel wrote it, creation time."""
+    """A table: id, name, status as Exotel wrote it, creation time.
+
+    On a terminal, a table that fits it; piped, one tab-separated line per campaign,
+    nothing wrapped or cut, for ``cut`` and ``grep``.
+    """
+    columns = ("id", "name", "status", "created")
+    rows = [
+        (
+            c.campaign_id,
+            c.name or "",
+            c.status or "",
+            c.date_created.isoformat(sep=" ") if c.date_created else "",
+        )
+        for c in campaigns
+    ]
+    if not sys.stdout.isatty():
+        for row in (columns, *rows):
+            print("\t".join(" ".join(cell.split()) for cell in row))
+        return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{len(campaigns)} SMS campaigns", title_justify="left")
     table.add_column("id", no_wrap=True)  # whole, to be copied into the next command
-    for column in ("name", "status", "created"):
+    for column in columns[1:]:
         table.add_column(column)
-    for c in campaigns:
-        created = c.date_created.isoformat(sep=" ") if c.date_created else ""
-        table.add_row(c.campaign_id, c.name or "", c.status or "", created)
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
 
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from exotel_async import Campaign
 from exotel_async.cli import main
 from exotel_async.export import load_manifest, manifest_path
 from exotel_async.testing import Sandbox, SandboxCampaign, make_account
@@ -73,12 +75,15 @@ async def test_campaigns_json_lists_every_campaign(sandbox: Sandbox) -> None:
     ]
 
 
-async def test_campaigns_table_names_each_campaign(sandbox: Sandbox) -> None:
-    """``campaigns`` prints a table with a row per campaign."""
-    result = await run("campaigns", "--status", "archived", env=env_for(sandbox))
+async def test_campaigns_piped_prints_one_whole_line_per_campaign(sandbox: Sandbox) -> None:
+    """Piped, ``campaigns`` prints a header and one tab-separated line each, nothing cut."""
+    result = await run("campaigns", env=env_for(sandbox))
     assert result.code == 0, result.stderr
-    assert "1 SMS campaigns" in result.stdout
-    assert ARCHIVED in result.stdout
+    header, *lines = result.stdout.splitlines()
+    assert header.split("\t") == ["id", "name", "status", "created"]
+    rows = [line.split("\t") for line in lines]
+    assert [(r[0], r[2]) for r in rows] == [(c.campaign_id, c.status) for c in ACCOUNT]
+    assert all(len(r) == 4 and (r[3] == "" or r[3].count(":") >= 3) for r in rows)
 
 
 async def test_export_all_records_the_archived_campaign_and_exits_1(
@@ -201,3 +206,16 @@ async def test_sandbox_command_serves_the_account_that_dash_dash_sandbox_does() 
     args = build_parser().parse_args(["sandbox"])
     assert campaigns_from(args) == demo_account()
     assert len(demo_account()) == 10
+
+
+def test_campaigns_on_a_terminal_prints_a_titled_table(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a terminal, ``campaigns`` draws a table titled with the count."""
+    from exotel_async.cli import _print_campaigns  # the terminal path, no pty needed
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    _print_campaigns([Campaign(ARCHIVED, name="Old", status="Archived")])
+    out = capsys.readouterr().out
+    assert "1 SMS campaigns" in out
+    assert ARCHIVED in out
