@@ -796,6 +796,7 @@ def test_public_names_are_pinned() -> None:
         "Record",
         "Sandbox",
         "SandboxStats",
+        "StatusProgress",
     ]
 
 

@@ -6,7 +6,7 @@ pytest plugin (``exotel_async.testing.plugin``) provides the ``exotel_sandbox`` 
 ``exotel_client`` fixtures. This package never imports the client.
 """
 
-from exotel_async.testing._data import SORT_ORDERS, Record
+from exotel_async.testing._data import SORT_ORDERS, Record, StatusProgress
 from exotel_async.testing._ratelimits import RESET_FORMATS, WINDOW_KINDS, RateLimit
 from exotel_async.testing._server import Faults, LoggedRequest, Sandbox, SandboxStats
 
@@ -20,4 +20,5 @@ __all__ = [
     "Record",
     "Sandbox",
     "SandboxStats",
+    "StatusProgress",
 ]

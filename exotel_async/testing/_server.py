@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from multidict import MultiMapping
 
-from exotel_async.testing._data import SORT_ORDERS, CampaignData, Record
+from exotel_async.testing._data import SORT_ORDERS, CampaignData, Record, StatusProgress
 from exotel_async.testing._ratelimits import Counter, RateLimit
 
 __all__ = ["Faults", "LoggedRequest", "Sandbox", "SandboxStats"]
@@ -234,11 +234,13 @@ class Sandbox:
         log_size: int = 10_000,
         cache_pages: int = 1024,
         clock: Callable[[], float] = time.time,
+        progress: StatusProgress | None = None,
     ) -> None:
         """Configure the sandbox; nothing listens until ``start()`` or ``async with``.
 
-        ``clock`` (epoch seconds) drives the rate limit and its headers; tests may pass a
-        fake one.
+        ``clock`` (epoch seconds) drives the rate limit and its headers, and ``progress``
+        (statuses that advance over time, also settable later as ``sandbox.progress``);
+        tests may pass a fake one.
         """
         if max_limit < 1:
             raise ValueError(f"max_limit must be >= 1, got {max_limit!r}")
@@ -261,6 +263,7 @@ class Sandbox:
         self._cache_pages = cache_pages
         self._counter: tuple[RateLimit, Counter] | None = None
         self._clock = clock
+        self.progress = progress
         self._runner: web.AppRunner | None = None
 
     async def __aenter__(self) -> Sandbox:
@@ -327,7 +330,7 @@ class Sandbox:
         total = self._totals[campaign_id]
         if not 0 <= index < total:
             raise IndexError(f"index {index} out of range for {total} records")
-        return self._campaign(campaign_id).record(index)
+        return self._campaign(campaign_id).record(index, self.progress, self._clock())
 
     def records(
         self,
@@ -347,7 +350,8 @@ class Sandbox:
         data = self._campaign(campaign_id)
         order = data.select(total, number=number, sort_by=sort_by)
         stop = None if limit is None else offset + limit
-        return [data.record(index) for index in order[offset:stop]]
+        now = self._clock()
+        return [data.record(index, self.progress, now) for index in order[offset:stop]]
 
     def reset_stats(self) -> None:
         """Clear the request log and counters (requests still in flight stay counted)."""
@@ -599,14 +603,18 @@ class Sandbox:
         key = (campaign_id, offset, limit, number, sort_by, total)
         cache = self._cache
         page = cache.get(key)
-        if page is not None:
+        if page is not None and self.progress is None:
             cache.move_to_end(key)
             return page
         data = self._campaign(campaign_id)
         order = data.select(total, number=number, sort_by=sort_by)
-        items = tuple(_success_item(data.record_json(i)) for i in order[offset : offset + limit])
+        progress, now = self.progress, self._clock()
+        window = order[offset : offset + limit]
+        items = tuple(_success_item(data.record_json(i, progress, now)) for i in window)
         metadata = {"count": len(items), "offset": offset, "total": len(order), "limit": limit}
         page = _Page(_dumps(metadata), items, b",".join(items))
+        if progress is not None:
+            return page  # statuses move with the clock: nothing to reuse
         cache[key] = page
         if len(cache) > self._cache_pages:
             cache.popitem(last=False)
