@@ -10,8 +10,9 @@ import math
 import os
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -36,6 +37,9 @@ from ._transport import (
     RetryPolicy,
     Transport,
 )
+
+if TYPE_CHECKING:
+    from ._follow import Follow, FollowSummary
 
 logger = logging.getLogger("exotel_async")
 
@@ -427,3 +431,85 @@ class ExotelClient:
             )
 
         return fetch
+
+    # --- following a campaign ---------------------------------------------------------------
+
+    def follow(
+        self,
+        campaign_id: str,
+        *,
+        interval: float | timedelta = 300.0,
+        until_final: bool = True,
+        deadline: float | timedelta | None = None,
+        skip_final_prefix: bool = False,
+        page_size: int = 50,
+        concurrency: int = 4,
+    ) -> Follow:
+        """Re-walk a campaign every ``interval`` seconds, yielding each SMS's new states.
+
+        Args:
+            campaign_id: The campaign sid.
+            interval: Seconds (or a ``timedelta``) from one walk's start to the next's.
+            until_final: End once every SMS is delivered or failed.
+            deadline: End after a last walk this long after the start; None never.
+            skip_final_prefix: Walk in ``schedule_time`` order and start each walk after
+                the leading SMS the previous walk found final (see "Sync to a database").
+            page_size: Records asked per request.
+            concurrency: Pages in flight at once.
+
+        Returns:
+            An async iterator of ``Transition`` (old status, new status, record); the first
+            walk yields every SMS with ``old_status`` None. ``.summary`` says how it ended.
+
+        Example:
+            ```python
+            async for change in client.follow("491dd6c9...", interval=60):
+                print(change.record.sid, change.old_status, "->", change.new_status)
+            ```
+        """
+        from ._sync import follow
+
+        return follow(
+            self,
+            campaign_id,
+            interval=interval,
+            until_final=until_final,
+            deadline=deadline,
+            skip_final_prefix=skip_final_prefix,
+            page_size=page_size,
+            concurrency=concurrency,
+        )
+
+    async def wait_until_final(
+        self,
+        campaign_id: str,
+        *,
+        deadline: float | timedelta | None = None,
+        interval: float | timedelta = 300.0,
+        skip_final_prefix: bool = False,
+        page_size: int = 50,
+        concurrency: int = 4,
+    ) -> FollowSummary:
+        """Re-walk a campaign until every SMS is delivered or failed, or ``deadline`` passes.
+
+        Returns:
+            The summary: ``final`` says whether every SMS settled before the deadline, and
+            ``outcomes`` counts the SMS by outcome.
+
+        Example:
+            ```python
+            summary = await client.wait_until_final("491dd6c9...", deadline=timedelta(hours=48))
+            print(summary.final, summary.outcomes)
+            ```
+        """
+        from ._sync import wait_until_final
+
+        return await wait_until_final(
+            self,
+            campaign_id,
+            deadline=deadline,
+            interval=interval,
+            skip_final_prefix=skip_final_prefix,
+            page_size=page_size,
+            concurrency=concurrency,
+        )

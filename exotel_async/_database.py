@@ -1,0 +1,450 @@
+"""The database sink: the latest state of every SMS, upserted by sid, and its status history.
+
+Each batch is one transaction: the records go into a staging table, the SMS whose state
+differs from the stored one gain a history row, the batch is upserted, and the sync position
+after it is saved. A crash therefore loses nothing and duplicates nothing: the next run
+resumes from the last committed position, and a record already stored in its current state
+adds no history row. SQLite runs in a worker thread; PostgreSQL through asyncpg.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import operator
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+import orjson
+
+from ._follow import Transition
+from ._models import Outcome, SmsRecord, classify_status
+
+if TYPE_CHECKING:
+    import asyncpg
+
+#: Bumped by every release that changes the tables; a later one migrates from here.
+SCHEMA_VERSION = 1
+SMS_TABLE = "exotel_sms"
+HISTORY_TABLE = "exotel_status_history"
+STATE_TABLE = "exotel_sync_state"
+VERSION_TABLE = "exotel_schema_version"
+_STAGING = "exotel_staging"
+
+
+def _kind(attribute: attrs.Attribute[Any]) -> str:
+    """``time``, ``json`` or ``text``: how a record field is stored."""
+    if attribute.type is not None and "datetime" in str(attribute.type):
+        return "time"
+    return "json" if attribute.name == "extra" else "text"
+
+
+#: The record's columns, from its attrs fields, each with how it is stored.
+RECORD_COLUMNS: tuple[tuple[str, str], ...] = tuple(
+    (a.name, _kind(a)) for a in attrs.fields(SmsRecord)
+)
+_NAMES = [name for name, _ in RECORD_COLUMNS]
+_COLUMNS = ["campaign_id", *_NAMES]
+_TIMES = [i for i, (_, kind) in enumerate(RECORD_COLUMNS) if kind == "time"]
+_JSONS = [i for i, (_, kind) in enumerate(RECORD_COLUMNS) if kind == "json"]
+_values = operator.attrgetter(*_NAMES)
+
+
+def _json_text(value: Any) -> str | None:
+    """Unknown fields as JSON text; None when there are none."""
+    if not value:
+        return None
+    try:
+        return orjson.dumps(dict(value)).decode()
+    except orjson.JSONEncodeError:  # a lone surrogate: the standard encoder escapes it
+        return json.dumps(dict(value))
+
+
+def _rows(
+    campaign_id: str, records: Sequence[SmsRecord], time: Callable[[datetime], Any]
+) -> list[tuple[Any, ...]]:
+    """One row per record, in ``_COLUMNS`` order; a sid read twice keeps its last record."""
+    rows: dict[str, tuple[Any, ...]] = {}
+    for record in records:
+        values = list(_values(record))
+        for i in _TIMES:
+            if values[i] is not None:
+                values[i] = time(values[i])
+        for i in _JSONS:
+            values[i] = _json_text(values[i])
+        rows[record.sid] = (campaign_id, *values)
+    return list(rows.values())
+
+
+def _utc_text(moment: datetime) -> str:
+    """A time as ISO 8601 in UTC, which SQLite's date functions read and sort."""
+    return moment.astimezone(timezone.utc).isoformat()
+
+
+def _transitions(
+    records: Sequence[SmsRecord], changed: Sequence[Sequence[Any]]
+) -> list[Transition]:
+    """Transitions from ``(sid, old status, old detailed status)`` rows, in record order."""
+    old = {row[0]: (row[1], row[2]) for row in changed}
+    transitions = []
+    for record in records:
+        state = old.pop(record.sid, None)
+        if state is not None:
+            transitions.append(Transition(record, *state))
+    return transitions
+
+
+def _outcomes(rows: Sequence[Sequence[Any]]) -> Counter[Outcome]:
+    """SMS by outcome from ``(status, detailed status, count)`` rows."""
+    counts: Counter[Outcome] = Counter()
+    for status, detail, n in rows:
+        counts[classify_status(status, detail)] += n
+    return counts
+
+
+def _schema(dialect: _Dialect) -> list[str]:
+    """The statements that create every table, if missing."""
+    time = dialect.time
+    record_columns = ", ".join(
+        f"{name} {time if kind == 'time' else dialect.json if kind == 'json' else 'TEXT'}"
+        for name, kind in RECORD_COLUMNS
+        if name != "sid"
+    )
+    return [
+        f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} (version INTEGER NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {SMS_TABLE} ("
+        f"campaign_id TEXT NOT NULL, sid TEXT NOT NULL, {record_columns}, "
+        f"first_seen_at {time} NOT NULL, last_seen_at {time} NOT NULL, "
+        f"status_changed_at {time} NOT NULL, PRIMARY KEY (campaign_id, sid))",
+        f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} ("
+        f"id {dialect.serial} PRIMARY KEY, campaign_id TEXT NOT NULL, sid TEXT NOT NULL, "
+        "old_status TEXT, old_detailed_status TEXT, new_status TEXT, new_detailed_status TEXT, "
+        f"observed_at {time} NOT NULL)",
+        f"CREATE INDEX IF NOT EXISTS {HISTORY_TABLE}_sms ON {HISTORY_TABLE} (campaign_id, sid)",
+        f"CREATE TABLE IF NOT EXISTS {STATE_TABLE} ("
+        "campaign_id TEXT PRIMARY KEY, next_offset BIGINT NOT NULL, total BIGINT, "
+        f"complete BOOLEAN NOT NULL, updated_at {time} NOT NULL)",
+    ]
+
+
+@attrs.frozen
+class _Dialect:
+    """What differs between SQLite and PostgreSQL in the statements below."""
+
+    time: str
+    json: str
+    serial: str
+    distinct: str
+    param: Callable[[int], str]
+    staging: str
+
+    def changed(self) -> str:
+        """The staged SMS that are new or in another state: sid, old state, new state."""
+        return (
+            f"SELECT st.sid, s.status, s.detailed_status, st.status, st.detailed_status "
+            f"FROM {self.staging} st "
+            f"LEFT JOIN {SMS_TABLE} s ON s.campaign_id = st.campaign_id AND s.sid = st.sid "
+            f"WHERE s.sid IS NULL OR s.status {self.distinct} st.status "
+            f"OR s.detailed_status {self.distinct} st.detailed_status"
+        )
+
+    def upsert(self) -> str:
+        """Insert the staged SMS, or update them; their time of change moves only on change."""
+        columns = ", ".join(_COLUMNS)
+        now = self.param(1)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in _NAMES if name != "sid")
+        changed = (
+            f"{SMS_TABLE}.status {self.distinct} excluded.status "
+            f"OR {SMS_TABLE}.detailed_status {self.distinct} excluded.detailed_status"
+        )
+        return (
+            f"INSERT INTO {SMS_TABLE} ({columns}, first_seen_at, last_seen_at, status_changed_at) "
+            f"SELECT {columns}, {now}, {now}, {now} FROM {self.staging} WHERE true "
+            f"ON CONFLICT (campaign_id, sid) DO UPDATE SET {updates}, "
+            "last_seen_at = excluded.last_seen_at, status_changed_at = CASE WHEN "
+            f"{changed} THEN excluded.last_seen_at ELSE {SMS_TABLE}.status_changed_at END"
+        )
+
+    def save_position(self) -> str:
+        """Save where the walk stands, as not complete."""
+        p = self.param
+        return (
+            f"INSERT INTO {STATE_TABLE} (campaign_id, next_offset, complete, updated_at) "
+            f"VALUES ({p(1)}, {p(2)}, false, {p(3)}) ON CONFLICT (campaign_id) DO UPDATE SET "
+            "next_offset = excluded.next_offset, complete = false, updated_at = excluded.updated_at"
+        )
+
+    def complete(self) -> str:
+        """Mark the walk complete, with the campaign's total."""
+        p = self.param
+        return (
+            f"UPDATE {STATE_TABLE} SET complete = true, total = {p(2)}, updated_at = {p(3)} "
+            f"WHERE campaign_id = {p(1)}"
+        )
+
+    def position(self) -> str:
+        """The saved position and whether its walk completed."""
+        where = f"campaign_id = {self.param(1)}"
+        return f"SELECT next_offset, complete FROM {STATE_TABLE} WHERE {where}"
+
+    def states(self) -> str:
+        """A campaign's SMS counted by state."""
+        return (
+            f"SELECT status, detailed_status, count(*) FROM {SMS_TABLE} "
+            f"WHERE campaign_id = {self.param(1)} GROUP BY status, detailed_status"
+        )
+
+
+_SQLITE = _Dialect(
+    time="TEXT",
+    json="TEXT",
+    serial="INTEGER",
+    distinct="IS NOT",
+    param=lambda n: f"?{n}",
+    staging=f"temp.{_STAGING}",
+)
+_POSTGRES = _Dialect(
+    time="TIMESTAMPTZ",
+    json="JSONB",
+    serial="BIGINT GENERATED ALWAYS AS IDENTITY",
+    distinct="IS DISTINCT FROM",
+    param=lambda n: f"${n}",
+    staging=_STAGING,
+)
+
+
+def _history_insert(dialect: _Dialect) -> str:
+    """Insert one history row from parameters: campaign, sid, old and new states, time."""
+    params = ", ".join(dialect.param(n) for n in range(1, 8))
+    return (
+        f"INSERT INTO {HISTORY_TABLE} (campaign_id, sid, old_status, old_detailed_status, "
+        f"new_status, new_detailed_status, observed_at) VALUES ({params})"
+    )
+
+
+class SchemaError(ValueError):
+    """The database holds tables of another version of exotel-async."""
+
+
+def _check_version(found: int | None) -> None:
+    """Refuse a schema newer than this release; there is nothing older to migrate yet."""
+    if found is not None and found != SCHEMA_VERSION:
+        raise SchemaError(
+            f"the database's exotel tables are at schema version {found}, and this "
+            f"exotel-async knows version {SCHEMA_VERSION}: upgrade exotel-async"
+        )
+
+
+class Database(Protocol):
+    """A store of SMS states: one of the classes below."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def position(self, campaign_id: str) -> tuple[int, bool] | None: ...
+    async def observe(
+        self, campaign_id: str, records: Sequence[SmsRecord], next_offset: int
+    ) -> list[Transition]: ...
+    async def complete(self, campaign_id: str, total: int | None) -> None: ...
+    async def outcomes(self, campaign_id: str) -> Counter[Outcome]: ...
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class SqliteDatabase:
+    """SQLite in WAL mode, written from a worker thread one transaction at a time."""
+
+    def __init__(self, path: str, *, now: Callable[[], datetime] = _now) -> None:
+        self._path = path
+        self._now = now
+        self._connection: sqlite3.Connection | None = None
+        self._upsert = _SQLITE.upsert()
+        self._changed = _SQLITE.changed()
+        self._history = _history_insert(_SQLITE)
+        marks = ", ".join("?" for _ in _COLUMNS)
+        self._stage = f"INSERT INTO {_SQLITE.staging} VALUES ({marks})"
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise RuntimeError("the database is not open")
+        return self._connection
+
+    async def open(self) -> None:
+        """Connect, and create the tables on first use."""
+        await asyncio.to_thread(self._open)
+
+    def _open(self) -> None:
+        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            # WAL with NORMAL sync: a crash of the process loses no committed batch.
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA busy_timeout=30000")
+            with _transaction(connection):
+                for statement in _schema(_SQLITE):
+                    connection.execute(statement)
+                row = connection.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
+                _check_version(row[0])
+                if row[0] is None:
+                    connection.execute(f"INSERT INTO {VERSION_TABLE} VALUES (?)", (SCHEMA_VERSION,))
+            columns = ", ".join(f"{c} TEXT" for c in _COLUMNS)
+            connection.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} ({columns})")
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+
+    async def close(self) -> None:
+        """Close the connection; harmless twice."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await asyncio.to_thread(connection.close)
+
+    async def position(self, campaign_id: str) -> tuple[int, bool] | None:
+        """The saved ``(next_offset, complete)`` of a campaign, or None."""
+        row = await asyncio.to_thread(
+            lambda: self._db.execute(_SQLITE.position(), (campaign_id,)).fetchone()
+        )
+        return None if row is None else (row[0], bool(row[1]))
+
+    async def observe(
+        self, campaign_id: str, records: Sequence[SmsRecord], next_offset: int
+    ) -> list[Transition]:
+        """Store a batch and the position after it in one transaction; return new states."""
+        return await asyncio.to_thread(self._observe, campaign_id, records, next_offset)
+
+    def _observe(
+        self, campaign_id: str, records: Sequence[SmsRecord], next_offset: int
+    ) -> list[Transition]:
+        db = self._db
+        now = _utc_text(self._now())
+        with _transaction(db):
+            db.execute(f"DELETE FROM {_SQLITE.staging}")
+            db.executemany(self._stage, _rows(campaign_id, records, _utc_text))
+            changed = db.execute(self._changed).fetchall()
+            db.executemany(self._history, ((campaign_id, *row, now) for row in changed))
+            db.execute(self._upsert, (now,))
+            db.execute(_SQLITE.save_position(), (campaign_id, next_offset, now))
+        return _transitions(records, changed)
+
+    async def complete(self, campaign_id: str, total: int | None) -> None:
+        """Mark the campaign's walk complete."""
+        now = _utc_text(self._now())
+        await asyncio.to_thread(self._db.execute, _SQLITE.complete(), (campaign_id, total, now))
+
+    async def outcomes(self, campaign_id: str) -> Counter[Outcome]:
+        """The campaign's SMS by outcome."""
+        rows = await asyncio.to_thread(
+            lambda: self._db.execute(_SQLITE.states(), (campaign_id,)).fetchall()
+        )
+        return _outcomes(rows)
+
+
+class _transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, or ``ROLLBACK`` on any error."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def __enter__(self) -> None:
+        self._connection.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        self._connection.execute("COMMIT" if exc_type is None else "ROLLBACK")
+
+
+class PostgresDatabase:
+    """PostgreSQL through asyncpg: COPY into a staging table, then set-based statements."""
+
+    def __init__(self, url: str, *, now: Callable[[], datetime] = _now) -> None:
+        self._url = url
+        self._now = now
+        self._connection: asyncpg.Connection | None = None
+        self._upsert = _POSTGRES.upsert()
+        self._record_history = (
+            f"INSERT INTO {HISTORY_TABLE} (campaign_id, sid, old_status, old_detailed_status, "
+            "new_status, new_detailed_status, observed_at) "
+            f"SELECT st.campaign_id, st.sid, s.status, s.detailed_status, st.status, "
+            f"st.detailed_status, $1 FROM {_STAGING} st LEFT JOIN {SMS_TABLE} s "
+            "ON s.campaign_id = st.campaign_id AND s.sid = st.sid "
+            "WHERE s.sid IS NULL OR s.status IS DISTINCT FROM st.status "
+            "OR s.detailed_status IS DISTINCT FROM st.detailed_status "
+            "RETURNING sid, old_status, old_detailed_status"
+        )
+
+    @property
+    def _db(self) -> asyncpg.Connection:
+        if self._connection is None:
+            raise RuntimeError("the database is not open")
+        return self._connection
+
+    async def open(self) -> None:
+        """Connect, and create the tables on first use (one creator at a time)."""
+        try:
+            import asyncpg
+        except ImportError:  # pragma: no cover - depends on the extra installed
+            hint = "pip install 'exotel-async[postgres]'"
+            raise ValueError(f"PostgreSQL needs asyncpg: {hint}") from None
+        connection = await asyncpg.connect(self._url)
+        try:
+            async with connection.transaction():
+                await connection.execute("SELECT pg_advisory_xact_lock(hashtext('exotel_async'))")
+                for statement in _schema(_POSTGRES):
+                    await connection.execute(statement)
+                found = await connection.fetchval(f"SELECT max(version) FROM {VERSION_TABLE}")
+                _check_version(found)
+                if found is None:
+                    await connection.execute(
+                        f"INSERT INTO {VERSION_TABLE} VALUES ($1)", SCHEMA_VERSION
+                    )
+            await connection.execute(
+                f"CREATE TEMP TABLE {_STAGING} ON COMMIT DELETE ROWS AS "
+                f"SELECT {', '.join(_COLUMNS)} FROM {SMS_TABLE} WITH NO DATA"
+            )
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+
+    async def close(self) -> None:
+        """Close the connection; harmless twice."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.close()
+
+    async def position(self, campaign_id: str) -> tuple[int, bool] | None:
+        """The saved ``(next_offset, complete)`` of a campaign, or None."""
+        row = await self._db.fetchrow(_POSTGRES.position(), campaign_id)
+        return None if row is None else (row[0], row[1])
+
+    async def observe(
+        self, campaign_id: str, records: Sequence[SmsRecord], next_offset: int
+    ) -> list[Transition]:
+        """Store a batch and the position after it in one transaction; return new states."""
+        db, now = self._db, self._now()
+        async with db.transaction():
+            await db.copy_records_to_table(
+                _STAGING, records=_rows(campaign_id, records, _same), columns=_COLUMNS
+            )
+            changed = await db.fetch(self._record_history, now)
+            await db.execute(self._upsert, now)
+            await db.execute(_POSTGRES.save_position(), campaign_id, next_offset, now)
+        return _transitions(records, changed)
+
+    async def complete(self, campaign_id: str, total: int | None) -> None:
+        """Mark the campaign's walk complete."""
+        await self._db.execute(_POSTGRES.complete(), campaign_id, total, self._now())
+
+    async def outcomes(self, campaign_id: str) -> Counter[Outcome]:
+        """The campaign's SMS by outcome."""
+        return _outcomes(await self._db.fetch(_POSTGRES.states(), campaign_id))
+
+
+def _same(moment: datetime) -> datetime:
+    return moment

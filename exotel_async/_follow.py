@@ -1,0 +1,294 @@
+"""Following a campaign: walks that record each SMS's new states, repeated until all are final.
+
+One engine serves ``client.follow`` (states kept in memory) and the database sync (states kept
+in the database): a walk hands its records, in batches, to an ``Observer`` that compares them
+with what it saw before and returns the transitions. The next batch is fetched while the
+observer stores the previous one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Protocol
+
+import attrs
+
+from ._models import Outcome, SmsRecord, classify_status
+
+if TYPE_CHECKING:
+    from ._client import ExotelClient
+
+#: Outcomes no later report changes. ``UNKNOWN`` is not among them: a status this version
+#: does not know may still be on its way.
+FINAL_OUTCOMES = frozenset({Outcome.DELIVERED, Outcome.FAILED})
+#: The order the cheaper strategy walks in: an SMS scheduled earlier settles earlier.
+PREFIX_ORDER = "schedule_time:asc"
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+def is_final(record: SmsRecord) -> bool:
+    """Whether ``record`` is delivered or failed, so that no later report changes it."""
+    return record.outcome in FINAL_OUTCOMES
+
+
+@attrs.frozen
+class Transition:
+    """An SMS seen in a new state; ``old_status`` is None the first time it is seen.
+
+    Attributes:
+        record: The SMS as just read; its ``status`` and ``detailed_status`` are the new state.
+        old_status: The status it had when last read, or None if it is new.
+        old_detailed_status: The detailed status it had when last read.
+    """
+
+    record: SmsRecord
+    old_status: str | None = None
+    old_detailed_status: str | None = None
+
+    @property
+    def new_status(self) -> str | None:
+        """The status just read."""
+        return self.record.status
+
+    @property
+    def new_detailed_status(self) -> str | None:
+        """The detailed status just read."""
+        return self.record.detailed_status
+
+    def __str__(self) -> str:
+        old = "new" if self.old_status is None else f"{self.old_status}/{self.old_detailed_status}"
+        return f"{self.record.sid}: {old} -> {self.new_status}/{self.new_detailed_status}"
+
+
+@attrs.define
+class FollowSummary:
+    """What a sync or a follow saw, and where the campaign stands at its end."""
+
+    campaign_id: str
+    #: Complete walks over the campaign (one for a sync).
+    walks: int = 0
+    pages: int = 0
+    #: Records read, over all walks.
+    records: int = 0
+    #: New states recorded, first sightings included.
+    transitions: int = 0
+    #: SMS by outcome (``delivered``, ``pending``, ``failed``, ``unknown``) at the end.
+    outcomes: dict[str, int] = attrs.Factory(dict)
+    #: Every SMS was delivered or failed at the last walk.
+    final: bool = False
+    #: Seconds from start to end.
+    elapsed: float = 0.0
+
+
+class Observer(Protocol):
+    """Where the states of SMS are kept between walks."""
+
+    async def begin(self, start: int) -> int:
+        """The offset a walk meant to start at ``start`` starts at (a resume point)."""
+        ...
+
+    async def observe(self, records: Sequence[SmsRecord], next_offset: int) -> list[Transition]:
+        """Store ``records`` and the position after them; return their new states."""
+        ...
+
+    async def end(self, total: int | None) -> None:
+        """Mark the walk complete."""
+        ...
+
+    async def outcomes(self) -> Counter[Outcome]:
+        """Every SMS kept, counted by outcome."""
+        ...
+
+
+class MemoryObserver:
+    """States in a dict by sid: what ``client.follow`` keeps, and nothing else."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, tuple[str | None, str | None]] = {}
+
+    async def begin(self, start: int) -> int:
+        """Start where asked: nothing is kept across processes."""
+        return start
+
+    async def observe(self, records: Sequence[SmsRecord], next_offset: int) -> list[Transition]:
+        """Compare with the states last seen; keep the new ones."""
+        transitions = []
+        states = self._states
+        for record in records:
+            state = (record.status, record.detailed_status)
+            old = states.get(record.sid)
+            if old != state:
+                states[record.sid] = state
+                transitions.append(Transition(record, *(old or (None, None))))
+        return transitions
+
+    async def end(self, total: int | None) -> None:
+        """Nothing to mark."""
+
+    async def outcomes(self) -> Counter[Outcome]:
+        """Classify every state kept."""
+        return Counter(classify_status(*state) for state in self._states.values())
+
+
+def seconds(name: str, value: float | timedelta | None) -> float | None:
+    """A duration in seconds from a number or a ``timedelta``; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be seconds or a timedelta, got {type(value).__name__}")
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value}")
+    return float(value)
+
+
+@attrs.frozen
+class WalkOptions:
+    """How to read a campaign, and how often."""
+
+    page_size: int = 50
+    concurrency: int = 4
+    #: Records handed to the observer at once (one database transaction).
+    batch_records: int = 5000
+    #: Start each walk after the leading records the previous walk found final.
+    skip_final_prefix: bool = False
+    interval: float = 300.0
+    until_final: bool = True
+    deadline: float | None = None
+    #: Walk once, as a sync does; the other timing options then do not matter.
+    once: bool = False
+
+
+class Follow:
+    """Transitions of a campaign, as an async iterator; ``summary`` describes the run so far.
+
+    Each walk reads the whole campaign (or, with ``skip_final_prefix``, all but its leading
+    final records), then waits out ``interval`` from the walk's start. It ends when every SMS
+    is final (with ``until_final``), or at ``deadline`` after a last walk.
+    """
+
+    def __init__(
+        self,
+        client: ExotelClient,
+        campaign_id: str,
+        observer: Observer,
+        options: WalkOptions,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        # Built now so that bad arguments fail at the call, before any request.
+        client.sms_details(
+            campaign_id, page_size=options.page_size, concurrency=options.concurrency
+        )
+        self._client = client
+        self._observer = observer
+        self._options = options
+        self._clock = clock
+        self._sleep = sleep
+        self.summary = FollowSummary(campaign_id)
+
+    def __aiter__(self) -> AsyncIterator[Transition]:
+        return self._run()
+
+    async def _run(self) -> AsyncGenerator[Transition, None]:
+        """Walk, record, wait; until final or the deadline."""
+        options, summary = self._options, self.summary
+        began = self._clock()
+        deadline = None if options.deadline is None else began + options.deadline
+        start = 0
+        try:
+            while True:
+                walk_began = self._clock()
+                walk = _Walk(self._client, summary.campaign_id, self._observer, options)
+                async for transition in walk.run(await self._observer.begin(start)):
+                    summary.transitions += 1
+                    yield transition
+                summary.walks += 1
+                summary.pages += walk.pages
+                summary.records += walk.records
+                outcomes = await self._observer.outcomes()
+                summary.outcomes = {o.value: outcomes[o] for o in Outcome}
+                summary.final = walk.complete and all(o in FINAL_OUTCOMES for o in +outcomes)
+                if options.once or (summary.final and options.until_final):
+                    return
+                if options.skip_final_prefix and walk.complete:
+                    start = walk.final_prefix
+                now = self._clock()
+                if deadline is not None and now >= deadline:
+                    return
+                wake = walk_began + options.interval
+                if deadline is not None:
+                    wake = min(wake, deadline)
+                await self._sleep(max(wake - now, 0.0))
+        finally:
+            summary.elapsed = self._clock() - began
+
+
+class _Walk:
+    """One pass over a campaign, batches stored while the next pages arrive."""
+
+    def __init__(
+        self, client: ExotelClient, campaign_id: str, observer: Observer, options: WalkOptions
+    ) -> None:
+        self._client = client
+        self._campaign_id = campaign_id
+        self._observer = observer
+        self._options = options
+        self.pages = 0
+        self.records = 0
+        #: The offset before which every record read was final.
+        self.final_prefix = 0
+        self.complete = False
+
+    async def run(self, start: int) -> AsyncGenerator[Transition, None]:
+        """Read from ``start`` to the end, yielding each batch's transitions once stored."""
+        options = self._options
+        stream = self._client.sms_details(
+            self._campaign_id,
+            offset=start,
+            page_size=options.page_size,
+            concurrency=options.concurrency,
+            sort_by=PREFIX_ORDER if options.skip_final_prefix else None,
+        )
+        self.final_prefix = position = start
+        prefix_open = True
+        batch: list[SmsRecord] = []
+        storing: asyncio.Task[list[Transition]] | None = None
+        try:
+            async with stream:
+                async for page in stream.pages():
+                    self.pages += 1
+                    self.records += len(page.records)
+                    if prefix_open and all(is_final(r) for r in page.records):
+                        self.final_prefix = stream.resume_offset
+                    else:
+                        prefix_open = False
+                    batch.extend(page.records)
+                    position = stream.resume_offset
+                    if len(batch) >= options.batch_records:
+                        if storing is not None:
+                            for transition in await storing:
+                                yield transition
+                        storing = asyncio.ensure_future(self._observer.observe(batch, position))
+                        batch = []
+            if storing is not None:
+                for transition in await storing:
+                    yield transition
+                storing = None
+            for transition in await self._observer.observe(batch, position):
+                yield transition
+        finally:
+            if storing is not None:  # an error or an early stop: let the write finish
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(storing)
+        self.complete = not stream.stats.ended_early
+        if self.complete:
+            await self._observer.end(stream.stats.final_total)

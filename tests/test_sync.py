@@ -1,0 +1,238 @@
+"""Sync into SQLite and a real PostgreSQL: upserts, history, resume, schema, follow."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from exotel_async import ExotelClient, ServerError, SmsRecord
+from exotel_async.sync import (
+    HISTORY_TABLE,
+    RECORD_COLUMNS,
+    SCHEMA_VERSION,
+    SMS_TABLE,
+    VERSION_TABLE,
+    Database,
+    SchemaError,
+    follow_campaign,
+    open_database,
+    sync_campaign,
+)
+from exotel_async.testing import Faults, Sandbox, StatusProgress
+from tests._clients import fast_client
+
+
+class FakeTime:
+    """A clock that moves only when slept on, shared by the sandbox and the follower."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.now += delay
+        await asyncio.sleep(0)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A URL of an empty database: a SQLite file, or a fresh database on the session's server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sms.db'}"
+        return
+    import asyncpg
+
+    server: str = request.getfixturevalue("postgres_url")
+    name = f"t_{uuid.uuid4().hex}"
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        yield server.rsplit("/", 1)[0] + f"/{name}"
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    """A sandbox with a 230-record campaign."""
+    async with Sandbox(campaigns={"c1": 230}) as sb:
+        yield sb
+
+
+@pytest.fixture
+async def client(sandbox: Sandbox) -> AsyncIterator[ExotelClient]:
+    """A client of ``sandbox``."""
+    async with fast_client(sandbox) as c:
+        yield c
+
+
+async def fetch(db: Database, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of a query, from either kind of database (test-only reach into the connection)."""
+    connection: Any = db._connection  # type: ignore[attr-defined]
+    if isinstance(connection, sqlite3.Connection):
+        return [tuple(row) for row in connection.execute(sql).fetchall()]
+    return [tuple(row) for row in await connection.fetch(sql)]
+
+
+async def history_count(db: Database) -> int:
+    """Rows in the status history."""
+    return int((await fetch(db, f"SELECT count(*) FROM {HISTORY_TABLE}"))[0][0])
+
+
+async def test_sync_stores_every_record_once(
+    client: ExotelClient, sandbox: Sandbox, db_url: str
+) -> None:
+    """A sync upserts each SMS of the campaign as one row, with its status and number."""
+    async with open_database(db_url) as db:
+        summary = await sync_campaign(client, db, "c1", batch_records=100)
+        rows = await fetch(db, f"SELECT sid, number, status FROM {SMS_TABLE}")
+    expected = {(r["sid"], r["number"], r["status"]) for r in sandbox.records("c1")}
+    assert set(rows) == expected
+    assert (len(rows), summary.records, summary.transitions) == (230, 230, 230)
+
+
+async def test_rerun_adds_no_rows_and_no_history(client: ExotelClient, db_url: str) -> None:
+    """A second sync of an unchanged campaign leaves the same rows and writes no history."""
+    async with open_database(db_url) as db:
+        await sync_campaign(client, db, "c1", batch_records=100)
+        before = await fetch(db, f"SELECT sid, status, first_seen_at FROM {SMS_TABLE} ORDER BY sid")
+        again = await sync_campaign(client, db, "c1", batch_records=100)
+        after = await fetch(db, f"SELECT sid, status, first_seen_at FROM {SMS_TABLE} ORDER BY sid")
+        history = await history_count(db)
+    assert (after, again.transitions, history) == (before, 0, 230)
+
+
+async def test_status_change_adds_one_history_row(db_url: str) -> None:
+    """An SMS whose status moved gains one history row and a new status_changed_at."""
+    now = FakeTime(1000.0)
+    progress = StatusProgress(start=1000.0, stage=60.0, gap=0.0001)
+    sandbox = Sandbox(campaigns={"c1": 20}, clock=now, progress=progress)
+    async with sandbox, fast_client(sandbox) as client, open_database(db_url) as db:
+        await sync_campaign(client, db, "c1")
+        now.now = 1000.0 + 4.5 * 60  # every record has left "queued"
+        await sync_campaign(client, db, "c1")
+        rows = await fetch(
+            db,
+            f"SELECT old_status, new_status, count(*) FROM {HISTORY_TABLE} "
+            "GROUP BY old_status, new_status",
+        )
+        moved = await fetch(
+            db,
+            f"SELECT count(*) FROM {SMS_TABLE} WHERE status_changed_at > first_seen_at "
+            "AND last_seen_at = status_changed_at",
+        )
+    counts = {(old, new): n for old, new, n in rows}
+    assert counts[(None, "queued")] == 20
+    assert sum(n for (old, _), n in counts.items() if old == "queued") == 20
+    assert moved == [(20,)]
+
+
+async def test_crashed_sync_resumes_without_loss_or_duplicates(
+    sandbox: Sandbox, db_url: str
+) -> None:
+    """A sync that fails midway resumes after its last batch; each SMS is stored and logged once."""
+    stored = 0
+
+    def break_server_after_first_batch(_: object) -> None:
+        nonlocal stored
+        stored += 1
+        if stored == 100:
+            sandbox.faults = Faults(p_500=1.0)
+
+    options: dict[str, Any] = {"page_size": 50, "concurrency": 1, "batch_records": 100}
+    async with fast_client(sandbox, max_retries=0) as client, open_database(db_url) as db:
+        with pytest.raises(ServerError):
+            await sync_campaign(
+                client, db, "c1", on_transition=break_server_after_first_batch, **options
+            )
+        sandbox.faults = Faults()
+        sandbox.reset_stats()
+        await sync_campaign(client, db, "c1", **options)
+        first_offset = sandbox.request_log[0].query["offset"]
+        sids = await fetch(db, f"SELECT sid FROM {SMS_TABLE}")
+        history = await history_count(db)
+    assert first_offset == "200"  # both committed batches are not fetched again
+    assert (len(sids), len(set(sids)), history) == (230, 230, 230)
+
+
+async def test_schema_version_is_recorded(client: ExotelClient, db_url: str) -> None:
+    """The first use creates the tables and records the schema version once."""
+    async with open_database(db_url) as db:
+        pass
+    async with open_database(db_url) as db:
+        versions = await fetch(db, f"SELECT version FROM {VERSION_TABLE}")
+    assert versions == [(SCHEMA_VERSION,)]
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A database from a later schema version is refused with a SchemaError naming both."""
+    path = tmp_path / "sms.db"
+    async with open_database(f"sqlite:///{path}"):
+        pass
+    with sqlite3.connect(path) as connection:
+        connection.execute(f"UPDATE {VERSION_TABLE} SET version = 99")
+    connection.close()
+    with pytest.raises(SchemaError, match="99"):
+        async with open_database(f"sqlite:///{path}"):
+            pass
+
+
+def test_columns_are_the_record_fields() -> None:
+    """The stored columns are SmsRecord's attrs fields, in order."""
+    assert [name for name, _ in RECORD_COLUMNS] == [a.name for a in attrs.fields(SmsRecord)]
+
+
+@pytest.mark.parametrize("url", ["mysql://u:secret@h/db", "sms.db", "sqlite://"])
+async def test_bad_database_url_is_one_line_without_password(url: str) -> None:
+    """An unsupported URL is a ValueError that names the accepted forms, never the password."""
+    with pytest.raises(ValueError, match="sqlite:///PATH or postgresql://") as caught:
+        async with open_database(url):
+            pass
+    assert "secret" not in str(caught.value)
+
+
+async def test_follow_records_every_transition_once_and_ends_final(db_url: str) -> None:
+    """Following a campaign whose statuses advance logs each stage of each SMS exactly once."""
+    time = FakeTime(1000.0)
+    progress = StatusProgress(start=1000.0, stage=60.0, gap=0.5)
+    sandbox = Sandbox(campaigns={"c1": 120}, clock=time, progress=progress)
+    async with sandbox, fast_client(sandbox) as client, open_database(db_url) as db:
+        run = follow_campaign(
+            client, db, "c1", interval=20, clock=time, sleep=time.sleep, batch_records=50
+        )
+        seen = [t async for t in run]
+        history = await fetch(
+            db, f"SELECT sid, old_status, new_status FROM {HISTORY_TABLE} ORDER BY id"
+        )
+    per_sms = Counter(sid for sid, _, _ in history)
+    assert set(per_sms.values()) == {4}  # queued, submitted, sent, final
+    assert len(seen) == len(history) == 480
+    assert run.summary.final
+    assert time.now <= progress.settled_at(120) + 20
+
+
+async def test_follow_stops_at_deadline_when_not_final(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """A follow that reaches its deadline before every SMS is final ends, saying so."""
+    time = FakeTime(0.0)
+    async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
+        run = follow_campaign(
+            client, db, "c1", interval=60, deadline=150, clock=time, sleep=time.sleep
+        )
+        async for _ in run:
+            pass
+    # The sandbox's static data keeps some SMS queued forever.
+    assert (run.summary.final, run.summary.walks, time.now) == (False, 4, 150)
+    assert run.summary.outcomes["pending"] > 0
