@@ -230,6 +230,20 @@ class SchemaError(ValueError):
     """The database holds tables of another version of exotel-async."""
 
 
+class UnreachableDatabase(Exception):
+    """The database server cannot be reached."""
+
+
+def database_errors() -> tuple[type[Exception], ...]:
+    """What a database may raise: SQLite's errors, and asyncpg's when it is installed."""
+    errors: tuple[type[Exception], ...] = (sqlite3.Error, UnreachableDatabase)
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover - depends on the extra installed
+        return errors
+    return (*errors, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
 def _check_version(found: int | None) -> None:
     """Refuse a schema newer than this release; there is nothing older to migrate yet."""
     if found is not None and found != SCHEMA_VERSION:
@@ -391,7 +405,11 @@ class PostgresDatabase:
         except ImportError:  # pragma: no cover - depends on the extra installed
             hint = "pip install 'exotel-async[postgres]'"
             raise ValueError(f"PostgreSQL needs asyncpg: {hint}") from None
-        connection = await asyncpg.connect(self._url)
+        try:
+            connection = await asyncpg.connect(self._url)
+        except OSError as exc:  # refused, unreachable: say where, never the password
+            where = f"{exc.strerror or exc}" if exc.strerror else type(exc).__name__
+            raise UnreachableDatabase(f"cannot connect to the PostgreSQL server: {where}") from None
         try:
             async with connection.transaction():
                 await connection.execute("SELECT pg_advisory_xact_lock(hashtext('exotel_async'))")

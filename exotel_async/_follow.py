@@ -183,6 +183,7 @@ class Follow:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Sleep = asyncio.sleep,
+        on_walk: Callable[[FollowSummary], None] | None = None,
     ) -> None:
         # Built now so that bad arguments fail at the call, before any request.
         client.sms_details(
@@ -193,6 +194,7 @@ class Follow:
         self._options = options
         self._clock = clock
         self._sleep = sleep
+        self._on_walk = on_walk
         self.summary = FollowSummary(campaign_id)
 
     def __aiter__(self) -> AsyncIterator[Transition]:
@@ -217,6 +219,8 @@ class Follow:
                 outcomes = await self._observer.outcomes()
                 summary.outcomes = {o.value: outcomes[o] for o in Outcome}
                 summary.final = walk.complete and all(o in FINAL_OUTCOMES for o in +outcomes)
+                if self._on_walk is not None:
+                    self._on_walk(summary)
                 if options.once or (summary.final and options.until_final):
                     return
                 if options.skip_final_prefix and walk.complete:

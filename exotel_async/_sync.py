@@ -144,11 +144,13 @@ def follow_campaign(
     batch_records: int = 5000,
     clock: Callable[[], float] = time.monotonic,
     sleep: Sleep = asyncio.sleep,
+    on_walk: Callable[[FollowSummary], None] | None = None,
 ) -> Follow:
     """Sync a campaign into ``db`` again every ``interval``, yielding each new state stored.
 
     Ends when every SMS is final (with ``until_final``), or at ``deadline`` (seconds from
-    the start) after a last walk; ``follow.summary`` then says which.
+    the start) after a last walk; ``follow.summary`` then says which. ``on_walk`` is called
+    with the summary after each walk.
     """
     options = _options(
         page_size=page_size,
@@ -159,7 +161,8 @@ def follow_campaign(
         until_final=until_final,
         deadline=deadline,
     )
-    return Follow(client, campaign_id, _Stored(db, campaign_id), options, clock=clock, sleep=sleep)
+    observer = _Stored(db, campaign_id)
+    return Follow(client, campaign_id, observer, options, clock=clock, sleep=sleep, on_walk=on_walk)
 
 
 def follow(

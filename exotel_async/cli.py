@@ -11,6 +11,7 @@ import os
 import shlex
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any, NoReturn, TextIO
 
 from . import __version__
 from ._client import ExotelClient, missing_credentials, missing_message
+from ._database import database_errors
 from ._errors import AuthenticationError, ExotelError, ExportRefused, PermissionDeniedError
 from ._export import FORMATS, ExportProgress, ExportRequest, run_export
 from ._report import CampaignSummary, render_html
@@ -134,8 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_connection(summary)
 
+    from . import _sync_cli
     from .testing.__main__ import add_options
 
+    _sync_cli.add_parser(commands)
     add_options(commands.add_parser("sandbox", help="serve the bundled fake Exotel server"))
     return parser
 
@@ -171,10 +175,12 @@ async def _connect(args: argparse.Namespace) -> AsyncIterator[ExotelClient]:
         async with _client_from(args) as client:
             yield client
         return
-    from .testing import Sandbox
+    from .testing import Sandbox, StatusProgress
 
     campaigns = {DEMO_CAMPAIGN: DEMO_RECORDS}
-    async with Sandbox(campaigns=campaigns) as sandbox:
+    # A sync follows statuses that move: queued to final in under two minutes.
+    progress = StatusProgress(time.time(), stage=10.0) if args.command == "sync" else None
+    async with Sandbox(campaigns=campaigns, progress=progress) as sandbox:
         client = ExotelClient(
             sandbox.api_key, sandbox.api_token, sandbox.account_sid, base_url=sandbox.base_url
         )
@@ -375,6 +381,10 @@ async def _summary(args: argparse.Namespace) -> int:
 async def _main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.command == "export":
         return await _export(args, argv)
+    if args.command == "sync":
+        from . import _sync_cli
+
+        return await _sync_cli.run(args)
     return await _summary(args)
 
 
@@ -423,6 +433,9 @@ def _run(argv: list[str]) -> int:
         return EXIT_USAGE
     except ExotelError as exc:
         print(f"exotel-async: error: {_error_line(exc)}", file=sys.stderr)
+        return EXIT_API
+    except database_errors() as exc:
+        print(f"exotel-async: error: database: {exc}", file=sys.stderr)
         return EXIT_API
     except BrokenPipeError:  # the reader of stdout is gone (| head): stop quietly
         _silence_stdout()

@@ -1,0 +1,119 @@
+"""``exotel-async sync``: a campaign into a database, once or following it until final."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from ._follow import FollowSummary, Transition
+from ._sync import follow_campaign, open_database, sync_campaign
+from .cli import EXIT_OK, _add_connection, _connect, _positive
+
+#: A follow that reached its deadline with SMS still pending.
+EXIT_NOT_FINAL = 3
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+
+
+def duration(text: str) -> float:
+    """Seconds from ``90``, ``30s``, ``5m``, ``48h`` or ``2d``."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"expected a duration like 30s, 5m or 48h, got {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def add_parser(commands: Any) -> None:
+    """The ``sync`` subcommand's options."""
+    sync = commands.add_parser(
+        "sync", help="upsert a campaign's SMS into SQLite or PostgreSQL; --follow until final"
+    )
+    sync.add_argument("campaign_id", metavar="CAMPAIGN_ID", help="the campaign's sid")
+    sync.add_argument(
+        "--db", required=True, help="sqlite:///sms.db (a file) or postgresql://user@host/db"
+    )
+    sync.add_argument("--page-size", type=_positive, default=50, help="records per request (50)")
+    sync.add_argument("--concurrency", type=_positive, default=4, help="pages in flight (4)")
+    follow = sync.add_argument_group("follow mode")
+    follow.add_argument(
+        "--follow", action="store_true", help="sync again every --interval, printing transitions"
+    )
+    follow.add_argument(
+        "--interval", type=duration, default=300.0, help="from one walk to the next (5m)"
+    )
+    follow.add_argument(
+        "--until-final", action="store_true", help="stop once every SMS is delivered or failed"
+    )
+    follow.add_argument(
+        "--deadline", type=duration, help="stop after a last walk this long after the start"
+    )
+    follow.add_argument(
+        "--skip-final-prefix",
+        action="store_true",
+        help="walk in schedule_time order, skipping the leading SMS already final",
+    )
+    _add_connection(sync)
+
+
+def _printer(out: TextIO) -> Callable[[Transition], None]:
+    """Print a change of state as one line; a first sighting is counted, not printed."""
+
+    def show(transition: Transition) -> None:
+        if transition.old_status is not None:
+            print(transition, file=out, flush=True)
+
+    return show
+
+
+def _walk_line(summary: FollowSummary) -> str:
+    """``walk 3: 5000 SMS read; delivered 4000, pending 800, failed 200, unknown 0``."""
+    counts = ", ".join(f"{name} {n}" for name, n in summary.outcomes.items())
+    return f"walk {summary.walks}: {summary.records} SMS read in all; {counts}"
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Sync once, or follow; print the outcome on stderr."""
+    if not args.follow and (args.until_final or args.deadline is not None):
+        print("exotel-async: warning: --until-final and --deadline need --follow", file=sys.stderr)
+    async with _connect(args) as client, open_database(args.db) as db:
+        if not args.follow:
+            summary = await sync_campaign(
+                client, db, args.campaign_id, page_size=args.page_size, concurrency=args.concurrency
+            )
+            print(_final_line(summary), file=sys.stderr)
+            return EXIT_OK
+        run = follow_campaign(
+            client,
+            db,
+            args.campaign_id,
+            interval=args.interval,
+            until_final=args.until_final,
+            deadline=args.deadline,
+            skip_final_prefix=args.skip_final_prefix,
+            page_size=args.page_size,
+            concurrency=args.concurrency,
+            on_walk=lambda summary: print(_walk_line(summary), file=sys.stderr, flush=True),
+        )
+        show = _printer(sys.stdout)
+        async for transition in run:
+            show(transition)
+    summary = run.summary
+    print(_final_line(summary), file=sys.stderr)
+    if args.until_final and not summary.final:
+        pending = summary.outcomes.get("pending", 0) + summary.outcomes.get("unknown", 0)
+        print(f"exotel-async: deadline reached with {pending} SMS not final", file=sys.stderr)
+        return EXIT_NOT_FINAL
+    return EXIT_OK
+
+
+def _final_line(summary: FollowSummary) -> str:
+    """The one-line outcome of a sync or a follow."""
+    state = "every SMS final" if summary.final else "not all final"
+    walks = f"{summary.walks} walk{'s' if summary.walks != 1 else ''}"
+    return (
+        f"synced {summary.campaign_id}: {summary.records} SMS read in {walks}, "
+        f"{summary.transitions} new states stored, {state} ({summary.elapsed:.1f}s)"
+    )

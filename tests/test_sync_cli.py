@@ -1,0 +1,90 @@
+"""``exotel-async sync``, run as a real subprocess against the sandbox over loopback."""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from exotel_async._sync_cli import duration
+from exotel_async.testing import Sandbox, StatusProgress
+from tests.test_cli import env_for, run
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    """A 20-record campaign whose statuses advance half a second per page served."""
+    ticks = itertools.count()
+    progress = StatusProgress(start=0.0, stage=2.0, gap=0.01)
+    async with Sandbox(
+        campaigns={"c1": 20}, clock=lambda: next(ticks) * 0.5, progress=progress
+    ) as sb:
+        yield sb
+
+
+def rows(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """The rows of a query on a SQLite file."""
+    with sqlite3.connect(path) as connection:
+        found = connection.execute(sql).fetchall()
+    connection.close()
+    return found
+
+
+async def test_sync_stores_the_campaign(sandbox: Sandbox, tmp_path: Path) -> None:
+    """``sync CAMPAIGN --db sqlite:///FILE`` upserts every SMS and says so on stderr."""
+    db = tmp_path / "sms.db"
+    result = await run("sync", "c1", "--db", f"sqlite:///{db}", env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    assert rows(db, "SELECT count(*) FROM exotel_sms") == [(20,)]
+    assert "synced c1: 20 SMS read in 1 walk" in result.stderr
+
+
+async def test_follow_prints_each_transition_once_until_final(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """``--follow --until-final`` prints every change of state once and stops when final."""
+    db = tmp_path / "sms.db"
+    args = ["--follow", "--interval", "0", "--until-final"]
+    result = await run("sync", "c1", "--db", f"sqlite:///{db}", *args, env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(set(lines)) == 60  # queued->submitted->sent->final, 20 SMS
+    assert "every SMS final" in result.stderr
+    assert rows(db, "SELECT count(*) FROM exotel_status_history") == [(80,)]
+
+
+async def test_deadline_before_final_exits_3(tmp_path: Path) -> None:
+    """A follow whose deadline passes with SMS pending exits 3, saying how many."""
+    async with Sandbox(campaigns={"c1": 200}) as still:  # some SMS stay queued forever
+        args = ["--follow", "--until-final", "--deadline", "0"]
+        db = f"sqlite:///{tmp_path / 'sms.db'}"
+        result = await run("sync", "c1", "--db", db, *args, env=env_for(still))
+    assert result.code == 3
+    assert "SMS not final" in result.stderr
+
+
+async def test_unsupported_database_is_a_usage_error(sandbox: Sandbox) -> None:
+    """A --db that is neither SQLite nor PostgreSQL is one line, exit 2, no password shown."""
+    result = await run("sync", "c1", "--db", "mysql://u:secret@h/db", env=env_for(sandbox))
+    assert result.code == 2
+    assert result.stderr.count("\n") == 1
+    assert "secret" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("90", 90), ("30s", 30), ("5m", 300), ("48h", 172800)]
+)
+def test_durations_take_units(text: str, seconds: float) -> None:
+    """--interval and --deadline read seconds, minutes, hours and days."""
+    assert duration(text) == seconds
+
+
+async def test_bad_duration_is_a_usage_error(sandbox: Sandbox, tmp_path: Path) -> None:
+    """An --interval that is not a duration is one line naming the expected form."""
+    db = f"sqlite:///{tmp_path / 'sms.db'}"
+    result = await run("sync", "c1", "--db", db, "--interval", "soon", env=env_for(sandbox))
+    assert result.code == 2
+    assert "expected a duration like 30s, 5m or 48h" in result.stderr
