@@ -445,7 +445,7 @@ class ExotelClient:
         page_size: int = 50,
         concurrency: int = 4,
     ) -> Follow:
-        """Re-walk a campaign every ``interval`` seconds, yielding each SMS's new states.
+        """Re-walk a campaign every ``interval`` seconds, yielding each change of status.
 
         Args:
             campaign_id: The campaign sid.
@@ -458,8 +458,9 @@ class ExotelClient:
             concurrency: Pages in flight at once.
 
         Returns:
-            An async iterator of ``Transition`` (old status, new status, record); the first
-            walk yields every SMS with ``old_status`` None. ``.summary`` says how it ended.
+            An async iterator of ``Transition`` (old status, new status, record): the first
+            walk learns each SMS's status, later walks yield the SMS whose status or
+            detailed status changed. ``.summary`` says how it ended.
 
         Example:
             ```python

@@ -1,15 +1,20 @@
 """The database sink: the latest state of every SMS, upserted by sid, and its status history.
 
-Each batch is one transaction: the records go into a staging table, the SMS whose state
-differs from the stored one gain a history row, the batch is upserted, and the sync position
-after it is saved. A crash therefore loses nothing and duplicates nothing: the next run
-resumes from the last committed position, and a record already stored in its current state
-adds no history row. SQLite runs in a worker thread; PostgreSQL through asyncpg.
+Each batch is one transaction: the SMS already stored in another state gain a history row
+(old state, new state), the batch is upserted, and the sync position after it is saved. A
+crash therefore loses nothing and duplicates nothing: the next run resumes from the last
+committed position, and an SMS stored in its current state adds no history row. An SMS seen
+for the first time gets its row, not a history row: its ``first_seen_at`` and the
+``old_status`` of its first transition say where it started.
+
+SQLite upserts with ``executemany`` in a worker thread; PostgreSQL COPYs each batch into a
+staging table, then runs set-based statements, through asyncpg.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import operator
 import sqlite3
@@ -64,11 +69,20 @@ def _json_text(value: Any) -> str | None:
         return json.dumps(dict(value))
 
 
+def _latest(records: Sequence[SmsRecord]) -> list[SmsRecord]:
+    """The batch with each sid once, its last reading kept (an upsert takes a key once)."""
+    latest = {record.sid: record for record in records}
+    return list(latest.values()) if len(latest) < len(records) else list(records)
+
+
 def _rows(
-    campaign_id: str, records: Sequence[SmsRecord], time: Callable[[datetime], Any]
+    campaign_id: str,
+    records: Sequence[SmsRecord],
+    time: Callable[[datetime], Any],
+    tail: tuple[Any, ...] = (),
 ) -> list[tuple[Any, ...]]:
-    """One row per record, in ``_COLUMNS`` order; a sid read twice keeps its last record."""
-    rows: dict[str, tuple[Any, ...]] = {}
+    """One row per record, in ``_COLUMNS`` order, then ``tail``."""
+    rows = []
     for record in records:
         values = list(_values(record))
         for i in _TIMES:
@@ -76,26 +90,26 @@ def _rows(
                 values[i] = time(values[i])
         for i in _JSONS:
             values[i] = _json_text(values[i])
-        rows[record.sid] = (campaign_id, *values)
-    return list(rows.values())
+        rows.append((campaign_id, *values, *tail))
+    return rows
 
 
+@functools.lru_cache(maxsize=4096)  # SMS sent in the same second share their times
 def _utc_text(moment: datetime) -> str:
     """A time as ISO 8601 in UTC, which SQLite's date functions read and sort."""
     return moment.astimezone(timezone.utc).isoformat()
 
 
 def _transitions(
-    records: Sequence[SmsRecord], changed: Sequence[Sequence[Any]]
+    records: Sequence[SmsRecord], old: dict[str, tuple[str | None, str | None]]
 ) -> list[Transition]:
-    """Transitions from ``(sid, old status, old detailed status)`` rows, in record order."""
-    old = {row[0]: (row[1], row[2]) for row in changed}
-    transitions = []
-    for record in records:
-        state = old.pop(record.sid, None)
-        if state is not None:
-            transitions.append(Transition(record, *state))
-    return transitions
+    """The records whose stored state ``old`` differs from theirs, as transitions."""
+    return [
+        Transition(record, *state)
+        for record in records
+        if (state := old.get(record.sid)) is not None
+        and state != (record.status, record.detailed_status)
+    ]
 
 
 def _outcomes(rows: Sequence[Sequence[Any]]) -> Counter[Outcome]:
@@ -140,30 +154,18 @@ class _Dialect:
     serial: str
     distinct: str
     param: Callable[[int], str]
-    staging: str
 
-    def changed(self) -> str:
-        """The staged SMS that are new or in another state: sid, old state, new state."""
-        return (
-            f"SELECT st.sid, s.status, s.detailed_status, st.status, st.detailed_status "
-            f"FROM {self.staging} st "
-            f"LEFT JOIN {SMS_TABLE} s ON s.campaign_id = st.campaign_id AND s.sid = st.sid "
-            f"WHERE s.sid IS NULL OR s.status {self.distinct} st.status "
-            f"OR s.detailed_status {self.distinct} st.detailed_status"
-        )
-
-    def upsert(self) -> str:
-        """Insert the staged SMS, or update them; their time of change moves only on change."""
-        columns = ", ".join(_COLUMNS)
-        now = self.param(1)
+    def upsert(self, source: str) -> str:
+        """Insert SMS from ``source`` (a ``VALUES`` or a ``SELECT``), or update them; their
+        time of change moves only when their state changes."""
         updates = ", ".join(f"{name} = excluded.{name}" for name in _NAMES if name != "sid")
         changed = (
             f"{SMS_TABLE}.status {self.distinct} excluded.status "
             f"OR {SMS_TABLE}.detailed_status {self.distinct} excluded.detailed_status"
         )
         return (
-            f"INSERT INTO {SMS_TABLE} ({columns}, first_seen_at, last_seen_at, status_changed_at) "
-            f"SELECT {columns}, {now}, {now}, {now} FROM {self.staging} WHERE true "
+            f"INSERT INTO {SMS_TABLE} ({', '.join(_COLUMNS)}, first_seen_at, last_seen_at, "
+            f"status_changed_at) {source} "
             f"ON CONFLICT (campaign_id, sid) DO UPDATE SET {updates}, "
             "last_seen_at = excluded.last_seen_at, status_changed_at = CASE WHEN "
             f"{changed} THEN excluded.last_seen_at ELSE {SMS_TABLE}.status_changed_at END"
@@ -205,7 +207,6 @@ _SQLITE = _Dialect(
     serial="INTEGER",
     distinct="IS NOT",
     param=lambda n: f"?{n}",
-    staging=f"temp.{_STAGING}",
 )
 _POSTGRES = _Dialect(
     time="TIMESTAMPTZ",
@@ -213,17 +214,18 @@ _POSTGRES = _Dialect(
     serial="BIGINT GENERATED ALWAYS AS IDENTITY",
     distinct="IS DISTINCT FROM",
     param=lambda n: f"${n}",
-    staging=_STAGING,
 )
 
 
-def _history_insert(dialect: _Dialect) -> str:
-    """Insert one history row from parameters: campaign, sid, old and new states, time."""
-    params = ", ".join(dialect.param(n) for n in range(1, 8))
-    return (
-        f"INSERT INTO {HISTORY_TABLE} (campaign_id, sid, old_status, old_detailed_status, "
-        f"new_status, new_detailed_status, observed_at) VALUES ({params})"
-    )
+#: SQLite writes the history itself: a row per update that changes an SMS's state.
+_SQLITE_HISTORY_TRIGGER = (
+    f"CREATE TRIGGER IF NOT EXISTS {HISTORY_TABLE}_on_change "
+    f"AFTER UPDATE OF status, detailed_status ON {SMS_TABLE} "
+    "WHEN old.status IS NOT new.status OR old.detailed_status IS NOT new.detailed_status "
+    f"BEGIN INSERT INTO {HISTORY_TABLE} (campaign_id, sid, old_status, old_detailed_status, "
+    "new_status, new_detailed_status, observed_at) VALUES (new.campaign_id, new.sid, "
+    "old.status, old.detailed_status, new.status, new.detailed_status, new.last_seen_at); END"
+)
 
 
 class SchemaError(ValueError):
@@ -277,11 +279,8 @@ class SqliteDatabase:
         self._path = path
         self._now = now
         self._connection: sqlite3.Connection | None = None
-        self._upsert = _SQLITE.upsert()
-        self._changed = _SQLITE.changed()
-        self._history = _history_insert(_SQLITE)
-        marks = ", ".join("?" for _ in _COLUMNS)
-        self._stage = f"INSERT INTO {_SQLITE.staging} VALUES ({marks})"
+        marks = ", ".join("?" for _ in range(len(_COLUMNS) + 3))
+        self._upsert = _SQLITE.upsert(f"VALUES ({marks})")
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -301,14 +300,12 @@ class SqliteDatabase:
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.execute("PRAGMA busy_timeout=30000")
             with _transaction(connection):
-                for statement in _schema(_SQLITE):
+                for statement in [*_schema(_SQLITE), _SQLITE_HISTORY_TRIGGER]:
                     connection.execute(statement)
                 row = connection.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
                 _check_version(row[0])
                 if row[0] is None:
                     connection.execute(f"INSERT INTO {VERSION_TABLE} VALUES (?)", (SCHEMA_VERSION,))
-            columns = ", ".join(f"{c} TEXT" for c in _COLUMNS)
-            connection.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_STAGING} ({columns})")
         except BaseException:
             connection.close()
             raise
@@ -330,22 +327,24 @@ class SqliteDatabase:
     async def observe(
         self, campaign_id: str, records: Sequence[SmsRecord], next_offset: int
     ) -> list[Transition]:
-        """Store a batch and the position after it in one transaction; return new states."""
+        """Store a batch and the position after it in one transaction; return its changes."""
         return await asyncio.to_thread(self._observe, campaign_id, records, next_offset)
 
     def _observe(
         self, campaign_id: str, records: Sequence[SmsRecord], next_offset: int
     ) -> list[Transition]:
-        db = self._db
-        now = _utc_text(self._now())
+        db, now = self._db, _utc_text(self._now())
+        records = _latest(records)
+        rows = _rows(campaign_id, records, _utc_text, (now, now, now))
         with _transaction(db):
-            db.execute(f"DELETE FROM {_SQLITE.staging}")
-            db.executemany(self._stage, _rows(campaign_id, records, _utc_text))
-            changed = db.execute(self._changed).fetchall()
-            db.executemany(self._history, ((campaign_id, *row, now) for row in changed))
-            db.execute(self._upsert, (now,))
+            (before,) = db.execute(f"SELECT coalesce(max(id), 0) FROM {HISTORY_TABLE}").fetchone()
+            db.executemany(self._upsert, rows)  # the trigger logs each change of state
+            changed = db.execute(
+                f"SELECT sid, old_status, old_detailed_status FROM {HISTORY_TABLE} WHERE id > ?",
+                (before,),
+            ).fetchall()
             db.execute(_SQLITE.save_position(), (campaign_id, next_offset, now))
-        return _transitions(records, changed)
+        return _transitions(records, {sid: (status, detail) for sid, status, detail in changed})
 
     async def complete(self, campaign_id: str, total: int | None) -> None:
         """Mark the campaign's walk complete."""
@@ -380,14 +379,15 @@ class PostgresDatabase:
         self._url = url
         self._now = now
         self._connection: asyncpg.Connection | None = None
-        self._upsert = _POSTGRES.upsert()
+        columns = ", ".join(_COLUMNS)
+        self._upsert = _POSTGRES.upsert(f"SELECT {columns}, $1, $1, $1 FROM {_STAGING}")
         self._record_history = (
             f"INSERT INTO {HISTORY_TABLE} (campaign_id, sid, old_status, old_detailed_status, "
             "new_status, new_detailed_status, observed_at) "
             f"SELECT st.campaign_id, st.sid, s.status, s.detailed_status, st.status, "
-            f"st.detailed_status, $1 FROM {_STAGING} st LEFT JOIN {SMS_TABLE} s "
+            f"st.detailed_status, $1 FROM {_STAGING} st JOIN {SMS_TABLE} s "
             "ON s.campaign_id = st.campaign_id AND s.sid = st.sid "
-            "WHERE s.sid IS NULL OR s.status IS DISTINCT FROM st.status "
+            "WHERE s.status IS DISTINCT FROM st.status "
             "OR s.detailed_status IS DISTINCT FROM st.detailed_status "
             "RETURNING sid, old_status, old_detailed_status"
         )
@@ -444,8 +444,9 @@ class PostgresDatabase:
     async def observe(
         self, campaign_id: str, records: Sequence[SmsRecord], next_offset: int
     ) -> list[Transition]:
-        """Store a batch and the position after it in one transaction; return new states."""
+        """Store a batch and the position after it in one transaction; return its changes."""
         db, now = self._db, self._now()
+        records = _latest(records)
         async with db.transaction():
             await db.copy_records_to_table(
                 _STAGING, records=_rows(campaign_id, records, _same), columns=_COLUMNS
@@ -453,7 +454,7 @@ class PostgresDatabase:
             changed = await db.fetch(self._record_history, now)
             await db.execute(self._upsert, now)
             await db.execute(_POSTGRES.save_position(), campaign_id, next_offset, now)
-        return _transitions(records, changed)
+        return _transitions(records, {row[0]: (row[1], row[2]) for row in changed})
 
     async def complete(self, campaign_id: str, total: int | None) -> None:
         """Mark the campaign's walk complete."""

@@ -1,4 +1,4 @@
-"""Following a campaign: walks that record each SMS's new states, repeated until all are final.
+"""Following a campaign: walks that record each SMS's changes of state, until all are final.
 
 One engine serves ``client.follow`` (states kept in memory) and the database sync (states kept
 in the database): a walk hands its records, in batches, to an ``Observer`` that compares them
@@ -39,17 +39,22 @@ def is_final(record: SmsRecord) -> bool:
 
 @attrs.frozen
 class Transition:
-    """An SMS seen in a new state; ``old_status`` is None the first time it is seen.
+    """An SMS seen in another state than at the previous walk.
 
     Attributes:
         record: The SMS as just read; its ``status`` and ``detailed_status`` are the new state.
-        old_status: The status it had when last read, or None if it is new.
+        old_status: The status it had when last read.
         old_detailed_status: The detailed status it had when last read.
     """
 
     record: SmsRecord
     old_status: str | None = None
     old_detailed_status: str | None = None
+
+    @property
+    def new(self) -> tuple[str | None, str | None]:
+        """The state just read: ``(status, detailed_status)``."""
+        return self.record.status, self.record.detailed_status
 
     @property
     def new_status(self) -> str | None:
@@ -62,7 +67,7 @@ class Transition:
         return self.record.detailed_status
 
     def __str__(self) -> str:
-        old = "new" if self.old_status is None else f"{self.old_status}/{self.old_detailed_status}"
+        old = f"{self.old_status}/{self.old_detailed_status}"
         return f"{self.record.sid}: {old} -> {self.new_status}/{self.new_detailed_status}"
 
 
@@ -76,7 +81,7 @@ class FollowSummary:
     pages: int = 0
     #: Records read, over all walks.
     records: int = 0
-    #: New states recorded, first sightings included.
+    #: Changes of state seen (an SMS's first reading is not one).
     transitions: int = 0
     #: SMS by outcome (``delivered``, ``pending``, ``failed``, ``unknown``) at the end.
     outcomes: dict[str, int] = attrs.Factory(dict)
@@ -94,7 +99,7 @@ class Observer(Protocol):
         ...
 
     async def observe(self, records: Sequence[SmsRecord], next_offset: int) -> list[Transition]:
-        """Store ``records`` and the position after them; return their new states."""
+        """Store ``records`` and the position after them; return their changes of state."""
         ...
 
     async def end(self, total: int | None) -> None:
@@ -122,10 +127,10 @@ class MemoryObserver:
         states = self._states
         for record in records:
             state = (record.status, record.detailed_status)
-            old = states.get(record.sid)
+            old = states.get(record.sid, state)
+            states[record.sid] = state
             if old != state:
-                states[record.sid] = state
-                transitions.append(Transition(record, *(old or (None, None))))
+                transitions.append(Transition(record, *old))
         return transitions
 
     async def end(self, total: int | None) -> None:
@@ -156,7 +161,7 @@ class WalkOptions:
     page_size: int = 50
     concurrency: int = 4
     #: Records handed to the observer at once (one database transaction).
-    batch_records: int = 5000
+    batch_records: int = 2000
     #: Start each walk after the leading records the previous walk found final.
     skip_final_prefix: bool = False
     interval: float = 300.0

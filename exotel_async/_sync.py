@@ -81,7 +81,7 @@ def _options(
     *,
     page_size: int,
     concurrency: int,
-    batch_records: int = 5000,
+    batch_records: int = 2000,
     skip_final_prefix: bool = False,
     interval: float | timedelta = 300.0,
     until_final: bool = True,
@@ -111,14 +111,14 @@ async def sync_campaign(
     *,
     page_size: int = 50,
     concurrency: int = 4,
-    batch_records: int = 5000,
+    batch_records: int = 2000,
     on_transition: Callable[[Transition], None] | None = None,
 ) -> FollowSummary:
     """Upsert every SMS of a campaign into ``db``; resume an interrupted sync.
 
     Each batch of ``batch_records`` is one transaction with the position after it, so a
     crash loses nothing and a re-run duplicates nothing: it adds history rows only for SMS
-    whose status changed. ``on_transition`` is called for each new state once stored.
+    whose status changed. ``on_transition`` is called for each change once stored.
     """
     options = _options(
         page_size=page_size, concurrency=concurrency, batch_records=batch_records, once=True
@@ -141,12 +141,12 @@ def follow_campaign(
     skip_final_prefix: bool = False,
     page_size: int = 50,
     concurrency: int = 4,
-    batch_records: int = 5000,
+    batch_records: int = 2000,
     clock: Callable[[], float] = time.monotonic,
     sleep: Sleep = asyncio.sleep,
     on_walk: Callable[[FollowSummary], None] | None = None,
 ) -> Follow:
-    """Sync a campaign into ``db`` again every ``interval``, yielding each new state stored.
+    """Sync a campaign into ``db`` again every ``interval``, yielding each change stored.
 
     Ends when every SMS is final (with ``until_final``), or at ``deadline`` (seconds from
     the start) after a last walk; ``follow.summary`` then says which. ``on_walk`` is called
@@ -178,10 +178,10 @@ def follow(
     clock: Callable[[], float] = time.monotonic,
     sleep: Sleep = asyncio.sleep,
 ) -> Follow:
-    """Re-walk a campaign every ``interval``, yielding each SMS's new states; no database.
+    """Re-walk a campaign every ``interval``, yielding each change of state; no database.
 
-    The first walk yields every SMS (``old_status`` None), later walks only those whose
-    status changed. States are kept in memory, about 200 bytes per SMS.
+    The first walk learns each SMS's state, later walks yield the SMS whose state changed.
+    States are kept in memory, about 200 bytes per SMS.
     """
     options = _options(
         page_size=page_size,

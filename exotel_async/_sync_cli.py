@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any
 
-from ._follow import FollowSummary, Transition
+from ._follow import FollowSummary
 from ._sync import follow_campaign, open_database, sync_campaign
 from .cli import EXIT_OK, _add_connection, _connect, _positive
 
@@ -58,16 +57,6 @@ def add_parser(commands: Any) -> None:
     _add_connection(sync)
 
 
-def _printer(out: TextIO) -> Callable[[Transition], None]:
-    """Print a change of state as one line; a first sighting is counted, not printed."""
-
-    def show(transition: Transition) -> None:
-        if transition.old_status is not None:
-            print(transition, file=out, flush=True)
-
-    return show
-
-
 def _walk_line(summary: FollowSummary) -> str:
     """``walk 3: 5000 SMS read; delivered 4000, pending 800, failed 200, unknown 0``."""
     counts = ", ".join(f"{name} {n}" for name, n in summary.outcomes.items())
@@ -97,9 +86,8 @@ async def run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             on_walk=lambda summary: print(_walk_line(summary), file=sys.stderr, flush=True),
         )
-        show = _printer(sys.stdout)
         async for transition in run:
-            show(transition)
+            print(transition, flush=True)
     summary = run.summary
     print(_final_line(summary), file=sys.stderr)
     if args.until_final and not summary.final:
@@ -115,5 +103,5 @@ def _final_line(summary: FollowSummary) -> str:
     walks = f"{summary.walks} walk{'s' if summary.walks != 1 else ''}"
     return (
         f"synced {summary.campaign_id}: {summary.records} SMS read in {walks}, "
-        f"{summary.transitions} new states stored, {state} ({summary.elapsed:.1f}s)"
+        f"{summary.transitions} status changes, {state} ({summary.elapsed:.1f}s)"
     )

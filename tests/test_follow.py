@@ -31,30 +31,31 @@ async def client(time: FakeTime) -> AsyncIterator[ExotelClient]:
         yield c
 
 
-async def test_client_follow_yields_every_sms_once_when_already_final(
+async def test_client_follow_ends_after_one_walk_when_already_final(
     client: ExotelClient, time: FakeTime
 ) -> None:
-    """On a settled campaign, client.follow walks once and yields each SMS as new."""
+    """On a settled campaign, client.follow walks once and yields no change."""
     time.now = PROGRESS.settled_at(150)
     run = client.follow("c1", interval=60)
-    seen = [t async for t in run]
-    assert len({t.record.sid for t in seen}) == len(seen) == 150
-    assert all(t.old_status is None for t in seen)
-    assert (run.summary.walks, run.summary.final) == (1, True)
+    assert [t async for t in run] == []
+    assert (run.summary.walks, run.summary.records, run.summary.final) == (1, 150, True)
 
 
 async def test_follow_yields_each_stage_once_and_ends_when_final(
     client: ExotelClient, time: FakeTime
 ) -> None:
-    """With advancing statuses, every SMS is seen in each of its four states exactly once."""
+    """With advancing statuses, each SMS's three changes of state are each yielded once."""
     run = follow(client, "c1", interval=20, clock=time, sleep=time.sleep)
     states: dict[str, list[str | None]] = defaultdict(list)
     async for change in run:
-        states[change.record.sid].append(change.new_status)
+        states[change.record.sid] += [change.old_status, change.new_status]
     assert len(states) == 150
-    assert all(s[:3] == ["queued", "submitted", "sent"] and len(s) == 4 for s in states.values())
+    assert all(
+        s[:5] == ["queued", "submitted", "submitted", "sent", "sent"] for s in states.values()
+    )
+    assert all(len(s) == 6 for s in states.values())
     assert run.summary.final
-    assert run.summary.transitions == 600
+    assert run.summary.transitions == 450
 
 
 async def test_wait_until_final_counts_outcomes(client: ExotelClient, time: FakeTime) -> None:
@@ -86,10 +87,11 @@ async def test_skipping_the_final_prefix_reads_less_and_sees_the_same(
         run = follow(
             client, "c1", interval=20, skip_final_prefix=skip, clock=time, sleep=time.sleep
         )
-        seen = [(t.record.sid, str(t.old_status), t.new_status) async for t in run]
+        seen = [(t.record.sid, t.old_status, t.new_status) async for t in run]
         runs.append((sorted(seen), run.summary.records))
     (full, full_read), (cheap, cheap_read) = runs
     assert cheap == full
+    assert len(full) == 450
     assert cheap_read < full_read
 
 
@@ -118,4 +120,3 @@ def test_transition_reads_as_old_to_new() -> None:
     record = SmsRecord("s1", "+919800000000", status="sent", detailed_status="PENDING")
     change = Transition(record, "queued", "PENDING")
     assert str(change) == "s1: queued/PENDING -> sent/PENDING"
-    assert str(Transition(record)) == "s1: new -> sent/PENDING"

@@ -53,7 +53,7 @@ async def test_follow_prints_each_transition_once_until_final(
     lines = result.stdout.splitlines()
     assert len(lines) == len(set(lines)) == 60  # queued->submitted->sent->final, 20 SMS
     assert "every SMS final" in result.stderr
-    assert rows(db, "SELECT count(*) FROM exotel_status_history") == [(80,)]
+    assert rows(db, "SELECT count(*) FROM exotel_status_history") == [(60,)]
 
 
 async def test_deadline_before_final_exits_3(tmp_path: Path) -> None:
