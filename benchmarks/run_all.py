@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python b
 
 from benchmarks._common import Result, add_common_options, describe_machine, plot, write_json
 
-SCENARIOS = ("latency_hiding", "cpu_per_record", "rate_limit", "first_record", "scaling")
+SCENARIOS = ("latency_hiding", "cpu_per_record", "rate_limit", "first_record", "scaling", "sync")
 
 
 def _runner(name: str, args: argparse.Namespace) -> Callable[[], Result]:

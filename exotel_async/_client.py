@@ -441,7 +441,7 @@ class ExotelClient:
         interval: float | timedelta = 300.0,
         until_final: bool = True,
         deadline: float | timedelta | None = None,
-        skip_final_prefix: bool = False,
+        skip_final_pages: bool = False,
         page_size: int = 50,
         concurrency: int = 4,
     ) -> Follow:
@@ -452,8 +452,8 @@ class ExotelClient:
             interval: Seconds (or a ``timedelta``) from one walk's start to the next's.
             until_final: End once every SMS is delivered or failed.
             deadline: End after a last walk this long after the start; None never.
-            skip_final_prefix: Walk in ``schedule_time`` order and start each walk after
-                the leading SMS the previous walk found final (see "Sync to a database").
+            skip_final_pages: Walk in ``schedule_time`` order and re-read only the pages
+                that held an SMS not yet final (see "Sync to a database").
             page_size: Records asked per request.
             concurrency: Pages in flight at once.
 
@@ -476,7 +476,7 @@ class ExotelClient:
             interval=interval,
             until_final=until_final,
             deadline=deadline,
-            skip_final_prefix=skip_final_prefix,
+            skip_final_pages=skip_final_pages,
             page_size=page_size,
             concurrency=concurrency,
         )
@@ -487,7 +487,7 @@ class ExotelClient:
         *,
         deadline: float | timedelta | None = None,
         interval: float | timedelta = 300.0,
-        skip_final_prefix: bool = False,
+        skip_final_pages: bool = False,
         page_size: int = 50,
         concurrency: int = 4,
     ) -> FollowSummary:
@@ -510,7 +510,7 @@ class ExotelClient:
             campaign_id,
             deadline=deadline,
             interval=interval,
-            skip_final_prefix=skip_final_prefix,
+            skip_final_pages=skip_final_pages,
             page_size=page_size,
             concurrency=concurrency,
         )

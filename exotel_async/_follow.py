@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
-from ._models import Outcome, SmsRecord, classify_status
+from ._models import Outcome, SmsPage, SmsRecord, classify_status
 
 if TYPE_CHECKING:
     from ._client import ExotelClient
@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 #: Outcomes no later report changes. ``UNKNOWN`` is not among them: a status this version
 #: does not know may still be on its way.
 FINAL_OUTCOMES = frozenset({Outcome.DELIVERED, Outcome.FAILED})
-#: The order the cheaper strategy walks in: an SMS scheduled earlier settles earlier.
-PREFIX_ORDER = "schedule_time:asc"
+#: The order ``skip_final_pages`` walks in: SMS sent together settle together, so the
+#: pages of SMS that are all final outnumber those in any other order.
+PAGE_ORDER = "schedule_time:asc"
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -162,8 +163,8 @@ class WalkOptions:
     concurrency: int = 4
     #: Records handed to the observer at once (one database transaction).
     batch_records: int = 2000
-    #: Start each walk after the leading records the previous walk found final.
-    skip_final_prefix: bool = False
+    #: Re-read only the pages that held an SMS not yet final (see ``Follow``).
+    skip_final_pages: bool = False
     interval: float = 300.0
     until_final: bool = True
     deadline: float | None = None
@@ -171,12 +172,38 @@ class WalkOptions:
     once: bool = False
 
 
+@attrs.frozen
+class _Pending:
+    """A page that held an SMS not yet final: where it is, and which SMS it held."""
+
+    offset: int
+    limit: int
+    fingerprint: int
+
+
+@attrs.frozen
+class _Known:
+    """What the last complete walk left to re-read."""
+
+    total: int | None
+    pages: tuple[_Pending, ...]
+
+
+def _fingerprint(page: SmsPage) -> int:
+    """Which SMS a page holds, in order: a page whose SMS moved gets another one."""
+    return hash(tuple(record.sid for record in page.records))
+
+
 class Follow:
     """Transitions of a campaign, as an async iterator; ``summary`` describes the run so far.
 
-    Each walk reads the whole campaign (or, with ``skip_final_prefix``, all but its leading
-    final records), then waits out ``interval`` from the walk's start. It ends when every SMS
-    is final (with ``until_final``), or at ``deadline`` after a last walk.
+    Each walk reads the whole campaign, then waits out ``interval`` from the walk's start. It
+    ends when every SMS is final (with ``until_final``), or at ``deadline`` after a last walk.
+
+    With ``skip_final_pages`` the walks go in ``schedule_time`` order, and each walk after a
+    complete one re-reads only the pages that held an SMS not yet final. Each such page must
+    hold the same SMS as before and the campaign the same total; otherwise that walk reads
+    the whole campaign again.
     """
 
     def __init__(
@@ -200,6 +227,8 @@ class Follow:
         self._clock = clock
         self._sleep = sleep
         self._on_walk = on_walk
+        self._known: _Known | None = None
+        self._complete = False
         self.summary = FollowSummary(campaign_id)
 
     def __aiter__(self) -> AsyncIterator[Transition]:
@@ -210,26 +239,20 @@ class Follow:
         options, summary = self._options, self.summary
         began = self._clock()
         deadline = None if options.deadline is None else began + options.deadline
-        start = 0
         try:
             while True:
                 walk_began = self._clock()
-                walk = _Walk(self._client, summary.campaign_id, self._observer, options)
-                async for transition in walk.run(await self._observer.begin(start)):
+                async for transition in self._walk():
                     summary.transitions += 1
                     yield transition
                 summary.walks += 1
-                summary.pages += walk.pages
-                summary.records += walk.records
                 outcomes = await self._observer.outcomes()
                 summary.outcomes = {o.value: outcomes[o] for o in Outcome}
-                summary.final = walk.complete and all(o in FINAL_OUTCOMES for o in +outcomes)
+                summary.final = self._complete and all(o in FINAL_OUTCOMES for o in +outcomes)
                 if self._on_walk is not None:
                     self._on_walk(summary)
                 if options.once or (summary.final and options.until_final):
                     return
-                if options.skip_final_prefix and walk.complete:
-                    start = walk.final_prefix
                 now = self._clock()
                 if deadline is not None and now >= deadline:
                     return
@@ -239,6 +262,22 @@ class Follow:
                 await self._sleep(max(wake - now, 0.0))
         finally:
             summary.elapsed = self._clock() - began
+
+    async def _walk(self) -> AsyncGenerator[Transition, None]:
+        """One walk: the pending pages if they are known and in place, else everything."""
+        known = self._known if self._options.skip_final_pages else None
+        for pages in (known, None):
+            walk = _Walk(self._client, self.summary.campaign_id, self._observer, self._options)
+            # After pages that moved, the whole campaign; else resume an interrupted walk.
+            start = 0 if pages is None and known is not None else None
+            async for transition in walk.run(pages, start):
+                yield transition
+            self.summary.pages += walk.pages
+            self.summary.records += walk.records
+            if not walk.moved:
+                break
+        self._complete = walk.complete
+        self._known = _Known(walk.total, tuple(walk.pending)) if walk.complete else None
 
 
 class _Walk:
@@ -253,41 +292,39 @@ class _Walk:
         self._options = options
         self.pages = 0
         self.records = 0
-        #: The offset before which every record read was final.
-        self.final_prefix = 0
+        self.total: int | None = None
+        #: The pages read that held an SMS not yet final (with ``skip_final_pages``).
+        self.pending: list[_Pending] = []
+        #: A pending page no longer held the same SMS, or the total changed.
+        self.moved = False
         self.complete = False
 
-    async def run(self, start: int) -> AsyncGenerator[Transition, None]:
-        """Read from ``start`` to the end, yielding each batch's transitions once stored."""
-        options = self._options
-        stream = self._client.sms_details(
-            self._campaign_id,
-            offset=start,
-            page_size=options.page_size,
-            concurrency=options.concurrency,
-            sort_by=PREFIX_ORDER if options.skip_final_prefix else None,
-        )
-        self.final_prefix = position = start
-        prefix_open = True
+    async def run(
+        self, known: _Known | None, start: int | None
+    ) -> AsyncGenerator[Transition, None]:
+        """Read the pages ``known`` lists, else the campaign from ``start`` (None: where the
+        observer's last walk stopped, or 0); yield each batch's changes once stored."""
+        if known is None:
+            pages = self._everything(await self._observer.begin(0) if start is None else start)
+        else:
+            pages = self._pending_pages(known)
         batch: list[SmsRecord] = []
+        position = 0
         storing: asyncio.Task[list[Transition]] | None = None
         try:
-            async with stream:
-                async for page in stream.pages():
-                    self.pages += 1
-                    self.records += len(page.records)
-                    if prefix_open and all(is_final(r) for r in page.records):
-                        self.final_prefix = stream.resume_offset
-                    else:
-                        prefix_open = False
-                    batch.extend(page.records)
-                    position = stream.resume_offset
-                    if len(batch) >= options.batch_records:
-                        if storing is not None:
-                            for transition in await storing:
-                                yield transition
-                        storing = asyncio.ensure_future(self._observer.observe(batch, position))
-                        batch = []
+            async for offset, end, page in pages:
+                self.pages += 1
+                self.records += len(page.records)
+                if self._options.skip_final_pages and not all(map(is_final, page.records)):
+                    self.pending.append(_Pending(offset, end - offset, _fingerprint(page)))
+                batch.extend(page.records)
+                position = end
+                if len(batch) >= self._options.batch_records:
+                    if storing is not None:
+                        for transition in await storing:
+                            yield transition
+                    storing = asyncio.ensure_future(self._observer.observe(batch, position))
+                    batch = []
             if storing is not None:
                 for transition in await storing:
                     yield transition
@@ -298,6 +335,46 @@ class _Walk:
             if storing is not None:  # an error or an early stop: let the write finish
                 with contextlib.suppress(Exception):
                     await asyncio.shield(storing)
-        self.complete = not stream.stats.ended_early
         if self.complete:
-            await self._observer.end(stream.stats.final_total)
+            await self._observer.end(self.total)
+
+    async def _everything(self, start: int) -> AsyncGenerator[tuple[int, int, SmsPage], None]:
+        """Every page from ``start``, as ``(offset, end, page)``."""
+        options = self._options
+        stream = self._client.sms_details(
+            self._campaign_id,
+            offset=start,
+            page_size=options.page_size,
+            concurrency=options.concurrency,
+            sort_by=PAGE_ORDER if options.skip_final_pages else None,
+        )
+        offset = start
+        async with stream:
+            async for page in stream.pages():
+                yield offset, stream.resume_offset, page
+                offset = stream.resume_offset
+        self.total = stream.stats.final_total
+        self.complete = not stream.stats.ended_early
+
+    async def _pending_pages(self, known: _Known) -> AsyncGenerator[tuple[int, int, SmsPage], None]:
+        """The pages ``known`` lists, ``concurrency`` at a time; stop at one that moved."""
+        width = self._options.concurrency
+        for first in range(0, len(known.pages), width):
+            chunk = known.pages[first : first + width]
+            pages = await asyncio.gather(*(self._page(p) for p in chunk))
+            for pending, page in zip(chunk, pages, strict=True):
+                if page.metadata.total != known.total or _fingerprint(page) != pending.fingerprint:
+                    self.moved = True
+                    return
+                yield pending.offset, pending.offset + pending.limit, page
+        self.total = known.total
+        self.complete = True
+
+    async def _page(self, pending: _Pending) -> SmsPage:
+        """One pending page read again; a failed item raises as in a full walk."""
+        page = await self._client.sms_details_page(
+            self._campaign_id, offset=pending.offset, limit=pending.limit, sort_by=PAGE_ORDER
+        )
+        if page.item_errors:
+            raise page.item_errors[0]
+        return page

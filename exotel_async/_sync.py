@@ -82,21 +82,21 @@ def _options(
     page_size: int,
     concurrency: int,
     batch_records: int = 2000,
-    skip_final_prefix: bool = False,
+    skip_final_pages: bool = False,
     interval: float | timedelta = 300.0,
     until_final: bool = True,
     deadline: float | timedelta | None = None,
     once: bool = False,
 ) -> WalkOptions:
     """Checked walk options; a mistake is a ValueError or TypeError at the call."""
-    for name, flag in (("skip_final_prefix", skip_final_prefix), ("until_final", until_final)):
+    for name, flag in (("skip_final_pages", skip_final_pages), ("until_final", until_final)):
         if not isinstance(flag, bool):
             raise TypeError(f"{name} must be a bool")
     return WalkOptions(
         page_size=page_size,
         concurrency=concurrency,
         batch_records=check_int("batch_records", batch_records, minimum=1, maximum=1_000_000),
-        skip_final_prefix=skip_final_prefix,
+        skip_final_pages=skip_final_pages,
         interval=seconds("interval", interval) or 0.0,
         until_final=until_final,
         deadline=seconds("deadline", deadline),
@@ -138,7 +138,7 @@ def follow_campaign(
     interval: float | timedelta = 300.0,
     until_final: bool = True,
     deadline: float | timedelta | None = None,
-    skip_final_prefix: bool = False,
+    skip_final_pages: bool = False,
     page_size: int = 50,
     concurrency: int = 4,
     batch_records: int = 2000,
@@ -156,7 +156,7 @@ def follow_campaign(
         page_size=page_size,
         concurrency=concurrency,
         batch_records=batch_records,
-        skip_final_prefix=skip_final_prefix,
+        skip_final_pages=skip_final_pages,
         interval=interval,
         until_final=until_final,
         deadline=deadline,
@@ -172,7 +172,7 @@ def follow(
     interval: float | timedelta = 300.0,
     until_final: bool = True,
     deadline: float | timedelta | None = None,
-    skip_final_prefix: bool = False,
+    skip_final_pages: bool = False,
     page_size: int = 50,
     concurrency: int = 4,
     clock: Callable[[], float] = time.monotonic,
@@ -186,7 +186,7 @@ def follow(
     options = _options(
         page_size=page_size,
         concurrency=concurrency,
-        skip_final_prefix=skip_final_prefix,
+        skip_final_pages=skip_final_pages,
         interval=interval,
         until_final=until_final,
         deadline=deadline,
@@ -201,7 +201,7 @@ async def wait_until_final(
     *,
     deadline: float | timedelta | None = None,
     interval: float | timedelta = 300.0,
-    skip_final_prefix: bool = False,
+    skip_final_pages: bool = False,
     page_size: int = 50,
     concurrency: int = 4,
     clock: Callable[[], float] = time.monotonic,
@@ -217,7 +217,7 @@ async def wait_until_final(
         campaign_id,
         interval=interval,
         deadline=deadline,
-        skip_final_prefix=skip_final_prefix,
+        skip_final_pages=skip_final_pages,
         page_size=page_size,
         concurrency=concurrency,
         clock=clock,

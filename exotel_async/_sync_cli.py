@@ -50,9 +50,9 @@ def add_parser(commands: Any) -> None:
         "--deadline", type=duration, help="stop after a last walk this long after the start"
     )
     follow.add_argument(
-        "--skip-final-prefix",
+        "--skip-final-pages",
         action="store_true",
-        help="walk in schedule_time order, skipping the leading SMS already final",
+        help="walk in schedule_time order; re-read only pages holding SMS not yet final",
     )
     _add_connection(sync)
 
@@ -81,7 +81,7 @@ async def run(args: argparse.Namespace) -> int:
             interval=args.interval,
             until_final=args.until_final,
             deadline=args.deadline,
-            skip_final_prefix=args.skip_final_prefix,
+            skip_final_pages=args.skip_final_pages,
             page_size=args.page_size,
             concurrency=args.concurrency,
             on_walk=lambda summary: print(_walk_line(summary), file=sys.stderr, flush=True),

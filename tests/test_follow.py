@@ -80,13 +80,11 @@ async def test_wait_until_final_gives_up_at_the_deadline(
 async def test_skipping_the_final_prefix_reads_less_and_sees_the_same(
     client: ExotelClient, time: FakeTime
 ) -> None:
-    """skip_final_prefix yields the same transitions as full re-walks, reading fewer records."""
+    """skip_final_pages yields the same transitions as full re-walks, reading fewer records."""
     runs = []
     for skip in (False, True):
         time.now = 1000.0
-        run = follow(
-            client, "c1", interval=20, skip_final_prefix=skip, clock=time, sleep=time.sleep
-        )
+        run = follow(client, "c1", interval=20, skip_final_pages=skip, clock=time, sleep=time.sleep)
         seen = [(t.record.sid, t.old_status, t.new_status) async for t in run]
         runs.append((sorted(seen), run.summary.records))
     (full, full_read), (cheap, cheap_read) = runs
