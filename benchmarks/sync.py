@@ -9,9 +9,10 @@ PATH) with fsync on; its own memory is not in the figures.
 
 Then a follow of a 50k-record campaign (``--quick``: 1k) whose statuses the sandbox advances
 on a fake clock (sent out at 100 a second; queued, submitted, sent, final, each stage 30 to
-90 s; a walk every 25 s), into SQLite, in this process: every change must be recorded exactly once, and the follow
-must end at the first walk after all are final. It runs twice, re-walking the whole
-campaign and with ``skip_final_pages``, to measure what the cheaper strategy saves.
+90 s; a walk every 25 s), into SQLite, in this process: every change must be recorded
+exactly once, and the follow must end at the first walk after all are final. It runs
+twice, re-walking the whole campaign and with ``skip_final_pages``, to measure what the
+cheaper strategy saves.
 """
 
 from __future__ import annotations
