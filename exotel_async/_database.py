@@ -133,7 +133,7 @@ def _schema(dialect: _Dialect) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS {SMS_TABLE} ("
         f"campaign_id TEXT NOT NULL, sid TEXT NOT NULL, {record_columns}, "
         f"first_seen_at {time} NOT NULL, last_seen_at {time} NOT NULL, "
-        f"status_changed_at {time} NOT NULL, PRIMARY KEY (campaign_id, sid))",
+        f"status_changed_at {time} NOT NULL, PRIMARY KEY (campaign_id, sid)){dialect.storage}",
         f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} ("
         f"id {dialect.serial} PRIMARY KEY, campaign_id TEXT NOT NULL, sid TEXT NOT NULL, "
         "old_status TEXT, old_detailed_status TEXT, new_status TEXT, new_detailed_status TEXT, "
@@ -154,6 +154,8 @@ class _Dialect:
     serial: str
     distinct: str
     param: Callable[[int], str]
+    #: Storage options of the SMS table.
+    storage: str = ""
 
     def upsert(self, source: str) -> str:
         """Insert SMS from ``source`` (a ``VALUES`` or a ``SELECT``), or update them; their
@@ -214,6 +216,9 @@ _POSTGRES = _Dialect(
     serial="BIGINT GENERATED ALWAYS AS IDENTITY",
     distinct="IS DISTINCT FROM",
     param=lambda n: f"${n}",
+    # Room on each page for the next sync's version of its rows: updates that change no
+    # key then stay on the page (HOT) and add no index entry.
+    storage=" WITH (fillfactor = 70)",
 )
 
 
@@ -295,9 +300,14 @@ class SqliteDatabase:
     def _open(self) -> None:
         connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
         try:
-            # WAL with NORMAL sync: a crash of the process loses no committed batch.
+            # WAL with NORMAL sync: a crash of the process loses no committed batch, and a
+            # power cut may lose the last batches but never mixes a batch with its position.
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            # Each checkpoint syncs the file; a sync dirties pages all over the key index,
+            # so checkpoint every 128 MB of log instead of every 4 MB (1M SMS: 36 s to 22 s).
+            connection.execute("PRAGMA wal_autocheckpoint=32768")
+            connection.execute("PRAGMA journal_size_limit=67108864")
             connection.execute("PRAGMA busy_timeout=30000")
             with _transaction(connection):
                 for statement in [*_schema(_SQLITE), _SQLITE_HISTORY_TRIGGER]:
@@ -381,12 +391,15 @@ class PostgresDatabase:
         self._connection: asyncpg.Connection | None = None
         columns = ", ".join(_COLUMNS)
         self._upsert = _POSTGRES.upsert(f"SELECT {columns}, $1, $1, $1 FROM {_STAGING}")
+        # LIMIT 1 keeps the lookup a subquery: one primary-key probe per staged SMS. As a
+        # join, the planner would scan the whole table for every batch.
         self._record_history = (
             f"INSERT INTO {HISTORY_TABLE} (campaign_id, sid, old_status, old_detailed_status, "
             "new_status, new_detailed_status, observed_at) "
-            f"SELECT st.campaign_id, st.sid, s.status, s.detailed_status, st.status, "
-            f"st.detailed_status, $1 FROM {_STAGING} st JOIN {SMS_TABLE} s "
-            "ON s.campaign_id = st.campaign_id AND s.sid = st.sid "
+            "SELECT st.campaign_id, st.sid, s.status, s.detailed_status, st.status, "
+            f"st.detailed_status, $1 FROM {_STAGING} st, LATERAL (SELECT status, "
+            f"detailed_status FROM {SMS_TABLE} WHERE campaign_id = st.campaign_id "
+            "AND sid = st.sid LIMIT 1) s "
             "WHERE s.status IS DISTINCT FROM st.status "
             "OR s.detailed_status IS DISTINCT FROM st.detailed_status "
             "RETURNING sid, old_status, old_detailed_status"
