@@ -88,3 +88,13 @@ async def test_bad_duration_is_a_usage_error(sandbox: Sandbox, tmp_path: Path) -
     result = await run("sync", "c1", "--db", db, "--interval", "soon", env=env_for(sandbox))
     assert result.code == 2
     assert "expected a duration like 30s, 5m or 48h" in result.stderr
+
+
+async def test_unreachable_postgres_is_one_line_without_password(sandbox: Sandbox) -> None:
+    """A PostgreSQL server that refuses the connection is one line, exit 1, no password."""
+    url = "postgresql://app:secret@127.0.0.1:1/sms"
+    result = await run("sync", "c1", "--db", url, env=env_for(sandbox))
+    assert result.code == 1
+    assert result.stderr.startswith("exotel-async: error: database: cannot connect")
+    assert result.stderr.count("\n") == 1
+    assert "secret" not in result.stderr
