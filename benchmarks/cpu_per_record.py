@@ -31,7 +31,7 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python benchmarks/x.py`
 
 from benchmarks._common import Result, SandboxProcess, median, runs_for, script_main
-from exotel_async import ExotelClient
+from exotel_async import ExotelClient, SmsRecord
 from exotel_async._protocol import parse_page
 
 PAGE_SIZE = 50
@@ -102,7 +102,7 @@ def stage_costs(bodies: list[bytes], records: int, repeats: int) -> dict[str, fl
     return {
         "orjson": per_record(orjson.loads),
         "json": per_record(json.loads),
-        "parse_page": per_record(lambda body: parse_page(200, {}, body)),
+        "parse_page": per_record(lambda body: parse_page(SmsRecord, 200, {}, body)),
     }
 
 

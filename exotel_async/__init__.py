@@ -22,9 +22,9 @@ from ._errors import (
     ServerError,
     TransportError,
 )
-from ._models import Outcome, PageMetadata, SmsPage, SmsRecord, classify_status
-from ._pagination import SmsDetailsStream, StreamStats
-from ._protocol import PathForm
+from ._models import Outcome, Page, PageMetadata, SmsPage, SmsRecord, classify_status
+from ._pagination import PagedStream, SmsDetailsStream, StreamStats
+from ._protocol import PageRequest, PathForm
 
 # A library logs; the application decides where to (the logging HOWTO's advice).
 logging.getLogger("exotel_async").addHandler(logging.NullHandler())
@@ -47,7 +47,10 @@ __all__ = [
     "NoProgressError",
     "NotFoundError",
     "Outcome",
+    "Page",
     "PageMetadata",
+    "PageRequest",
+    "PagedStream",
     "PathForm",
     "PermissionDeniedError",
     "RateLimitError",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import enum
 import ipaddress
@@ -9,7 +10,8 @@ import logging
 import math
 import os
 import ssl
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
@@ -17,22 +19,23 @@ from typing import TYPE_CHECKING, TypeVar
 import aiohttp
 from yarl import URL
 
-from ._models import SmsPage
-from ._pagination import SmsDetailsStream
+from ._models import Page, SmsPage, SmsRecord
+from ._pagination import FetchPage, PagedStream, SmsDetailsStream
 from ._protocol import (
     MAX_LIMIT,
+    PageRequest,
     PathForm,
-    build_page_request,
     check_int,
     check_number,
     check_path_segment,
     check_sort_by,
+    loggable_query,
     mask_number,
     parse_page,
+    sms_details_request,
 )
 from ._transport import (
     DEFAULT_MAX_RESPONSE_BYTES,
-    DEFAULT_MAX_RETRIES,
     RetryObserver,
     RetryPolicy,
     Transport,
@@ -99,6 +102,8 @@ def _check_str(name: str, value: object) -> str:
 
 
 E = TypeVar("E", bound=enum.Enum)
+T = TypeVar("T")
+_RETRY = RetryPolicy()
 
 
 def _check_choice(name: str, choices: type[E], value: object) -> E:
@@ -122,7 +127,20 @@ def _check_positive(name: str, value: object) -> float:
 _CREDENTIALS = ("api_key", "api_token", "account_sid")
 
 
-def missing_credentials(overrides: Mapping[str, object]) -> list[str]:
+class MissingCredentials(ValueError):
+    """``from_env()`` found credential variables unset; ``variables`` names them all."""
+
+    def __init__(self, variables: list[str]) -> None:
+        self.variables = variables
+        if len(variables) == 1:
+            text = f"environment variable {variables[0]} is not set"
+        else:
+            names = f"{', '.join(variables[:-1])} and {variables[-1]}"
+            text = f"environment variables {names} are not set"
+        super().__init__(text)
+
+
+def _missing_credentials(overrides: Mapping[str, object]) -> list[str]:
     """The ``EXOTEL_*`` credential variables that are unset and not overridden."""
     return [
         f"EXOTEL_{name.upper()}"
@@ -131,11 +149,8 @@ def missing_credentials(overrides: Mapping[str, object]) -> list[str]:
     ]
 
 
-def missing_message(variables: list[str]) -> str:
-    """``environment variables A, B and C are not set``, for one or several names."""
-    if len(variables) == 1:
-        return f"environment variable {variables[0]} is not set"
-    return f"environment variables {', '.join(variables[:-1])} and {variables[-1]} are not set"
+def _sid(record: SmsRecord) -> str:
+    return record.sid
 
 
 class ExotelClient:
@@ -166,6 +181,8 @@ class ExotelClient:
         max_response_bytes: The largest response body read; a larger one raises
             ``ResponseDecodeError`` without a retry. The default, 16 MiB, is about 30 times
             a 1000-record page.
+        clock: Epoch seconds, for the rate controller; tests pass a fake one.
+        sleep: Waits for retries and the rate limit; tests pass a fake one.
     """
 
     def __init__(
@@ -178,15 +195,17 @@ class ExotelClient:
         base_url: str | URL | None = None,
         timeout: float = 30.0,
         connect_timeout: float = 10.0,
-        max_retries: int = DEFAULT_MAX_RETRIES,
-        backoff_base: float = 1.0,
-        backoff_cap: float = 30.0,
-        max_retry_after: float = 120.0,
+        max_retries: int = _RETRY.max_retries,
+        backoff_base: float = _RETRY.base,
+        backoff_cap: float = _RETRY.cap,
+        max_retry_after: float = _RETRY.max_retry_after,
         max_requests_per_minute: float | None = None,
         path_form: PathForm | str = PathForm.SMS_CAMPAIGNS,
         ssl_context: ssl.SSLContext | None = None,
         session: aiohttp.ClientSession | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if ":" in _check_str("api_key", api_key):
             # Basic auth joins key and token with ':'; the server would split at the first.
@@ -205,18 +224,13 @@ class ExotelClient:
             raise TypeError("ssl_context must be an ssl.SSLContext")
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise TypeError("session must be an aiohttp.ClientSession")
-        self._session = session
-        self._owns_session = session is None
-        self._closed = False
         credentials = base64.b64encode(f"{api_key}:{api_token}".encode()).decode("ascii")
         self._transport = Transport(
             base_url=self.base_url,
             headers={"Authorization": f"Basic {credentials}", "Accept": "application/json"},
-            get_session=self._get_session,
-            timeout=aiohttp.ClientTimeout(
-                total=_check_positive("timeout", timeout),
-                sock_connect=_check_positive("connect_timeout", connect_timeout),
-            ),
+            session=session,
+            timeout=_check_positive("timeout", timeout),
+            connect_timeout=_check_positive("connect_timeout", connect_timeout),
             retry=RetryPolicy(
                 max_retries=max_retries,
                 base=_check_positive("backoff_base", backoff_base),
@@ -230,7 +244,12 @@ class ExotelClient:
                 else _check_positive("max_requests_per_minute", max_requests_per_minute)
             ),
             max_response_bytes=check_int("max_response_bytes", max_response_bytes, minimum=1),
+            redact=loggable_query,
+            clock=clock,
+            sleep=sleep,
         )
+        # Follows wait on the same clock as retries and the rate limit.
+        self._clock, self._sleep = clock, sleep
 
     @classmethod
     def from_env(cls, **overrides: object) -> ExotelClient:
@@ -249,9 +268,9 @@ class ExotelClient:
         Raises:
             ValueError: Required variables are missing (the message names them all).
         """
-        missing = missing_credentials(overrides)
+        missing = _missing_credentials(overrides)
         if missing:
-            raise ValueError(missing_message(missing))
+            raise MissingCredentials(missing)
         kwargs: dict[str, object] = {
             name: os.environ.get(f"EXOTEL_{name.upper()}") for name in _CREDENTIALS
         }
@@ -267,21 +286,12 @@ class ExotelClient:
 
     # --- lifecycle ---------------------------------------------------------------------
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._closed:
-            raise RuntimeError("this ExotelClient is closed; create a new one")
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-        return self._session
-
     async def close(self) -> None:
         """Close the session the client opened (never one passed in); harmless twice."""
-        self._closed = True
-        if self._owns_session and self._session is not None:
-            await self._session.close()
+        await self._transport.close()
 
     async def __aenter__(self) -> ExotelClient:
-        self._get_session()
+        self._transport.session()
         return self
 
     async def __aexit__(
@@ -329,10 +339,10 @@ class ExotelClient:
             print(page.metadata.total, [sms.number for sms in page.records])
             ```
         """
-        fetch = self._page_fetcher(campaign_id, number=number, sort_by=sort_by)
+        request = self._sms_details_request(campaign_id, number, sort_by)
         check_int("offset", offset, minimum=0)
         check_int("limit", limit, minimum=1, maximum=MAX_LIMIT)
-        return await fetch(offset, limit, None)
+        return await self._fetcher(request, SmsRecord)(offset, limit, None)
 
     def sms_details(
         self,
@@ -379,16 +389,10 @@ class ExotelClient:
             print(stream.stats)
             ```
         """
-        fetch = self._page_fetcher(campaign_id, number=number, sort_by=sort_by)
-        check_int("page_size", page_size, minimum=1, maximum=MAX_LIMIT)
-        check_int("offset", offset, minimum=0)
-        if max_items is not None:
-            check_int("max_items", max_items, minimum=0)
-        check_int("concurrency", concurrency, minimum=1, maximum=64)
-        if not isinstance(skip_item_errors, bool):
-            raise TypeError("skip_item_errors must be a bool")
-        return SmsDetailsStream(
-            fetch,
+        return self.paginate(
+            self._sms_details_request(campaign_id, number, sort_by),
+            SmsRecord,
+            key=_sid,
             page_size=page_size,
             offset=offset,
             max_items=max_items,
@@ -396,10 +400,99 @@ class ExotelClient:
             skip_item_errors=skip_item_errors,
         )
 
-    def _page_fetcher(
-        self, campaign_id: str, *, number: str | None, sort_by: str | None
-    ) -> Callable[[int, int, RetryObserver | None], Awaitable[SmsPage]]:
-        """Validate the filters once and return ``fetch(offset, limit) -> SmsPage``."""
+    def paginate(
+        self,
+        request: str | PageRequest,
+        item_type: type[T],
+        *,
+        key: Callable[[T], Hashable],
+        params: Mapping[str, str] | None = None,
+        page_size: int = 50,
+        offset: int = 0,
+        max_items: int | None = None,
+        concurrency: int = 4,
+        skip_item_errors: bool = False,
+    ) -> PagedStream[T]:
+        """Stream every record of any offset/limit endpoint of Exotel's v2 envelope.
+
+        The building block of ``sms_details()``, and of any endpoint this version does not
+        wrap: it adds ``offset`` and ``limit`` to each page's query and structures each
+        item's ``data`` into ``item_type`` with the library's converter.
+
+        Args:
+            request: The path below the base URL, such as
+                ``f"/v2/accounts/{client.account_sid}/sms-campaigns"``, or a ``PageRequest``
+                with the path and its filter parameters.
+            item_type: The record class: an attrs class; one with an ``extra`` field keeps
+                the keys it does not declare there.
+            key: What tells two records apart, e.g. ``operator.attrgetter("sid")``; a record
+                whose key was seen recently is dropped.
+            params: Query parameters sent with every page (filters), after ``request``'s.
+            page_size: Records asked per request (1 to 1000).
+            offset: Start at this record (zero-based).
+            max_items: Stop after this many records.
+            concurrency: Pages in flight at once (1 to 64).
+            skip_item_errors: Collect failed items on ``stream.item_errors`` instead of
+                raising ``ItemError``.
+
+        Returns:
+            A ``PagedStream[T]``: ``async for`` yields records in offset order, ``.pages()``
+            yields ``Page[T]``. Nothing is requested until it is iterated.
+
+        Raises:
+            ValueError: An argument is out of range (at the call).
+            TypeError: An argument has the wrong type (at the call).
+
+        Example:
+            ```python
+            @attrs.frozen
+            class Campaign:
+                sid: str
+                name: str | None = None
+                extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+            path = f"/v2/accounts/{client.account_sid}/sms-campaigns"
+            campaigns = client.paginate(
+                path, Campaign, key=attrgetter("sid"), params={"status": "completed"}
+            )
+            async for campaign in campaigns:
+                print(campaign.sid, campaign.name)
+            ```
+        """
+        if isinstance(request, str):
+            request = PageRequest(request)
+        if not isinstance(request, PageRequest):
+            raise TypeError("request must be a path (str) or a PageRequest")
+        if not request.path.startswith("/"):
+            raise ValueError("request path must start with '/', below the base URL")
+        if params:
+            extra = tuple(params.items())
+            if not all(isinstance(v, str) for pair in extra for v in pair):
+                raise TypeError("params must map str to str")
+            request = PageRequest(request.path, request.params + extra)
+        if not callable(key):
+            raise TypeError("key must be a function of a record")
+        check_int("page_size", page_size, minimum=1, maximum=MAX_LIMIT)
+        check_int("offset", offset, minimum=0)
+        if max_items is not None:
+            check_int("max_items", max_items, minimum=0)
+        check_int("concurrency", concurrency, minimum=1, maximum=64)
+        if not isinstance(skip_item_errors, bool):
+            raise TypeError("skip_item_errors must be a bool")
+        return PagedStream(
+            self._fetcher(request, item_type),
+            key=key,
+            page_size=page_size,
+            offset=offset,
+            max_items=max_items,
+            concurrency=concurrency,
+            skip_item_errors=skip_item_errors,
+        )
+
+    def _sms_details_request(
+        self, campaign_id: str, number: str | None, sort_by: str | None
+    ) -> PageRequest:
+        """Validate a campaign's filters and build its sms-details request."""
         campaign_id = check_path_segment("campaign_id", campaign_id)
         number = check_number(number)
         if number is not None and not number.startswith("+"):
@@ -408,27 +501,25 @@ class ExotelClient:
                 "Exotel matches numbers exactly, so this filter may match nothing",
                 mask_number(number),
             )
-        sort_by = check_sort_by(sort_by)
-        if self._closed:
-            raise RuntimeError("this ExotelClient is closed; create a new one")
+        return sms_details_request(
+            self.account_sid,
+            campaign_id,
+            number=number,
+            sort_by=check_sort_by(sort_by),
+            path_form=self.path_form,
+        )
 
-        async def fetch(offset: int, limit: int, observer: RetryObserver | None = None) -> SmsPage:
-            request = build_page_request(
-                self.account_sid,
-                campaign_id,
-                offset=offset,
-                limit=limit,
-                number=number,
-                sort_by=sort_by,
-                path_form=self.path_form,
-            )
-            return await self._transport.send(
-                request,
-                lambda status, headers, body: parse_page(
-                    status, headers, body, expected_offset=offset
-                ),
-                observer,
-            )
+    def _fetcher(self, request: PageRequest, item_type: type[T]) -> FetchPage[T]:
+        """``fetch(offset, limit, observer)``: one page of ``request`` as ``Page[T]``."""
+        if self._transport.closed:
+            raise RuntimeError("this ExotelClient is closed; create a new one")
+        send = self._transport.send
+
+        async def fetch(offset: int, limit: int, observer: RetryObserver | None) -> Page[T]:
+            def parse(status: int, headers: Mapping[str, str], body: bytes) -> Page[T]:
+                return parse_page(item_type, status, headers, body, expected_offset=offset)
+
+            return await send(request.at(offset, limit), parse, observer)
 
         return fetch
 

@@ -193,12 +193,17 @@ def make_record_hook(cls: type, converter: cattrs.Converter) -> StructureHook:
     return hook
 
 
+def timestamp_fields(cls: type) -> tuple[str, ...]:
+    """The names of a record class's ``datetime`` fields, optional or not."""
+    attrs.resolve_types(cls)
+    return tuple(a.name for a in attrs.fields(cls) if a.type in _DATETIMES)
+
+
 def make_record_unstructure(cls: type) -> Callable[[Any], dict[str, Any]]:
     """An unstructure hook for a record class: its fields, timestamps as ISO text, then
     ``extra``'s keys, so that a record written out reads back the same."""
-    attrs.resolve_types(cls)
+    stamps = timestamp_fields(cls)
     fields = tuple(a.name for a in attrs.fields(cls) if a.name != EXTRA)
-    stamps = tuple(a.name for a in attrs.fields(cls) if a.type in _DATETIMES)
 
     def unstructure(record: Any) -> dict[str, Any]:
         out: dict[str, Any] = {name: getattr(record, name) for name in fields}

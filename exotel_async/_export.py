@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -22,29 +22,88 @@ if sys.platform != "win32":
     import fcntl
 
 from ._client import ExotelClient
-from ._converter import converter
+from ._converter import converter, timestamp_fields
 from ._errors import ExportRefused
 from ._models import SmsPage, SmsRecord
 
-FORMATS = ("jsonl", "csv", "parquet")
-#: CSV columns, in order; unknown fields go to ``extra`` as one JSON object.
-CSV_COLUMNS = (
-    "sid",
-    "number",
-    "name",
-    "message",
-    "status",
-    "detailed_status",
-    "schedule_time",
-    "date_created",
-    "sender_id",
-    "direction",
-    "extra",
-)
+#: CSV and Parquet columns, in order: the record's fields; ``extra`` holds unknown fields
+#: as one JSON object.
+CSV_COLUMNS = tuple(a.name for a in attrs.fields(SmsRecord))
+_STAMPS = frozenset(timestamp_fields(SmsRecord))
 _CHECKPOINT_VERSION = 1
 # Valid JSON can hold a lone surrogate (half an emoji) that UTF-8 cannot: write it as
 # the \udXXX escape it arrived as, rather than fail on that record at every resume.
 _ENCODING, _ERRORS = "utf-8", "backslashreplace"
+
+
+def _record_dict(record: SmsRecord) -> dict[str, Any]:
+    return converter.unstructure(record)  # type: ignore[no-any-return]
+
+
+def encode_jsonl(records: Iterable[SmsRecord]) -> bytes:
+    """One JSON object per line, the API's field names, unknown fields kept."""
+    return b"".join(_json_line(_record_dict(r)) for r in records)
+
+
+def _json_line(data: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(data) + b"\n"
+    except orjson.JSONEncodeError:  # a lone surrogate: the standard encoder escapes it
+        return json.dumps(data, ensure_ascii=False).encode(_ENCODING, _ERRORS) + b"\n"
+
+
+def _csv_row(record: SmsRecord) -> list[str]:
+    data = _record_dict(record)
+    extra = {k: data.pop(k) for k in list(data) if k not in CSV_COLUMNS}
+    row = ["" if data.get(c) is None else str(data[c]) for c in CSV_COLUMNS[:-1]]
+    return [*row, json.dumps(extra, ensure_ascii=False) if extra else ""]
+
+
+def encode_csv(records: Iterable[SmsRecord], *, header: bool = False) -> bytes:
+    """RFC 4180 rows (CRLF, quotes doubled) in UTF-8; empty cell for null."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    if header:
+        writer.writerow(CSV_COLUMNS)
+    writer.writerows(_csv_row(r) for r in records)
+    return buffer.getvalue().encode(_ENCODING, _ERRORS)
+
+
+def _count_lines(lines: Iterable[bytes]) -> int:
+    return sum(1 for _ in lines)
+
+
+def _count_csv_rows(lines: Iterable[bytes]) -> int:
+    """Records in CSV lines: rows less the header; a quoted newline joins lines into one."""
+    rows = sum(1 for _ in csv.reader(line.decode(_ENCODING, "replace") for line in lines))
+    return max(rows - 1, 0)
+
+
+@attrs.frozen
+class Format:
+    """How records are written in one output format."""
+
+    name: str
+    #: Records to bytes, appended to the output; None for a format with its own writer.
+    encode: Callable[[Sequence[SmsRecord]], bytes] | None
+    #: Written once at the top of a new output.
+    header: bytes = b""
+    #: Whether an interrupted output can be cut back to its checkpoint and continued.
+    resumable: bool = True
+    #: Records in complete lines of the output (``csv.Error`` if they are not whole rows).
+    count: Callable[[Iterable[bytes]], int] = _count_lines
+
+
+#: The output formats by name: ``ExportRequest.format`` and ``--format`` take these names.
+FORMATS: Mapping[str, Format] = {
+    f.name: f
+    for f in (
+        Format("jsonl", encode_jsonl),
+        Format("csv", encode_csv, header=encode_csv((), header=True), count=_count_csv_rows),
+        # Written in row groups with a footer: a cut file is unreadable, so never resumed.
+        Format("parquet", None, resumable=False),
+    )
+}
 
 
 def _natural(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -68,7 +127,6 @@ class Checkpoint:
     next_offset: int = attrs.field(validator=_natural)
     records_written: int = attrs.field(validator=_natural)
     output_bytes: int = attrs.field(validator=_natural)
-    total: int | None = attrs.field(default=None, validator=attrs.validators.optional(_natural))
     version: int = _CHECKPOINT_VERSION
     #: The export finished: the output holds all it asked for, in ``output_bytes`` bytes.
     complete: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
@@ -109,39 +167,6 @@ def checkpoint_path(output: Path) -> Path:
     return output.with_name(output.name + ".checkpoint")
 
 
-def _record_dict(record: SmsRecord) -> dict[str, Any]:
-    return converter.unstructure(record)  # type: ignore[no-any-return]
-
-
-def encode_jsonl(records: Iterable[SmsRecord]) -> bytes:
-    """One JSON object per line, the API's field names, unknown fields kept."""
-    return b"".join(_json_line(_record_dict(r)) for r in records)
-
-
-def _json_line(data: dict[str, Any]) -> bytes:
-    try:
-        return orjson.dumps(data) + b"\n"
-    except orjson.JSONEncodeError:  # a lone surrogate: the standard encoder escapes it
-        return json.dumps(data, ensure_ascii=False).encode(_ENCODING, _ERRORS) + b"\n"
-
-
-def _csv_row(record: SmsRecord) -> list[str]:
-    data = _record_dict(record)
-    extra = {k: data.pop(k) for k in list(data) if k not in CSV_COLUMNS}
-    row = ["" if data.get(c) is None else str(data[c]) for c in CSV_COLUMNS[:-1]]
-    return [*row, json.dumps(extra, ensure_ascii=False) if extra else ""]
-
-
-def encode_csv(records: Iterable[SmsRecord], *, header: bool = False) -> bytes:
-    """RFC 4180 rows (CRLF, quotes doubled) in UTF-8; empty cell for null."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    if header:
-        writer.writerow(CSV_COLUMNS)
-    writer.writerows(_csv_row(r) for r in records)
-    return buffer.getvalue().encode(_ENCODING, _ERRORS)
-
-
 class _Sink(Protocol):
     def write_page(self, records: tuple[SmsRecord, ...]) -> None: ...
     def commit(self) -> int: ...
@@ -149,17 +174,23 @@ class _Sink(Protocol):
 
 
 class _TextSink:
-    """Appends JSONL or CSV to a file (or stdout); ``commit`` makes it durable."""
+    """Appends encoded records to a file (or stdout); ``commit`` makes it durable."""
 
-    def __init__(self, stream: IO[bytes], fmt: str, *, header: bool, durable: bool) -> None:
+    def __init__(
+        self,
+        stream: IO[bytes],
+        encode: Callable[[Sequence[SmsRecord]], bytes],
+        *,
+        header: bytes,
+        durable: bool,
+    ) -> None:
         self._stream = stream
-        self._fmt = fmt
+        self._encode = encode
         self._durable = durable
-        if header:
-            self._stream.write(encode_csv((), header=True))
+        self._stream.write(header)
 
     def write_page(self, records: tuple[SmsRecord, ...]) -> None:
-        self._stream.write(encode_csv(records) if self._fmt == "csv" else encode_jsonl(records))
+        self._stream.write(self._encode(records))
         if not self._durable:
             self._stream.flush()  # a pipe's reader gets each page as it comes, not per checkpoint
 
@@ -189,11 +220,7 @@ class _ParquetSink:
             ) from None
         self._pa = pa
         stamp = pa.timestamp("us", tz="UTC")
-        self._schema = pa.schema(
-            [(c, pa.string()) for c in CSV_COLUMNS[:6]]
-            + [("schedule_time", stamp), ("date_created", stamp)]
-            + [("sender_id", pa.string()), ("direction", pa.string()), ("extra", pa.string())]
-        )
+        self._schema = pa.schema([(c, stamp if c in _STAMPS else pa.string()) for c in CSV_COLUMNS])
         self._writer = pq.ParquetWriter(str(path), self._schema)
         self._rows: list[dict[str, Any]] = []
 
@@ -239,6 +266,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
     """Read a checkpoint file, refusing one that is not ours, outdated, or out of range."""
     try:
         data = json.loads(path.read_text())
+        if isinstance(data, dict):
+            data.pop("total", None)  # written by 0.1, never read
         checkpoint = Checkpoint(**data)
     except (OSError, ValueError, TypeError) as exc:
         raise ExportRefused(
@@ -309,8 +338,8 @@ def _plan(request: ExportRequest) -> Checkpoint | None:
     if request.output is None:
         if request.resume:
             raise ExportRefused("--resume needs a file: an export to stdout cannot be resumed")
-        if request.format == "parquet":
-            raise ExportRefused("Parquet needs a file: it cannot be written to stdout")
+        if FORMATS[request.format].encode is None:
+            raise ExportRefused(f"{request.format} needs a file: it cannot go to stdout")
         return None
     if request.resume and request.force:
         raise ExportRefused("--resume and --force contradict each other: choose one")
@@ -344,13 +373,15 @@ def _plan(request: ExportRequest) -> Checkpoint | None:
             f"{output} holds an interrupted export ({checkpoint.records_written} records): "
             "pass --resume to continue it or --force to start over"
         )
-    if request.format == "parquet":
-        raise ExportRefused("Parquet exports cannot be resumed: pass --force to start over")
+    if not FORMATS[request.format].resumable:
+        raise ExportRefused(
+            f"{request.format} exports cannot be resumed: pass --force to start over"
+        )
     if size < checkpoint.output_bytes:
         raise ExportRefused(
             f"{output} is shorter than its checkpoint says: start over with --force"
         )
-    found = _records_in(output, checkpoint.output_bytes, request.format)
+    found = _records_in(output, checkpoint.output_bytes, FORMATS[request.format])
     if found != checkpoint.records_written:
         held = "a cut line" if found is None else f"{found} records"
         raise ExportRefused(
@@ -368,7 +399,7 @@ def _describe(campaign_id: str, number: str | None, sort_by: str | None, fmt: st
     return " ".join([f"campaign {campaign_id!r} as {fmt}", *filters])
 
 
-def _records_in(output: Path, size: int, fmt: str) -> int | None:
+def _records_in(output: Path, size: int, fmt: Format) -> int | None:
     """Records in the first ``size`` bytes of ``output``; None when ``size`` cuts a line."""
     consumed = 0
 
@@ -383,14 +414,10 @@ def _records_in(output: Path, size: int, fmt: str) -> int | None:
                 consumed += len(line)
                 yield line
 
-    if fmt != "csv":
-        count = sum(1 for _ in lines())
-    else:
-        try:
-            rows = sum(1 for _ in csv.reader(line.decode(_ENCODING, "replace") for line in lines()))
-        except csv.Error:
-            return None
-        count = max(rows - 1, 0)  # the header
+    try:
+        count = fmt.count(lines())
+    except csv.Error:
+        return None
     return count if consumed == size else None
 
 
@@ -434,19 +461,19 @@ def _acquire(path: Path, output: Path) -> int:
 
 
 def _open_sink(request: ExportRequest, checkpoint: Checkpoint | None) -> _Sink:
-    if request.output is None:
-        header = request.format == "csv"
-        return _TextSink(sys.stdout.buffer, request.format, header=header, durable=False)
-    if request.format == "parquet":
+    fmt = FORMATS[request.format]
+    if fmt.encode is None:
+        assert request.output is not None  # _plan refused stdout
         return _ParquetSink(request.output)
+    if request.output is None:
+        return _TextSink(sys.stdout.buffer, fmt.encode, header=fmt.header, durable=False)
     start = checkpoint.output_bytes if checkpoint is not None else 0
     resuming = checkpoint is not None and request.output.exists()
     stream: IO[bytes] = request.output.open("r+b" if resuming else "wb")
     stream.truncate(start)  # drops a torn line or half-written page
     stream.seek(start)
-    return _TextSink(
-        stream, request.format, header=request.format == "csv" and start == 0, durable=True
-    )
+    header = fmt.header if start == 0 else b""
+    return _TextSink(stream, fmt.encode, header=header, durable=True)
 
 
 async def run_export(
@@ -505,117 +532,157 @@ async def _export(
     if checkpoint is not None and checkpoint.complete:
         done = checkpoint.records_written
         return ExportProgress(
-            records=done,
-            total=checkpoint.total,
-            started_at_record=done,
-            completed=True,
-            already_complete=True,
+            records=done, started_at_record=done, completed=True, already_complete=True
         )
-    start = checkpoint.next_offset if checkpoint else 0
-    written = checkpoint.records_written if checkpoint else 0
-    max_items = None if request.max_items is None else max(request.max_items - written, 0)
-    stream = client.sms_details(
-        request.campaign_id,
-        page_size=request.page_size,
-        offset=start,
-        max_items=max_items,
-        number=request.number,
-        sort_by=request.sort_by,
-        concurrency=request.concurrency,
-        skip_item_errors=request.skip_item_errors,
-    )
-    progress = ExportProgress(records=written, started_at_record=written)
-    marker = checkpoint_path(request.output) if request.output is not None else None
-    resumable = marker is not None and request.format != "parquet"
+    run = _Run(client, request, checkpoint, clock)
+    discard = False
+    try:
+        await run.pump(on_page, should_stop)
+    except BaseException:
+        # Nothing written by a fresh run: leave nothing in the way of the next one.
+        discard = checkpoint is None and run.progress.pages == 0 and request.output is not None
+        if not discard:
+            run.save_after_error()
+        raise
+    else:
+        if run.unsaved:
+            run.save()  # what was written before a stop or the end
+    finally:
+        run.close(discard=discard)
+    return run.finish()
 
-    def checkpoint_at(size: int, *, complete: bool = False) -> Checkpoint:
+
+class _Run:
+    """One export run: its stream, its sink, and the checkpoint that vouches for the output."""
+
+    def __init__(
+        self,
+        client: ExotelClient,
+        request: ExportRequest,
+        checkpoint: Checkpoint | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.request = request
+        written = checkpoint.records_written if checkpoint else 0
+        max_items = None if request.max_items is None else max(request.max_items - written, 0)
+        self.stream = client.sms_details(
+            request.campaign_id,
+            page_size=request.page_size,
+            offset=checkpoint.next_offset if checkpoint else 0,
+            max_items=max_items,
+            number=request.number,
+            sort_by=request.sort_by,
+            concurrency=request.concurrency,
+            skip_item_errors=request.skip_item_errors,
+        )
+        self.progress = ExportProgress(records=written, started_at_record=written)
+        self._marker = checkpoint_path(request.output) if request.output is not None else None
+        self._resumable = self._marker is not None and FORMATS[request.format].resumable
+        self._clock = clock
+        self._start_checkpoint(fresh=checkpoint is None)
+        self._sink = _open_sink(request, checkpoint)
+        self._began = self._saved_at = clock()
+        self.unsaved = 0
+        #: False while a page is half written: no checkpoint may vouch for it.
+        self._whole = True
+
+    def _start_checkpoint(self, *, fresh: bool) -> None:
+        """Vouch for an empty output before creating it, or drop an old export's checkpoint."""
+        if self._marker is None or not fresh:
+            return
+        if self._resumable:
+            # Before the output is created, so that a crash at any point leaves a
+            # checkpoint that --resume accepts.
+            _save_checkpoint(self._marker, self._checkpoint_at(0))
+        else:
+            self._marker.unlink(missing_ok=True)  # --force over an old export's checkpoint
+
+    def _checkpoint_at(self, size: int, *, complete: bool = False) -> Checkpoint:
+        request = self.request
         return Checkpoint(
             campaign_id=request.campaign_id,
             number=request.number,
             sort_by=request.sort_by,
             format=request.format,
-            next_offset=stream.resume_offset,
-            records_written=progress.records,
+            next_offset=self.stream.resume_offset,
+            records_written=self.progress.records,
             output_bytes=size,
-            total=progress.total,
             complete=complete,
         )
 
-    if marker is not None and checkpoint is None:
-        if resumable:
-            # Before the output is created, so that a crash at any point leaves a
-            # checkpoint that --resume accepts.
-            _save_checkpoint(marker, checkpoint_at(0))
-        else:
-            marker.unlink(missing_ok=True)  # --force over an old export's checkpoint
-    sink = _open_sink(request, checkpoint)
-    began = clock()
-    saved_at, unsaved = began, 0
+    def save(self) -> None:
+        """Make the output durable, then save the checkpoint that vouches for it."""
+        size = self._sink.commit()
+        if self._resumable and self._marker is not None:
+            _save_checkpoint(self._marker, self._checkpoint_at(size))
 
-    def save() -> None:
-        # Data first, then the checkpoint that vouches for it.
-        size = sink.commit()
-        if resumable and marker is not None:
-            _save_checkpoint(marker, checkpoint_at(size))
-
-    whole = True  # False while a page is half written: no checkpoint may vouch for it
-    discard = False
-    try:
-        # fsync can take milliseconds: keep it off the event loop so pages keep arriving.
-        await asyncio.to_thread(save)
-        async with stream:
-            page: SmsPage
-            async for page in stream.pages():
-                whole = False
-                sink.write_page(page.records)
-                whole = True
-                progress.records += len(page.records)
-                progress.pages += 1
-                progress.retries = stream.stats.retries
-                progress.total = page.metadata.total
-                progress.elapsed = clock() - began
-                unsaved += 1
-                # A sync per page costs more than fetching and writing it: sync in batches.
-                if (
-                    unsaved >= request.checkpoint_pages
-                    or clock() - saved_at >= request.checkpoint_seconds
-                ):
-                    unsaved = 0  # a save that fails is not tried again on the way out
-                    await asyncio.to_thread(save)
-                    saved_at = clock()
-                if on_page is not None:
-                    on_page(progress)
-                if should_stop():
-                    progress.interrupted = True
-                    break
-    except BaseException:
-        discard = checkpoint is None and progress.pages == 0 and request.output is not None
-        if not discard and unsaved and whole:
-            # Keep what was written before the error; if that fails too, the error that
-            # stopped the export is still the one to report.
+    def save_after_error(self) -> None:
+        """Keep what was written before an error, unless a page is half written."""
+        if self.unsaved and self._whole:
+            # If this fails too, the error that stopped the export is still the one to report.
             with contextlib.suppress(OSError):
-                save()
-        raise
-    else:
-        if unsaved:
-            save()  # what was written before a stop or the end
-    finally:
-        sink.close()
-        progress.elapsed = clock() - began
-        if discard and request.output is not None:
-            _discard(request.output)  # nothing was written: leave nothing in the way
-    progress.item_errors = len(stream.item_errors)
-    progress.retries = stream.stats.retries
-    progress.throttled = stream.stats.throttled
-    progress.rate_wait = stream.stats.rate_wait
-    progress.ended_early = stream.stats.ended_early
-    if not (progress.interrupted or progress.ended_early):
-        progress.completed = True
-        if marker is not None:
-            # Kept, marked complete: a re-run then says so instead of fetching it all again.
-            size = request.output.stat().st_size if request.output is not None else 0
-            _save_checkpoint(marker, checkpoint_at(size, complete=True))
-    return progress
+                self.save()
+
+    async def pump(
+        self, on_page: Callable[[ExportProgress], None] | None, should_stop: Callable[[], bool]
+    ) -> None:
+        """Write every page, saving as often as ``checkpoint_pages`` and ``_seconds`` say."""
+        # fsync can take milliseconds: keep it off the event loop so pages keep arriving.
+        await asyncio.to_thread(self.save)
+        async with self.stream:
+            async for page in self.stream.pages():
+                self._write(page)
+                if self._save_due():
+                    self.unsaved = 0  # a save that fails is not tried again on the way out
+                    await asyncio.to_thread(self.save)
+                    self._saved_at = self._clock()
+                if on_page is not None:
+                    on_page(self.progress)
+                if should_stop():
+                    self.progress.interrupted = True
+                    break
+
+    def _write(self, page: SmsPage) -> None:
+        self._whole = False
+        self._sink.write_page(page.records)
+        self._whole = True
+        progress = self.progress
+        progress.records += len(page.records)
+        progress.pages += 1
+        progress.retries = self.stream.stats.retries
+        progress.total = page.metadata.total
+        progress.elapsed = self._clock() - self._began
+        self.unsaved += 1
+
+    def _save_due(self) -> bool:
+        """A sync per page costs more than fetching and writing it: sync in batches."""
+        return (
+            self.unsaved >= self.request.checkpoint_pages
+            or self._clock() - self._saved_at >= self.request.checkpoint_seconds
+        )
+
+    def close(self, *, discard: bool) -> None:
+        """Close the output; remove it (and its checkpoint) when it holds nothing."""
+        self._sink.close()
+        self.progress.elapsed = self._clock() - self._began
+        if discard and self.request.output is not None:
+            _discard(self.request.output)
+
+    def finish(self) -> ExportProgress:
+        """The final progress; a complete export's checkpoint says so."""
+        progress, stats = self.progress, self.stream.stats
+        progress.item_errors = len(self.stream.item_errors)
+        progress.retries = stats.retries
+        progress.throttled = stats.throttled
+        progress.rate_wait = stats.rate_wait
+        progress.ended_early = stats.ended_early
+        if not (progress.interrupted or progress.ended_early):
+            progress.completed = True
+            if self._marker is not None and self.request.output is not None:
+                # Kept, marked complete: a re-run then says so instead of fetching it all again.
+                size = self.request.output.stat().st_size
+                _save_checkpoint(self._marker, self._checkpoint_at(size, complete=True))
+        return progress
 
 
 def _discard(output: Path) -> None:

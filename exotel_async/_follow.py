@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -213,8 +212,8 @@ class Follow:
         observer: Observer,
         options: WalkOptions,
         *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] | None = None,
+        sleep: Sleep | None = None,
         on_walk: Callable[[FollowSummary], None] | None = None,
     ) -> None:
         # Built now so that bad arguments fail at the call, before any request.
@@ -224,8 +223,9 @@ class Follow:
         self._client = client
         self._observer = observer
         self._options = options
-        self._clock = clock
-        self._sleep = sleep
+        # By default the client's: the one its retries and rate limit wait on.
+        self._clock = clock or client._clock
+        self._sleep = sleep or client._sleep
         self._on_walk = on_walk
         self._known: _Known | None = None
         self._complete = False

@@ -5,12 +5,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 import attrs
 
 if TYPE_CHECKING:
     from ._errors import ItemError
+
+T = TypeVar("T")
 
 
 class Outcome(str, enum.Enum):
@@ -111,13 +113,21 @@ class PageMetadata:
 
 
 @attrs.frozen
-class SmsPage:
-    """One page of records, as one GET returned it.
+class Page(Generic[T]):
+    """One page of records of any paged endpoint, as one GET returned it.
 
-    ``item_errors`` holds the items of this page whose own status is ``failure``.
+    ``SmsPage`` is ``Page[SmsRecord]``. ``item_errors`` holds the items of this page whose
+    own status is ``failure``.
     """
 
-    records: tuple[SmsRecord, ...]
+    records: tuple[T, ...]
     metadata: PageMetadata
     request_id: str | None = None
     item_errors: tuple[ItemError, ...] = ()
+
+
+if TYPE_CHECKING:
+    SmsPage: TypeAlias = Page[SmsRecord]
+else:
+    # The class itself at run time, so that ``isinstance(page, SmsPage)`` keeps working.
+    SmsPage = Page

@@ -1,4 +1,8 @@
-"""The offset/limit walk: concurrent pages, yielded strictly in order, each record once."""
+"""The offset/limit walk of any paged endpoint: concurrent pages, yielded in order, each once.
+
+``PagedStream[T]`` knows nothing of SMS: it is given ``fetch(offset, limit, observer)``,
+which returns a ``Page[T]``, and ``key(record)``, which names a record for the dedupe.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +10,29 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Hashable,
+    Sequence,
+)
 from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 import attrs
 
-from ._errors import APIError, ExotelError, ItemError, NoProgressError
-from ._models import SmsPage, SmsRecord
-from ._ratelimit import THROTTLE_STATUSES
+from ._errors import ExotelError, ItemError, NoProgressError
+from ._models import Page, SmsRecord
 from ._transport import RetryObserver
 
 logger = logging.getLogger("exotel_async")
 
+T = TypeVar("T")
+
 #: ``fetch(offset, limit, observer)``: one page, its retries reported to ``observer``.
-FetchPage = Callable[[int, int, RetryObserver], Awaitable[SmsPage]]
+FetchPage: TypeAlias = Callable[[int, int, RetryObserver | None], Coroutine[Any, Any, Page[T]]]
 
 
 @attrs.define
@@ -41,60 +54,43 @@ class StreamStats:
     ended_early: bool = False
 
 
-class _RecentSids:
-    """At least the last ``capacity`` sids seen: duplicates from offset paging sit near each other.
+class _RecentKeys(Generic[T]):
+    """At least the last ``capacity`` keys seen: duplicates from offset paging sit near each other.
 
     Two generations instead of a queue: when the current set is full it becomes the
     previous one, and the old previous set is dropped whole.
     """
 
-    def __init__(self, capacity: int) -> None:
-        self._current: set[str] = set()
-        self._previous: set[str] = set()
+    def __init__(self, key: Callable[[T], Hashable], capacity: int) -> None:
+        self._key = key
+        self._current: set[Hashable] = set()
+        self._previous: set[Hashable] = set()
         self._capacity = capacity
 
-    def fresh(self, records: Sequence[SmsRecord]) -> Sequence[SmsRecord]:
-        """The records whose sid was not seen recently (nor earlier in ``records``)."""
-        sids = {r.sid for r in records}
+    def fresh(self, records: Sequence[T]) -> Sequence[T]:
+        """The records whose key was not seen recently (nor earlier in ``records``)."""
+        key = self._key
+        keys = set(map(key, records))
         # The usual page repeats nothing: three set operations instead of one per record.
         if (
-            len(sids) == len(records)
-            and sids.isdisjoint(self._current)
-            and sids.isdisjoint(self._previous)
+            len(keys) == len(records)
+            and keys.isdisjoint(self._current)
+            and keys.isdisjoint(self._previous)
         ):
-            self._remember(sids)
+            self._remember(keys)
             return records
-        kept: list[SmsRecord] = []
+        kept: list[T] = []
         for record in records:
-            if record.sid not in self._current and record.sid not in self._previous:
-                self._remember({record.sid})
+            k = key(record)
+            if k not in self._current and k not in self._previous:
+                self._remember({k})
                 kept.append(record)
         return kept
 
-    def _remember(self, sids: set[str]) -> None:
-        self._current |= sids
+    def _remember(self, keys: set[Hashable]) -> None:
+        self._current |= keys
         if len(self._current) >= self._capacity:
             self._previous, self._current = self._current, set()
-
-
-class _WalkState:
-    """Everything one walk learns; the walk's retries are reported here too."""
-
-    def __init__(self, start: int, dedupe_window: int) -> None:
-        self.stats = StreamStats()
-        self.item_errors: list[ItemError] = []
-        self.resume_offset = start
-        self.recent = _RecentSids(dedupe_window)
-
-    def retrying(self, error: ExotelError, delay: float) -> None:
-        """Count a retry, and a throttle apart."""
-        self.stats.retries += 1
-        if isinstance(error, APIError) and error.status_code in THROTTLE_STATUSES:
-            self.stats.throttled += 1
-
-    def rate_waited(self, seconds: float) -> None:
-        """Add up the time spent waiting for the rate limit."""
-        self.stats.rate_wait += seconds
 
 
 class _ProgressGuard:
@@ -112,7 +108,7 @@ class _ProgressGuard:
     def check(self, offset: int, records: int, duplicates: int) -> None:
         """Count a page of ``records`` with ``duplicates`` among them; raise when stuck."""
         if records == 0:
-            return  # only failed items: no sids to judge by
+            return  # only failed items: no keys to judge by
         if duplicates < records:
             self._stale = 0
             return
@@ -127,16 +123,178 @@ class _ProgressGuard:
 
 
 @attrs.frozen
-class _InFlight:
+class _InFlight(Generic[T]):
     offset: int
     limit: int
-    task: asyncio.Task[SmsPage]
+    #: A Task when pages overlap; at concurrency 1, the coroutine, awaited in place.
+    task: asyncio.Task[Page[T]] | Coroutine[Any, Any, Page[T]]
     #: How many times this offset was asked again after an empty answer below the total.
     rechecks: int = 0
 
 
-class SmsDetailsStream:
-    """Every SMS of a campaign, as an async iterable of ``SmsRecord`` (or ``.pages()``).
+class _Walk(Generic[T]):
+    """One walk: the window of pages in flight, and everything the walk learns.
+
+    It is the ``RetryObserver`` of its own requests, so that their retries count here.
+    """
+
+    def __init__(self, stream: PagedStream[T]) -> None:
+        self._stream = stream
+        self.stats = StreamStats()
+        self.item_errors: list[ItemError] = []
+        self.resume_offset = stream.start
+        self._recent = _RecentKeys(stream.key, stream.dedupe_window)
+        self._progress = _ProgressGuard()
+        self._in_flight: deque[_InFlight[T]] = deque()
+        self._next_offset = stream.start
+        self._total: int | None = None
+
+    def retrying(self, error: ExotelError, delay: float, *, throttled: bool) -> None:
+        """Count a retry, and a throttle apart."""
+        self.stats.retries += 1
+        self.stats.throttled += throttled
+
+    def rate_waited(self, seconds: float) -> None:
+        """Add up the time spent waiting for the rate limit."""
+        self.stats.rate_wait += seconds
+
+    def _launch(self, offset: int, limit: int, rechecks: int = 0) -> _InFlight[T]:
+        page = self._stream.fetch(offset, limit, self)
+        if self._stream.concurrency == 1:
+            # Nothing overlaps: a Task would cost a turn of the event loop per page.
+            return _InFlight(offset, limit, page, rechecks)
+        task = asyncio.ensure_future(page)
+        self._stream.track(task)
+        return _InFlight(offset, limit, task, rechecks)
+
+    def _cap(self) -> int | None:
+        """The offset ``max_items`` stops the walk before, or None without a cap."""
+        max_items = self._stream.max_items
+        if max_items is None:
+            return None
+        # Positions that yielded nothing (duplicates, skipped failures) do not count.
+        wasted = self.stats.duplicates_dropped + self.stats.item_errors
+        return self._stream.start + max_items + wasted
+
+    def _fill(self) -> None:
+        """Launch pages until the window is full or the end (total or cap) is reached."""
+        # Until the first page tells the total, one request is all we can justify.
+        width = 1 if self._total is None else self._stream.concurrency
+        cap = self._cap()
+        ends = [end for end in (self._total, cap) if end is not None]
+        end = min(ends) if ends else None
+        page_size = self._stream.page_size
+        while len(self._in_flight) < width and (end is None or self._next_offset < end):
+            # Ask a full page even near the total: a growing campaign fills it.
+            limit = page_size if cap is None else min(page_size, cap - self._next_offset)
+            self._in_flight.append(self._launch(self._next_offset, limit))
+            self._next_offset += limit
+
+    async def next_page(self) -> Page[T] | None:
+        """The next page in offset order, deduplicated and capped; None at the end."""
+        while True:
+            self._fill()
+            if not self._in_flight:
+                return None
+            head = self._in_flight.popleft()
+            page = await self._stream.wait_for(head.task)
+            total = self._total = self.stats.final_total = page.metadata.total
+            self.stats.pages += 1
+            served = len(page.records) + len(page.item_errors)
+            if served == 0 and head.offset < total:
+                if head.rechecks < self._stream.EMPTY_PAGE_RECHECKS:
+                    # Empty yet below its own total: a glitch, or records gone; ask again.
+                    self._in_flight.appendleft(
+                        self._launch(head.offset, head.limit, head.rechecks + 1)
+                    )
+                    continue
+                self._end_early(head.offset, total)
+            if served == 0:
+                return None
+            if served < head.limit and head.offset + served < total:
+                self._fetch_gap(head, served, total)
+            return self._accept(head.offset, served, page)
+
+    def _end_early(self, offset: int, total: int) -> None:
+        self.stats.ended_early = True
+        logger.warning(
+            "page at offset %d stayed empty though the total is %d; stopping there",
+            offset,
+            total,
+        )
+
+    def _fetch_gap(self, head: _InFlight[T], served: int, total: int) -> None:
+        """A short page in the middle: fetch the gap before anything after it."""
+        self.stats.short_pages += 1
+        logger.warning(
+            "page at offset %d held %d of %d records below total %d; fetching the gap",
+            head.offset,
+            served,
+            head.limit,
+            total,
+        )
+        self._in_flight.appendleft(self._launch(head.offset + served, head.limit - served))
+
+    def _accept(self, offset: int, served: int, page: Page[T]) -> Page[T]:
+        """Drop duplicates and records past ``max_items``; raise or collect item failures."""
+        stats = self.stats
+        if page.item_errors:
+            if not self._stream.skip_item_errors:
+                raise page.item_errors[0]
+            self.item_errors.extend(page.item_errors)
+            stats.item_errors += len(page.item_errors)
+        fresh = self._recent.fresh(page.records)
+        duplicates = len(page.records) - len(fresh)
+        stats.duplicates_dropped += duplicates
+        self._progress.check(offset, len(page.records), duplicates)
+        max_items = self._stream.max_items
+        if max_items is not None:
+            fresh = fresh[: max_items - stats.records]
+        stats.records += len(fresh)
+        self.resume_offset = offset + served
+        if len(fresh) == len(page.records):
+            return page
+        return attrs.evolve(page, records=tuple(fresh))
+
+    def done(self) -> bool:
+        """Whether ``max_items`` records were yielded."""
+        max_items = self._stream.max_items
+        return max_items is not None and self.stats.records >= max_items
+
+    async def cancel(self) -> None:
+        """Cancel the pages still in flight and wait until they are gone."""
+        tasks = []
+        for pending in self._in_flight:
+            if isinstance(pending.task, asyncio.Task):
+                pending.task.cancel()
+                tasks.append(pending.task)
+            else:
+                pending.task.close()  # never started
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def check_consistency(self) -> None:
+        """Warn when a complete walk yielded a different count than the last total."""
+        total, stats = self._total, self.stats
+        if total is None or self._stream.max_items is not None:
+            return
+        expected = max(total - self._stream.start, 0)
+        if stats.records + stats.item_errors != expected:
+            logger.warning(
+                "stream ended with %d records (+%d failed items) but the last total was %d",
+                stats.records,
+                stats.item_errors,
+                total,
+            )
+
+
+class PagedStream(Generic[T]):
+    """Every record of a paged endpoint, as an async iterable of ``T`` (or ``.pages()``).
+
+    Pages are fetched ``concurrency`` at a time and yielded strictly in offset order;
+    a record whose ``key`` was seen recently is dropped, an empty page below the total is
+    asked again, a short page has its gap fetched. Build one with ``client.paginate()``
+    or a method such as ``client.sms_details()``, whose ``SmsDetailsStream`` is
+    ``PagedStream[SmsRecord]`` deduplicated by ``sid``.
 
     Each ``async for`` starts a fresh, independent walk; ``stats``, ``item_errors`` and
     ``resume_offset`` describe the latest one. Use ``async with`` (or ``aclose()``) to
@@ -151,57 +309,83 @@ class SmsDetailsStream:
 
     def __init__(
         self,
-        fetch: FetchPage,
+        fetch: FetchPage[T],
         *,
+        key: Callable[[T], Hashable],
         page_size: int,
-        offset: int,
-        max_items: int | None,
-        concurrency: int,
-        skip_item_errors: bool,
+        offset: int = 0,
+        max_items: int | None = None,
+        concurrency: int = 4,
+        skip_item_errors: bool = False,
     ) -> None:
-        self._fetch = fetch
-        self._page_size = page_size
-        self._start = offset
-        self._max_items = max_items
-        self._concurrency = concurrency
-        self._skip_item_errors = skip_item_errors
-        self._dedupe_window = max(self.MIN_DEDUPE_WINDOW, 4 * concurrency * page_size)
-        self._state = _WalkState(offset, 0)
+        self.fetch = fetch
+        self.key = key
+        self.page_size = page_size
+        self.start = offset
+        self.max_items = max_items
+        self.concurrency = concurrency
+        self.skip_item_errors = skip_item_errors
+        self.dedupe_window = max(self.MIN_DEDUPE_WINDOW, 4 * concurrency * page_size)
+        self._walk_state: _Walk[T] = _Walk(self)
         # Strong references: a walk abandoned by ``break`` must still be cancellable.
-        self._tasks: set[asyncio.Task[SmsPage]] = set()
+        self._tasks: set[asyncio.Task[Page[T]]] = set()
+        #: Consumers awaiting a page in place, and those aclose() cancelled for it.
+        self._waiting: set[asyncio.Task[Any]] = set()
+        self._cancelled: set[asyncio.Task[Any]] = set()
         self._closing = False
 
     @property
     def stats(self) -> StreamStats:
         """Counters of the latest walk."""
-        return self._state.stats
+        return self._walk_state.stats
 
     @property
     def item_errors(self) -> list[ItemError]:
         """Item failures passed over when ``skip_item_errors`` is set, in offset order."""
-        return self._state.item_errors
+        return self._walk_state.item_errors
 
     @property
     def resume_offset(self) -> int:
         """Where a new walk would continue after the last page yielded so far."""
-        return self._state.resume_offset
+        return self._walk_state.resume_offset
 
-    def __aiter__(self) -> AsyncIterator[SmsRecord]:
+    def track(self, task: asyncio.Task[Page[T]]) -> None:
+        """Keep ``task`` until it is done, so that ``aclose()`` can cancel it."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def wait_for(self, page: asyncio.Task[Page[T]] | Coroutine[Any, Any, Page[T]]) -> Page[T]:
+        """Await a page; one awaited in place makes its consumer what ``aclose()`` cancels."""
+        if isinstance(page, asyncio.Task):
+            return await page
+        consumer = asyncio.current_task()
+        assert consumer is not None  # an async generator runs in a task
+        self._waiting.add(consumer)
+        try:
+            return await page
+        finally:
+            self._waiting.discard(consumer)
+
+    def __aiter__(self) -> AsyncIterator[T]:
         return self._records()
 
-    def pages(self) -> AsyncGenerator[SmsPage, None]:
+    def pages(self) -> AsyncGenerator[Page[T], None]:
         """Iterate pages instead of records; a page's records are deduplicated and capped."""
         return self._walk()
 
     async def aclose(self) -> None:
         """Cancel every page in flight; walks still being iterated then end quietly."""
         self._closing = True
+        for consumer in self._waiting:
+            if consumer is not asyncio.current_task():
+                consumer.cancel()
+                self._cancelled.add(consumer)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def __aenter__(self) -> SmsDetailsStream:
+    async def __aenter__(self) -> PagedStream[T]:
         return self
 
     async def __aexit__(
@@ -212,123 +396,47 @@ class SmsDetailsStream:
     ) -> None:
         await self.aclose()
 
-    async def _records(self) -> AsyncGenerator[SmsRecord, None]:
+    async def _records(self) -> AsyncGenerator[T, None]:
         async with contextlib.aclosing(self.pages()) as pages:
             async for page in pages:
                 for record in page.records:
                     yield record
 
-    def _cap(self, stats: StreamStats) -> int | None:
-        """The offset ``max_items`` stops the walk before, or None without a cap."""
-        if self._max_items is None:
-            return None
-        # Positions that yielded nothing (duplicates, skipped failures) do not count.
-        wasted = stats.duplicates_dropped + stats.item_errors
-        return self._start + self._max_items + wasted
-
-    async def _walk(self) -> AsyncGenerator[SmsPage, None]:
-        state = self._state = _WalkState(self._start, self._dedupe_window)
-        stats = state.stats
+    async def _walk(self) -> AsyncGenerator[Page[T], None]:
+        walk = self._walk_state = _Walk(self)
         self._closing = False
-        in_flight: deque[_InFlight] = deque()
-
-        def launch(offset: int, limit: int, rechecks: int = 0) -> _InFlight:
-            task = asyncio.ensure_future(self._fetch(offset, limit, state))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            return _InFlight(offset, limit, task, rechecks)
-
-        next_offset = self._start
-        total: int | None = None
-        progress = _ProgressGuard()
         try:
             while True:
-                # Until the first page tells the total, one request is all we can justify.
-                width = 1 if total is None else self._concurrency
-                cap = self._cap(stats)
-                end = cap if total is None else min(total, cap if cap is not None else total)
-                while len(in_flight) < width and (end is None or next_offset < end):
-                    # Ask a full page even near the end: a growing campaign fills it.
-                    limit = (
-                        self._page_size if cap is None else min(self._page_size, cap - next_offset)
-                    )
-                    in_flight.append(launch(next_offset, limit))
-                    next_offset += limit
-                if not in_flight:
-                    break
-                head = in_flight.popleft()
                 try:
-                    page = await head.task
+                    page = await walk.next_page()
                 except asyncio.CancelledError:
-                    if self._closing:
+                    if self._ended_by_aclose():
                         return  # aclose() from elsewhere: end the walk, not the task
                     raise
-                total = stats.final_total = page.metadata.total
-                stats.pages += 1
-                served = len(page.records) + len(page.item_errors)
-                if served == 0 and head.offset < total:
-                    if head.rechecks < self.EMPTY_PAGE_RECHECKS:
-                        # Empty yet below its own total: a glitch, or records gone; ask again.
-                        in_flight.appendleft(launch(head.offset, head.limit, head.rechecks + 1))
-                        continue
-                    stats.ended_early = True
-                    logger.warning(
-                        "page at offset %d stayed empty though the total is %d; stopping there",
-                        head.offset,
-                        total,
-                    )
-                if served == 0:
+                if page is None:
                     break
-                if served < head.limit and head.offset + served < total:
-                    # A short page in the middle: fetch the gap before anything after it.
-                    stats.short_pages += 1
-                    logger.warning(
-                        "page at offset %d held %d of %d records below total %d; fetching the gap",
-                        head.offset,
-                        served,
-                        head.limit,
-                        total,
-                    )
-                    in_flight.appendleft(launch(head.offset + served, head.limit - served))
-                dropped = stats.duplicates_dropped
-                accepted = self._accept(page, state)
-                progress.check(head.offset, len(page.records), stats.duplicates_dropped - dropped)
-                state.resume_offset = head.offset + served
-                yield accepted
-                if self._max_items is not None and stats.records >= self._max_items:
+                yield page
+                if walk.done():
                     break
         finally:
-            for pending in in_flight:
-                pending.task.cancel()
-            await asyncio.gather(*(p.task for p in in_flight), return_exceptions=True)
-        self._check_consistency(stats, total)
+            await walk.cancel()
+        walk.check_consistency()
 
-    def _accept(self, page: SmsPage, state: _WalkState) -> SmsPage:
-        """Drop duplicates and records past ``max_items``; raise or collect item failures."""
-        stats = state.stats
-        if page.item_errors:
-            if not self._skip_item_errors:
-                raise page.item_errors[0]
-            state.item_errors.extend(page.item_errors)
-            stats.item_errors += len(page.item_errors)
-        fresh = state.recent.fresh(page.records)
-        stats.duplicates_dropped += len(page.records) - len(fresh)
-        if self._max_items is not None:
-            fresh = fresh[: self._max_items - stats.records]
-        stats.records += len(fresh)
-        if len(fresh) == len(page.records):
-            return page
-        return attrs.evolve(page, records=tuple(fresh))
+    def _ended_by_aclose(self) -> bool:
+        """Whether the walk's CancelledError is aclose()'s, so that the walk ends quietly."""
+        if not self._closing:
+            return False
+        consumer = asyncio.current_task()
+        if consumer not in self._cancelled:
+            return True  # a page's Task was cancelled, not the consumer
+        self._cancelled.discard(consumer)
+        # Take back our own cancel(); one from anyone else still stands (Python 3.11+).
+        uncancel = getattr(consumer, "uncancel", None)
+        return uncancel is None or uncancel() == 0
 
-    def _check_consistency(self, stats: StreamStats, total: int | None) -> None:
-        """Warn when a complete walk yielded a different count than the last total."""
-        if total is None or self._max_items is not None:
-            return
-        expected = max(total - self._start, 0)
-        if stats.records + stats.item_errors != expected:
-            logger.warning(
-                "stream ended with %d records (+%d failed items) but the last total was %d",
-                stats.records,
-                stats.item_errors,
-                total,
-            )
+
+if TYPE_CHECKING:
+    SmsDetailsStream: TypeAlias = PagedStream[SmsRecord]
+else:
+    # The class itself at run time, so that ``isinstance(stream, SmsDetailsStream)`` works.
+    SmsDetailsStream = PagedStream

@@ -9,13 +9,15 @@ import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any
+from itertools import compress, count
+from operator import attrgetter
+from typing import Any, TypeVar
 
 import attrs
 import cattrs
 import orjson
 
-from ._converter import converter
+from ._converter import EXTRA, converter
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -27,7 +29,9 @@ from ._errors import (
     ResponseDecodeError,
     ServerError,
 )
-from ._models import PageMetadata, SmsPage, SmsRecord
+from ._models import Page, PageMetadata
+
+T = TypeVar("T")
 
 MAX_LIMIT = 1000
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9_-]{1,128}")
@@ -49,11 +53,18 @@ class PathForm(str, enum.Enum):
 
 @attrs.frozen
 class PageRequest:
-    """One GET to make: a path below the base URL and its query parameters."""
+    """The GET of a paged endpoint: a path below the base URL and its filters.
+
+    ``offset`` and ``limit`` are not part of it: ``at()`` adds them for each page.
+    """
 
     path: str
-    params: tuple[tuple[str, str], ...]
-    offset: int
+    params: tuple[tuple[str, str], ...] = ()
+
+    def at(self, offset: int, limit: int) -> PageRequest:
+        """This request for the page of ``limit`` records from ``offset``."""
+        paged = (("offset", str(offset)), ("limit", str(limit)))
+        return PageRequest(self.path, self.params + paged)
 
 
 # --- validation --------------------------------------------------------------------------
@@ -113,29 +124,31 @@ def mask_number(number: str) -> str:
 # --- requests ----------------------------------------------------------------------------
 
 
-def build_page_request(
+def sms_details_request(
     account_sid: str,
     campaign_id: str,
     *,
-    offset: int,
-    limit: int,
     number: str | None = None,
     sort_by: str | None = None,
     path_form: PathForm = PathForm.SMS_CAMPAIGNS,
 ) -> PageRequest:
-    """Build the path and query of one sms-details page (inputs already validated)."""
+    """The sms-details request of a campaign, filters included (inputs already validated)."""
     if path_form is PathForm.MESSAGE_CAMPAIGNS:
         path = f"/v2/accounts/{account_sid}/message-campaigns/{campaign_id}/message-details"
         params = [("channel", "sms")]
     else:
         path = f"/v2/accounts/{account_sid}/sms-campaigns/{campaign_id}/sms-details"
         params = []
-    params += [("offset", str(offset)), ("limit", str(limit))]
     if number is not None:
         params.append(("number", number))
     if sort_by is not None:
         params.append(("sort_by", sort_by))
-    return PageRequest(path=path, params=tuple(params), offset=offset)
+    return PageRequest(path, tuple(params))
+
+
+def loggable_query(params: tuple[tuple[str, str], ...]) -> str:
+    """The query string for a log line, with the phone-number filter masked."""
+    return "&".join(f"{k}={mask_number(v) if k == 'number' else v}" for k, v in params)
 
 
 # --- responses ---------------------------------------------------------------------------
@@ -270,9 +283,18 @@ def _metadata(
 
 
 def parse_page(
-    status: int, headers: Mapping[str, str], body: bytes, *, expected_offset: int | None = None
-) -> SmsPage:
-    """Turn one answer into an ``SmsPage``, or raise the error it stands for."""
+    item_type: type[T],
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    expected_offset: int | None = None,
+) -> Page[T]:
+    """Turn one answer into a page of ``item_type`` records, or raise the error it stands for.
+
+    ``item_type`` is any record class the converter structures (``SmsRecord``, or an attrs
+    class with an ``extra`` field for unknown keys).
+    """
     if not 200 <= status < 300:
         raise error_from_response(status, headers, body)
     payload = _load_json(status, body)
@@ -295,9 +317,11 @@ def parse_page(
             status_code=status,
             request_id=request_id,
         )
-    records, failures = _structure_items(payload["response"], metadata.offset, status, request_id)
-    _check_nesting(records, status, request_id)
-    return SmsPage(
+    records, failures = _structure_items(
+        item_type, payload["response"], metadata.offset, status, request_id
+    )
+    _check_nesting(records, metadata.offset, status, request_id)
+    return Page(
         records=tuple(records),
         metadata=metadata,
         request_id=request_id,
@@ -305,17 +329,27 @@ def parse_page(
     )
 
 
-def _check_nesting(records: list[SmsRecord], status: int, request_id: str | None) -> None:
+def _check_nesting(records: list[Any], offset: int, status: int, request_id: str | None) -> None:
     """Refuse a record whose unknown fields nest deeper than ``MAX_NESTING``."""
-    for record in records:
-        for name, value in record.extra.items():
+    if not records or not hasattr(records[0], EXTRA):
+        return
+    # Most records have no unknown field: find those that do without a Python-level loop.
+    for position in compress(count(), map(attrgetter(EXTRA), records)):
+        record = records[position]
+        for name, value in getattr(record, EXTRA).items():
             if _nests_deeper(value, MAX_NESTING):
                 raise ResponseDecodeError(
-                    f"record {record.sid!r}: unknown field {name!r} nests deeper than "
-                    f"{MAX_NESTING} levels",
+                    f"{_name_record(record, position, offset)}: unknown field {name!r} "
+                    f"nests deeper than {MAX_NESTING} levels",
                     status_code=status,
                     request_id=request_id,
                 )
+
+
+def _name_record(record: Any, position: int, offset: int) -> str:
+    """``record sid='…'``: a record named by its first field, its id in Exotel's records."""
+    first = attrs.fields(type(record))[0].name
+    return f"record {first}={getattr(record, first)!r} (number {position} of the page at {offset})"
 
 
 def _nests_deeper(value: Any, limit: int) -> bool:
@@ -332,25 +366,25 @@ def _nests_deeper(value: Any, limit: int) -> bool:
 
 
 def _structure_items(
-    items: list[Any], offset: int, status: int, request_id: str | None
-) -> tuple[list[SmsRecord], list[ItemError]]:
+    item_type: type[T], items: list[Any], offset: int, status: int, request_id: str | None
+) -> tuple[list[T], list[ItemError]]:
     """The page's records and failed items; one comprehension when every item is a record."""
-    structure = converter.get_structure_hook(SmsRecord)
+    structure = converter.get_structure_hook(item_type)
     try:
         # A failed item gives None, which the hook refuses: then the loop below says why.
         return [
-            structure(item["data"] if item["status"] == "success" else None, SmsRecord)
+            structure(item["data"] if item["status"] == "success" else None, item_type)
             for item in items
         ], []
     except Exception:
-        return _structure_each(items, offset, status, request_id)
+        return _structure_each(item_type, items, offset, status, request_id)
 
 
 def _structure_each(
-    items: list[Any], offset: int, status: int, request_id: str | None
-) -> tuple[list[SmsRecord], list[ItemError]]:
+    item_type: type[T], items: list[Any], offset: int, status: int, request_id: str | None
+) -> tuple[list[T], list[ItemError]]:
     """Item by item: failed items collected, a bad item raised naming its offset."""
-    records: list[SmsRecord] = []
+    records: list[T] = []
     failures: list[ItemError] = []
     for position, item in enumerate(items, offset):
         if not isinstance(item, dict):
@@ -363,10 +397,10 @@ def _structure_each(
             failures.append(_item_error(item, position, request_id))
             continue
         try:
-            records.append(converter.structure(item.get("data"), SmsRecord))
+            records.append(converter.structure(item.get("data"), item_type))
         except (cattrs.BaseValidationError, ValueError, TypeError) as exc:
             raise ResponseDecodeError(
-                f"item at offset {position} is not an SMS record: {_describe(exc)}",
+                f"item at offset {position} is not a valid {item_type.__name__}: {_describe(exc)}",
                 status_code=status,
                 request_id=request_id,
             ) from None

@@ -33,6 +33,13 @@ import attrs
 
 #: Statuses by which Exotel says "slow down" (older docs throttle SMS APIs with 503).
 THROTTLE_STATUSES = frozenset({429, 503})
+
+
+def is_throttle(status: int | None) -> bool:
+    """Whether an answer's status says "slow down": the one place throttles are told apart."""
+    return status in THROTTLE_STATUSES
+
+
 #: A ``X-RateLimit-Reset`` below this is a delta in seconds, not an epoch timestamp.
 _EPOCH_FLOOR = 1_000_000_000
 #: Wait at most this long for a reset or a hold, then probe: a skewed clock must not stall a job.
@@ -116,6 +123,9 @@ class RateController:
     #: ``cbrt((1 - BETA) / C)`` seconds (about 4.6 s), then probes above it ever faster.
     C = 0.001
 
+    #: Answers in a row whose reset moved later, nothing back, that reveal a token bucket.
+    GRADUAL_AFTER = 3
+
     #: Seconds after an episode's hold in which further throttles lower the rate no more.
     EPISODE_GAP = 1.0
 
@@ -145,6 +155,7 @@ class RateController:
         self._advert: _Advert | None = None
         self._applied = 0
         self._gradual = False
+        self._later = 0
         #: What we spent, and what the account's budget lost, between our answers (decayed).
         self._spent = (1.0, 1.0)
         self._probe: int | None = None
@@ -211,15 +222,24 @@ class RateController:
         if self._advert is None or left is None or left > 0:
             return wait
         reset_at = self._advert.safe
-        free_at = math.inf if self._gradual else self._fit.free_at(now)
+        if not self._bucket and not self._advert.coarse:
+            reset_at = self._fit.own_slot(reset_at)
+        # A sliding window whose length fits every answer is no token bucket, though whole
+        # seconds can make its reset look like one that creeps later.
+        free_at = math.inf if self._bucket else self._fit.free_at(now)
         if reset_at > now and free_at > now:
             return max(wait, min(reset_at, free_at) - now)
         return None if self._probe is not None else wait
 
+    @property
+    def _bucket(self) -> bool:
+        """Whether the budget refills bit by bit, as a token bucket's."""
+        return self._gradual and not self._fit.fitted
+
     def _spread(self, now: float) -> float:
         """Seconds between requests that spend a bucket's budget evenly until its reset."""
         left = self.estimate()
-        if not self._gradual or self._advert is None or left is None or left <= 0:
+        if not self._bucket or self._advert is None or left is None or left <= 0:
             return 0.0
         until = self._advert.safe - (1.0 if self._advert.coarse else 0.0)
         return max(until - now, 0.0) / left
@@ -236,7 +256,7 @@ class RateController:
         if ticket.number == self._probe:
             self._probe = None
         advert = _Advert.parse(headers, now)
-        accepted = None if status is None else status not in THROTTLE_STATUSES
+        accepted = None if status is None else not is_throttle(status)
         self._fit.answered(ticket, now, accepted, advert)
         if advert is not None:
             self._learn_budget(ticket, advert, counted=bool(accepted))
@@ -263,15 +283,16 @@ class RateController:
             # Sums, not a mean of ratios: answers come in bursts, each client's in a row.
             spent = old.remaining - advert.remaining
             self._spent = (0.97 * self._spent[0] + ours, 0.97 * self._spent[1] + spent)
-        if (
-            old is not None
-            and advert.remaining == old.remaining - ours
-            and advert.safe > old.safe + (0.5 if advert.coarse else 0.001)
-        ):
+        if old is not None and advert.remaining == old.remaining - ours:
             # Each request put the reset later and nothing came back: a token bucket that
             # announces when it is full, refilling bit by bit long before; its budget is
-            # best spent evenly rather than in bursts.
-            self._gradual = True
+            # best spent evenly rather than in bursts. A precise reset once later is chance
+            # (another client took a slot a sliding window freed): it takes a few in a row.
+            if advert.coarse:
+                self._gradual = self._gradual or advert.safe > old.safe + 0.5
+            else:
+                self._later = self._later + 1 if advert.safe > old.safe + 0.001 else 0
+                self._gradual = self._later >= self.GRADUAL_AFTER
         self._advert = advert
         self._applied = ticket.number
 
@@ -356,6 +377,9 @@ class _SlidingFit:
         self._low = 0.0
         self._high = math.inf
         self._answers = 0
+        self._since = self._span = 0.0
+        #: The window's length by precise resets: the longest from a request to a reset.
+        self._window: float | None = None
         self._limit = 0
         self._rtt = 0.0
         self._misses = 0
@@ -369,11 +393,41 @@ class _SlidingFit:
         while len(self._log) > max(4 * self._limit, 64):
             del self._counted[self._log.popleft()[0]]
 
+    def own_slot(self, reset_at: float) -> float:
+        """When a slot of ours frees, at the reset or after it (a precise reset only).
+
+        Clients of one account that each start a request at every reset race for the one
+        slot it frees, and all but one are throttled. The slot is the oldest request's:
+        if that is not ours, wait for the first of ours to leave, as others wait for theirs.
+        """
+        if self._window is None:
+            return reset_at
+        slack = self._rtt + 0.002
+        expiries = [
+            sent_at + self._window
+            for number, sent_at in self._log
+            if self._counted[number] and sent_at + self._window >= reset_at - slack
+        ]
+        if not expiries or min(expiries) <= reset_at + slack:
+            return reset_at
+        return min(expiries) + slack
+
     def answered(
         self, ticket: Ticket, now: float, accepted: bool | None, advert: _Advert | None
     ) -> None:
         """Narrow the bracket with one answer."""
         self._rtt = max(self._rtt * 0.99, now - ticket.sent_at)
+        if (
+            accepted
+            and advert is not None
+            and not advert.coarse
+            and advert.remaining + 1 == advert.limit
+        ):
+            # Alone in the window, so the oldest: it leaves when the reset says, and this
+            # is the window's length, give or take a round trip.
+            length = min(advert.earliest, now + MAX_WAIT) - ticket.sent_at
+            if length > 0:
+                self._window = max(self._window or 0.0, length)
         if ticket.number in self._counted:
             self._counted[ticket.number] = accepted
         if accepted is False and self._loose:
@@ -381,25 +435,68 @@ class _SlidingFit:
         if advert is None or advert.limit is None or accepted is None:
             return
         self._limit, self._coarse = advert.limit, advert.coarse
-        # Sent no later than this one and counted by the server (or not answered yet).
-        counted = [
-            sent_at
-            for number, sent_at in reversed(self._log)
-            if number <= ticket.number and self._counted[number] is not False
-        ]
-        in_window = advert.limit - advert.remaining if accepted else advert.limit
-        if not 1 <= in_window <= len(counted):
+        bounds = self._bounds(ticket, now, accepted, advert, advert.limit)
+        if bounds is None:
             return  # requests we never made are in the window
-        oldest_in = counted[in_window - 1]
-        low = max(ticket.sent_at, advert.earliest) - oldest_in - self._rtt
-        high = advert.latest - oldest_in
-        if len(counted) > in_window:
-            high = min(high, now - counted[in_window])
+        low, high = bounds
+        if not self._answers:
+            self._since = now
         self._low, self._high = max(self._low, low), min(self._high, high)
         self._answers += 1
+        self._span = now - self._since
         if self._low > self._high:
             self._low, self._high, self._answers = 0.0, math.inf, 0
             self._off = self._misses >= self.MAX_MISSES
+
+    def _bounds(
+        self, ticket: Ticket, now: float, accepted: bool, advert: _Advert, limit: int
+    ) -> tuple[float, float] | None:
+        """The window's length bracketed by one answer, or None if others share the window.
+
+        Requests sent within a round trip of each other may reach the server in either
+        order, so "the oldest of ours still in the window" is known only between two of
+        our requests: the newest it can be, had every such request arrived first, and the
+        oldest, had none of them.
+        """
+        rtt = self._rtt
+        # Ours that the server counted, or may have: newest first, the ticket left out.
+        ours = [
+            sent_at
+            for number, sent_at in reversed(self._log)
+            if number != ticket.number and self._counted[number] is not False
+        ]
+        surely = [t for t in ours if t <= ticket.sent_at - rtt]  # arrived before the ticket
+        maybe = [t for t in ours if t <= ticket.sent_at + rtt]
+        # How many of ours are in the window: the ticket and those before it, or a full
+        # window without the throttled ticket.
+        count = limit - advert.remaining if accepted else limit
+        if accepted:
+            surely.insert(0, ticket.sent_at)
+            maybe = sorted([ticket.sent_at, *maybe], reverse=True)
+        if count < 1 or count > len(maybe):
+            return None
+        newest_oldest = maybe[count - 1]
+        low = max(ticket.sent_at, advert.earliest - rtt) - newest_oldest - rtt
+        if count > len(surely):
+            return low, math.inf
+        oldest_oldest = surely[count - 1] - rtt
+        high = advert.latest - oldest_oldest
+        # The newest of ours that surely left: ``count`` of ours surely came after it.
+        left = next((t for t in surely[count:] if t <= surely[count - 1] - rtt), None)
+        if left is not None:
+            high = min(high, now - left)
+        return low, high
+
+    @property
+    def fitted(self) -> bool:
+        """Whether a sliding window of a known length has explained a window's answers."""
+        # A burst sent at one instant fits anything: the answers must span a window.
+        return (
+            not self._off
+            and self._answers >= self.MIN_ANSWERS
+            and not self._loose
+            and self._span >= self._high
+        )
 
     @property
     def _loose(self) -> bool:
@@ -421,4 +518,5 @@ class _SlidingFit:
         ]
         if len(recent) < self._limit:
             return now
-        return recent[-self._limit] + window
+        # Ours from a window ago may have reached the server a round trip after it left us.
+        return recent[-self._limit] + window + self._rtt

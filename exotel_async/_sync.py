@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import timedelta
@@ -142,8 +140,8 @@ def follow_campaign(
     page_size: int = 50,
     concurrency: int = 4,
     batch_records: int = 2000,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
+    clock: Callable[[], float] | None = None,
+    sleep: Sleep | None = None,
     on_walk: Callable[[FollowSummary], None] | None = None,
 ) -> Follow:
     """Sync a campaign into ``db`` again every ``interval``, yielding each change stored.
@@ -175,8 +173,8 @@ def follow(
     skip_final_pages: bool = False,
     page_size: int = 50,
     concurrency: int = 4,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
+    clock: Callable[[], float] | None = None,
+    sleep: Sleep | None = None,
 ) -> Follow:
     """Re-walk a campaign every ``interval``, yielding each change of state; no database.
 
@@ -204,8 +202,8 @@ async def wait_until_final(
     skip_final_pages: bool = False,
     page_size: int = 50,
     concurrency: int = 4,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
+    clock: Callable[[], float] | None = None,
+    sleep: Sleep | None = None,
 ) -> FollowSummary:
     """Re-walk a campaign until every SMS is final or ``deadline`` passes; say which.
 

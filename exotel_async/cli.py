@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
-from ._client import ExotelClient, missing_credentials, missing_message
+from ._client import ExotelClient, MissingCredentials, Region
 from ._database import database_errors
 from ._errors import AuthenticationError, ExotelError, ExportRefused, PermissionDeniedError
 from ._export import FORMATS, ExportProgress, ExportRequest, run_export
@@ -77,7 +77,8 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--sandbox", action="store_true", help="use the bundled fake server")
     group.add_argument("--api-key", help="overrides EXOTEL_API_KEY")
     group.add_argument("--account-sid", help="overrides EXOTEL_ACCOUNT_SID")
-    group.add_argument("--region", choices=("singapore", "mumbai"), help="overrides EXOTEL_REGION")
+    regions = [region.value for region in Region]
+    group.add_argument("--region", choices=regions, help="overrides EXOTEL_REGION")
     group.add_argument("--base-url", help="overrides EXOTEL_BASE_URL")
 
 
@@ -155,15 +156,14 @@ def _client_from(args: argparse.Namespace) -> ExotelClient:
     overrides: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
     if args.region and not args.base_url:
         overrides["base_url"] = None  # --region beats EXOTEL_BASE_URL, as flags beat variables
-    missing = missing_credentials(overrides)
-    if missing:
-        raise UsageError(
-            f"{missing_message(missing)}: set {'it' if len(missing) == 1 else 'them'} "
-            "from your Exotel dashboard's API settings, "
-            "or pass --sandbox to try exotel-async on the bundled fake server"
-        )
     try:
         return ExotelClient.from_env(**overrides)
+    except MissingCredentials as exc:
+        raise UsageError(
+            f"{exc}: set {'it' if len(exc.variables) == 1 else 'them'} "
+            "from your Exotel dashboard's API settings, "
+            "or pass --sandbox to try exotel-async on the bundled fake server"
+        ) from None
     except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
 
@@ -289,6 +289,11 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if stop_requested:  # a second Ctrl-C: stop waiting for the page in hand
             raise KeyboardInterrupt
         stop_requested = True
+        print(
+            "exotel-async: stopping after the page in hand; Ctrl-C again to stop at once",
+            file=sys.stderr,
+            flush=True,
+        )
 
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError):

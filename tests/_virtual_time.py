@@ -11,7 +11,7 @@ import asyncio
 import heapq
 import itertools
 import math
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import attrs
@@ -54,6 +54,21 @@ class VirtualTime:
         return task.result()
 
 
+class FakeSleep:
+    """Records the delays asked for, and moves its own clock by them instead of waiting."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+        self.now = 1_800_000_000.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def __call__(self, delay: float) -> None:
+        self.delays.append(delay)
+        self.now += delay
+
+
 @attrs.define
 class Outcome:
     """What a simulated walk drew from the server."""
@@ -80,18 +95,23 @@ async def walk(
     pages: int,
     concurrency: int = 8,
     latency: float = 0.004,
+    jitter: Callable[[], float] = lambda: 0.0,
 ) -> Outcome:
-    """Fetch ``pages`` pages per controller through one server counting ``limit``."""
+    """Fetch ``pages`` pages per controller through one server counting ``limit``.
+
+    Each way of each request takes ``latency / 2`` plus ``jitter()`` seconds, so requests
+    sent close together may reach the server in another order.
+    """
     counter = limit.counter()
     outcome = Outcome()
 
     async def request(controller: RateController) -> bool:
         ticket = await controller.acquire()
         outcome.first = min(outcome.first, time.now)
-        await time.sleep(latency / 2)
+        await time.sleep(latency / 2 + jitter())
         admission = counter.admit(time.now)
         headers = limit.headers(admission, time.now)
-        await time.sleep(latency / 2)
+        await time.sleep(latency / 2 + jitter())
         retry_after = None
         if not admission.allowed and limit.retry_after:
             retry_after = float(max(math.ceil(admission.retry_in), 1))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import json
 import os
@@ -70,24 +69,10 @@ async def run(*args: str, env: dict[str, str]) -> Result:
     return Result(process.returncode, out.decode(), err.decode())
 
 
-async def wait_for_lines(path: Path, n: int) -> None:
-    """Poll (in millisecond steps) until ``path`` holds at least ``n`` lines."""
-    for _ in range(20_000):
-        if path.exists() and path.read_bytes().count(b"\n") >= n:
-            return
-        await asyncio.sleep(0.001)
-    raise AssertionError(f"{path} never reached {n} lines")
-
-
-async def wait_for_checkpoint(output: Path, records: int) -> None:
-    """Poll (in millisecond steps) until the checkpoint vouches for ``records`` or more."""
-    marker = checkpoint_path(output)
-    for _ in range(20_000):
-        with contextlib.suppress(OSError, ValueError):
-            if json.loads(marker.read_text())["records_written"] >= records:
-                return
-        await asyncio.sleep(0.001)
-    raise AssertionError(f"{marker} never reached {records} records")
+async def stderr_line(process: asyncio.subprocess.Process) -> str:
+    """The next line the command writes to stderr."""
+    assert process.stderr is not None
+    return (await asyncio.wait_for(process.stderr.readline(), timeout=30)).decode()
 
 
 def sids(path: Path) -> list[str]:
@@ -125,23 +110,23 @@ async def test_sigkill_then_resume_writes_every_record_once_with_fewer_requests(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """A killed export resumes from its checkpoint: no torn line, nothing twice or lost."""
-    # Slow enough that the signal lands mid-export: 10 pages a second, 6 s in all, and a
-    # checkpoint every second.
-    sandbox.faults = Faults(latency=0.2)
+    sandbox.add_campaign("c1", 120 * 50)
+    # A checkpoint every 100 pages at the latest, then ten pages past it that the resume
+    # cuts; every later request waits until the kill.
+    sandbox.hold(after=110)
     out = tmp_path / "sms.jsonl"
     args = ("export", "c1", "--output", str(out), "--concurrency", "2")
     process = await start(*args, env=env_for(sandbox))
-    await wait_for_checkpoint(out, 500)
-    await wait_for_lines(out, 600)  # and a page or more past it, which the resume cuts
+    await sandbox.held(2)
     process.kill()
     await process.wait()
-    assert checkpoint_path(out).exists()
+    assert load_checkpoint(checkpoint_path(out)).records_written >= 500
     requests_before = sandbox.stats.requests
-    sandbox.faults = Faults()
+    sandbox.release()
     result = await run(*args, "--resume", env=env_for(sandbox))
     assert result.code == 0, result.stderr
     assert sids(out) == [r["sid"] for r in sandbox.records("c1")]
-    assert sandbox.stats.requests - requests_before < TOTAL // 50
+    assert sandbox.stats.requests - requests_before < 120
     assert load_checkpoint(checkpoint_path(out)).complete
 
 
@@ -149,17 +134,18 @@ async def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_completes(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """SIGINT finishes the page in hand, says how to resume, and exits 130."""
-    sandbox.faults = Faults(latency=0.05)  # slow enough that the signal lands mid-export
+    sandbox.hold(after=6)
     out = tmp_path / "sms.csv"
     args = ("export", "c1", "--output", str(out), "--format", "csv")
     process = await start(*args, env=env_for(sandbox))
-    await wait_for_lines(out, 300)
+    await sandbox.held()
     process.send_signal(signal.SIGINT)
+    assert "stopping after the page in hand" in await stderr_line(process)
+    sandbox.release()
     _, err = await process.communicate()
     assert process.returncode == 130
     assert "--resume" in err.decode()
     assert checkpoint_path(out).exists()
-    sandbox.faults = Faults()
     result = await run(*args, "--resume", env=env_for(sandbox))
     assert result.code == 0, result.stderr
     with out.open(newline="", encoding="utf-8") as f:
@@ -298,24 +284,21 @@ async def test_second_ctrl_c_stops_without_waiting_for_the_page(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """Two SIGINTs stop at once with 130; the last complete page's checkpoint still holds."""
-    sandbox.faults = Faults(latency=1.5)
+    # The second page never comes: only the second SIGINT can end the export.
+    sandbox.hold(after=1)
     out = tmp_path / "sms.jsonl"
     args = ("export", "c1", "--output", str(out), "--concurrency", "1")
     process = await start(*args, env=env_for(sandbox))
-    # Signal once the first page is checkpointed, so both land while page two is awaited.
-    marker = checkpoint_path(out)
-    for _ in range(20_000):
-        if marker.exists() and json.loads(marker.read_text() or "{}").get("records_written"):
-            break
-        await asyncio.sleep(0.001)
+    await sandbox.held()
     process.send_signal(signal.SIGINT)
-    await asyncio.sleep(0.005)
+    assert "Ctrl-C again" in await stderr_line(process)
     process.send_signal(signal.SIGINT)
-    await asyncio.wait_for(process.communicate(), timeout=1.2)  # less than a page takes
+    await asyncio.wait_for(process.communicate(), timeout=30)
     # A signal landing after the event loop closed kills the process by SIGINT, which a
     # shell reports as 130 too.
     assert process.returncode in (130, -signal.SIGINT)
-    sandbox.faults = Faults()
+    assert load_checkpoint(checkpoint_path(out)).records_written == 50
+    sandbox.release()
     result = await run(*args, "--resume", env=env_for(sandbox))
     assert result.code == 0, result.stderr
     assert sids(out) == [r["sid"] for r in sandbox.records("c1")]
@@ -395,12 +378,12 @@ async def test_second_export_of_one_output_is_refused_while_the_first_runs(
     sandbox: Sandbox, tmp_path: Path
 ) -> None:
     """A ``--resume`` started beside a running export exits 2 at once, naming the cause."""
-    sandbox.faults = Faults(latency=0.05)
+    sandbox.hold(after=1)
     out = tmp_path / "sms.jsonl"
     first = await start(
         "export", "c1", "--output", str(out), "--concurrency", "1", env=env_for(sandbox)
     )
-    await wait_for_lines(out, 50)
+    await sandbox.held()
     second = await run("export", "c1", "--output", str(out), "--resume", env=env_for(sandbox))
     first.kill()
     await first.wait()

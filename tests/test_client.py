@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from operator import attrgetter
 from typing import Any
 
 import aiohttp
+import attrs
 import pytest
 from aioresponses import aioresponses
 
 from exotel_async import ExotelClient, PathForm, Region, SmsPage
+from tests._virtual_time import FakeSleep
 
 TOKEN = "tok-SECRET-123"
 PAGE_URL = re.compile(r"^https://api\.exotel\.com/v2/accounts/acc/sms-campaigns/c1/sms-details.*")
@@ -118,6 +121,57 @@ def test_base_url_errors_never_echo_credentials(url: str) -> None:
     with pytest.raises(ValueError, match=r"base_url") as info:
         client(base_url=url)
     assert "TOKEN-s3cr3t" not in str(info.value)
+
+
+@attrs.frozen
+class Campaign:
+    """A record class of another endpoint: a different path, and an ``id`` for its key."""
+
+    id: str = attrs.field(metadata={"aliases": ("sid",)})
+    name: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def campaign_page(offset: int, ids: list[str], total: int) -> dict[str, Any]:
+    items = [{"status": "success", "data": {"sid": i, "name": f"n-{i}"}} for i in ids]
+    metadata = {"count": len(ids), "offset": offset, "total": total, "limit": 2}
+    return {"request_id": f"r{offset}", "metadata": metadata, "response": items}
+
+
+async def test_paginate_streams_another_endpoint_with_its_filters_and_key(
+    mocked: aioresponses,
+) -> None:
+    """``paginate`` walks any path with its params, and dedupes by the given key."""
+    url = re.compile(r"^https://api\.exotel\.com/v2/accounts/acc/sms-campaigns\?.*")
+    # The server repeats campaign b at the start of the second page.
+    for offset, ids in ((0, ["a", "b"]), (2, ["b", "c"]), (4, ["d"])):
+        mocked.get(url, payload=campaign_page(offset, ids, 5))
+    async with client() as c:
+        stream = c.paginate(
+            "/v2/accounts/acc/sms-campaigns",
+            Campaign,
+            key=attrgetter("id"),
+            params={"status": "completed"},
+            page_size=2,
+        )
+        got = [campaign async for campaign in stream]
+    assert [(x.id, x.name) for x in got] == [("a", "n-a"), ("b", "n-b"), ("c", "n-c"), ("d", "n-d")]
+    assert stream.stats.duplicates_dropped == 1
+    assert [q["status"] for q in sent_queries(mocked)] == ["completed"] * 3
+
+
+@pytest.mark.parametrize(
+    ("request_", "error"),
+    [("v2/no-slash", ValueError), (42, TypeError)],
+)
+async def test_paginate_refuses_a_bad_request_at_the_call(
+    mocked: aioresponses, request_: Any, error: type[Exception]
+) -> None:
+    """A path that is not below the base URL, or not a path, fails before any request."""
+    async with client() as c:
+        with pytest.raises(error, match="request"):
+            c.paginate(request_, Campaign, key=attrgetter("id"))
+    assert mocked.requests == {}
 
 
 @pytest.mark.parametrize(
@@ -283,7 +337,7 @@ async def test_own_session_is_closed_on_exit() -> None:
     """The session the client opened is closed when the block ends."""
     c = client()
     async with c:
-        session = c._get_session()
+        session = c._transport.session()
     assert session.closed
 
 
@@ -310,16 +364,14 @@ async def test_client_used_without_async_with_opens_its_session_lazily(
 
 
 async def test_max_requests_per_minute_spaces_requests(mocked: aioresponses) -> None:
-    """A ceiling of 6000 a minute keeps requests at least 10 ms apart."""
-    import time
-
+    """A ceiling of 6000 a minute keeps requests 10 ms apart on the client's own clock."""
     mocked.get(PAGE_URL, payload=page_body(0, 1, 1), repeat=True)
-    async with client(max_requests_per_minute=6000) as c:
-        started = time.monotonic()
+    sleep = FakeSleep()
+    started = sleep.now
+    async with client(max_requests_per_minute=6000, clock=sleep.clock, sleep=sleep) as c:
         for _ in range(5):
             await c.sms_details_page("c1")
-        elapsed = time.monotonic() - started
-    assert elapsed >= 0.04 * 0.95  # four gaps of 10 ms, less timer slack
+    assert sleep.now - started == pytest.approx(0.04)  # four gaps of 10 ms
     assert len(next(iter(mocked.requests.values()))) == 5
 
 

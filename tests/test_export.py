@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
 
+import attrs
 import pytest
 
 from exotel_async import (
@@ -584,7 +585,6 @@ def _write_checkpoint(out: Path, **changes: object) -> None:
         {"next_offset": "300"},
         {"next_offset": -1},
         {"records_written": True},
-        {"total": "many"},
         {"campaign_id": None},
         {"format": "xml"},
         {"records_written": 60, "next_offset": 50},
@@ -654,3 +654,22 @@ async def test_stdout_gets_each_page_as_it_is_written(
 
     await run_export(client, ExportRequest("c1", None, max_items=500), on_page=check)
     assert delivered == [True] * 10
+
+
+async def test_checkpoint_of_an_older_version_with_total_still_resumes(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """A checkpoint written with the dropped ``total`` field loads and the export resumes."""
+    out = tmp_path / "sms.jsonl"
+    await run_export(client, ExportRequest("c1", out), should_stop=lambda: True)
+    marker = checkpoint_path(out)
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "total": TOTAL}))
+    progress = await run_export(client, ExportRequest("c1", out, resume=True))
+    assert progress.completed
+    assert len(out.read_text().splitlines()) == TOTAL
+
+
+def test_csv_columns_are_the_record_fields_in_order() -> None:
+    """CSV (and Parquet) columns follow ``SmsRecord``'s fields, ``extra`` last."""
+    assert tuple(a.name for a in attrs.fields(SmsRecord)) == CSV_COLUMNS
+    assert CSV_COLUMNS[-1] == "extra"

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from exotel_async import ExotelClient
-from exotel_async.sync import Transition, follow, wait_until_final
+from exotel_async.sync import Transition
 from exotel_async.testing import Sandbox, StatusProgress
 from tests._clients import fast_client
 from tests.test_sync import FakeTime
@@ -25,9 +25,9 @@ def time() -> FakeTime:
 
 @pytest.fixture
 async def client(time: FakeTime) -> AsyncIterator[ExotelClient]:
-    """A client of a 150-record campaign whose statuses advance from time 1000."""
+    """A client of a 150-record campaign whose statuses advance from time 1000, on ``time``."""
     sandbox = Sandbox(campaigns={"c1": 150}, clock=time, progress=PROGRESS)
-    async with sandbox, fast_client(sandbox) as c:
+    async with sandbox, fast_client(sandbox, clock=time, sleep=time.sleep) as c:
         yield c
 
 
@@ -45,7 +45,7 @@ async def test_follow_yields_each_stage_once_and_ends_when_final(
     client: ExotelClient, time: FakeTime
 ) -> None:
     """With advancing statuses, each SMS's three changes of state are each yielded once."""
-    run = follow(client, "c1", interval=20, clock=time, sleep=time.sleep)
+    run = client.follow("c1", interval=20)
     states: dict[str, list[str | None]] = defaultdict(list)
     async for change in run:
         states[change.record.sid] += [change.old_status, change.new_status]
@@ -60,7 +60,7 @@ async def test_follow_yields_each_stage_once_and_ends_when_final(
 
 async def test_wait_until_final_counts_outcomes(client: ExotelClient, time: FakeTime) -> None:
     """wait_until_final returns once all SMS are final, with every SMS in an outcome."""
-    summary = await wait_until_final(client, "c1", interval=30, clock=time, sleep=time.sleep)
+    summary = await client.wait_until_final("c1", interval=30)
     assert summary.final
     assert summary.outcomes["pending"] == summary.outcomes["unknown"] == 0
     assert sum(summary.outcomes.values()) == 150
@@ -70,22 +70,20 @@ async def test_wait_until_final_gives_up_at_the_deadline(
     client: ExotelClient, time: FakeTime
 ) -> None:
     """A deadline before the campaign settles ends the wait with final False, on time."""
-    summary = await wait_until_final(
-        client, "c1", interval=30, deadline=timedelta(seconds=100), clock=time, sleep=time.sleep
-    )
+    summary = await client.wait_until_final("c1", interval=30, deadline=timedelta(seconds=100))
     assert (summary.final, time.now) == (False, 1100.0)
     assert summary.outcomes["pending"] > 0
 
 
-async def test_skipping_the_final_prefix_reads_less_and_sees_the_same(
-    client: ExotelClient, time: FakeTime
-) -> None:
+async def test_skipping_final_pages_reads_less_and_sees_the_same() -> None:
     """skip_final_pages yields the same transitions as full re-walks, reading fewer records."""
     runs = []
     for skip in (False, True):
-        time.now = 1000.0
-        run = follow(client, "c1", interval=20, skip_final_pages=skip, clock=time, sleep=time.sleep)
-        seen = [(t.record.sid, t.old_status, t.new_status) async for t in run]
+        time = FakeTime(1000.0)
+        sandbox = Sandbox(campaigns={"c1": 150}, clock=time, progress=PROGRESS)
+        async with sandbox, fast_client(sandbox, clock=time, sleep=time.sleep) as client:
+            run = client.follow("c1", interval=20, skip_final_pages=skip)
+            seen = [(t.record.sid, t.old_status, t.new_status) async for t in run]
         runs.append((sorted(seen), run.summary.records))
     (full, full_read), (cheap, cheap_read) = runs
     assert cheap == full

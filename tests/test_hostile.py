@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+import gzip
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from exotel_async import (
+    ExotelClient,
     NoProgressError,
     ResponseDecodeError,
     ServerError,
@@ -114,3 +117,28 @@ async def test_reflected_authorization_header_never_reaches_the_error(sandbox: S
     assert "[redacted]" in text
     for secret in (sandbox.api_token, pair, base64.b64encode(pair.encode()).decode()):
         assert secret not in text
+
+
+async def test_compressed_body_is_bounded_by_its_decompressed_size() -> None:
+    """A small gzip body that inflates past max_response_bytes is refused, not read whole."""
+    inflated = gzip.compress(b" " * 2_000_000)
+
+    async def bomb(request: web.Request) -> web.Response:
+        return web.Response(body=inflated, headers={"Content-Encoding": "gzip"})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", bomb)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        client = ExotelClient(
+            "key", "token", "sid", base_url=f"http://127.0.0.1:{port}", max_response_bytes=100_000
+        )
+        async with client:
+            with pytest.raises(ResponseDecodeError, match="kept coming"):
+                await client.sms_details_page("c1")
+    finally:
+        await runner.cleanup()

@@ -24,6 +24,10 @@ from exotel_async import (
 from exotel_async._pagination import SmsDetailsStream
 
 
+def sid_of(record: SmsRecord) -> str:
+    return record.sid
+
+
 def make_records(n: int, prefix: str = "s") -> list[SmsRecord]:
     return [SmsRecord(sid=f"{prefix}{i:07d}", number=f"98765{i:05d}") for i in range(n)]
 
@@ -89,7 +93,7 @@ def stream(campaign: FakeCampaign, **kwargs: object) -> SmsDetailsStream:
         "skip_item_errors": False,
     }
     options.update(kwargs)
-    return SmsDetailsStream(campaign.fetch, **options)  # type: ignore[arg-type]
+    return SmsDetailsStream(campaign.fetch, key=sid_of, **options)  # type: ignore[arg-type]
 
 
 async def collect(s: SmsDetailsStream) -> list[str]:
@@ -186,9 +190,7 @@ async def test_empty_page_ends_the_walk_even_if_total_says_more() -> None:
         records = tuple(make_records(20)[offset : offset + limit])
         return SmsPage(records, PageMetadata(len(records), offset, 10**9, limit))
 
-    s = SmsDetailsStream(
-        liar, page_size=10, offset=0, max_items=None, concurrency=4, skip_item_errors=False
-    )
+    s = SmsDetailsStream(liar, key=sid_of, page_size=10, concurrency=4)
     assert len(await collect(s)) == 20
 
 
@@ -251,6 +253,7 @@ async def test_pages_that_repeat_the_first_raise_no_progress_error() -> None:
 
     s = SmsDetailsStream(
         first_page_always,  # type: ignore[arg-type]
+        key=sid_of,
         page_size=10,
         offset=0,
         max_items=None,
@@ -329,9 +332,7 @@ async def test_error_from_a_page_propagates_and_cancels_the_rest() -> None:
         await asyncio.Event().wait()  # never answers
         raise AssertionError
 
-    s = SmsDetailsStream(
-        fetch, page_size=10, offset=0, max_items=None, concurrency=4, skip_item_errors=False
-    )
+    s = SmsDetailsStream(fetch, key=sid_of, page_size=10, concurrency=4)
     with pytest.raises(ResponseDecodeError):
         await collect(s)
     assert asyncio.all_tasks() == {asyncio.current_task()}
@@ -393,9 +394,7 @@ async def test_cancelling_the_consumer_cancels_pages_in_flight() -> None:
         raise AssertionError
 
     async def consume() -> None:
-        s = SmsDetailsStream(
-            fetch, page_size=10, offset=0, max_items=None, concurrency=4, skip_item_errors=False
-        )
+        s = SmsDetailsStream(fetch, key=sid_of, page_size=10, concurrency=4)
         async for _ in s:
             seen_first.set()
 
@@ -423,8 +422,8 @@ class ThrottledOnce(FakeCampaign):
     async def fetch(self, offset: int, limit: int, observer: object = None) -> SmsPage:
         if offset == 10 and observer is not None:
             observer.rate_waited(1.5)  # type: ignore[attr-defined]
-            observer.retrying(RateLimitError("slow down", status_code=429), 0.0)  # type: ignore[attr-defined]
-            observer.retrying(ServerError("busy", status_code=503), 0.0)  # type: ignore[attr-defined]
+            observer.retrying(RateLimitError("slow down", status_code=429), 0.0, throttled=True)  # type: ignore[attr-defined]
+            observer.retrying(ServerError("busy", status_code=503), 0.0, throttled=True)  # type: ignore[attr-defined]
         return await super().fetch(offset, limit, observer)
 
 
@@ -477,9 +476,7 @@ async def test_transiently_empty_page_below_total_is_asked_again() -> None:
         window = tuple(records[offset : offset + limit])
         return SmsPage(window, PageMetadata(len(window), offset, 200, limit))
 
-    s = SmsDetailsStream(
-        fetch, page_size=50, offset=0, max_items=None, concurrency=2, skip_item_errors=False
-    )
+    s = SmsDetailsStream(fetch, key=sid_of, page_size=50, concurrency=2)
     assert await collect(s) == [r.sid for r in records]
     assert not s.stats.ended_early
 
@@ -492,9 +489,7 @@ async def test_persistently_empty_page_below_total_ends_the_walk_flagged() -> No
         window = tuple(records[offset : offset + limit]) if offset < 100 else ()
         return SmsPage(window, PageMetadata(len(window), offset, 200, limit))
 
-    s = SmsDetailsStream(
-        fetch, page_size=50, offset=0, max_items=None, concurrency=2, skip_item_errors=False
-    )
+    s = SmsDetailsStream(fetch, key=sid_of, page_size=50, concurrency=2)
     assert len(await collect(s)) == 100
     assert s.stats.ended_early
     assert s.resume_offset == 100
@@ -529,20 +524,54 @@ async def test_async_with_and_break_over_records_logs_no_task_errors(
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
-async def test_aclose_from_another_task_ends_the_iteration_quietly() -> None:
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_aclose_from_another_task_ends_the_iteration_quietly(concurrency: int) -> None:
     """Closing a stream while another task iterates it stops that loop without an error."""
     campaign = FakeCampaign(make_records(1000), stall_after_first_page=True)
     first_seen = asyncio.Event()
-    s = stream(campaign, page_size=10, concurrency=4)
+    s = stream(campaign, page_size=10, concurrency=concurrency)
 
     async def consume() -> int:
         seen = 0
         async for _ in s:
             seen += 1
             first_seen.set()
+        await asyncio.sleep(0)  # the consumer goes on: it was not left cancelled
         return seen
 
     consumer = asyncio.ensure_future(consume())
     await first_seen.wait()
     await s.aclose()
     assert await consumer == 10
+
+
+async def test_at_concurrency_one_pages_are_fetched_in_the_consumers_task() -> None:
+    """With one page at a time, no Task is made per page: fetch runs in the consumer's task."""
+    tasks: set[asyncio.Task[object] | None] = set()
+
+    async def fetch(offset: int, limit: int, observer: object) -> SmsPage:
+        tasks.add(asyncio.current_task())
+        window = tuple(make_records(30)[offset : offset + limit])
+        return SmsPage(window, PageMetadata(len(window), offset, 30, limit))
+
+    s = SmsDetailsStream(fetch, key=sid_of, page_size=10, concurrency=1)
+    assert len(await collect(s)) == 30
+    assert tasks == {asyncio.current_task()}
+
+
+async def test_at_concurrency_one_cancelling_the_consumer_still_cancels_it() -> None:
+    """A cancel from outside reaches the consumer awaiting a page in place; none is swallowed."""
+    campaign = FakeCampaign(make_records(1000), stall_after_first_page=True)
+    first_seen = asyncio.Event()
+
+    async def consume() -> None:
+        async for _ in stream(campaign, page_size=10, concurrency=1):
+            first_seen.set()
+
+    task = asyncio.ensure_future(consume())
+    await first_seen.wait()
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert campaign.cancelled == 1

@@ -18,11 +18,11 @@ from exotel_async import (
     RateLimitError,
     ResponseDecodeError,
     ServerError,
+    SmsRecord,
 )
 from exotel_async._protocol import (
     MAX_NESTING,
     PathForm,
-    build_page_request,
     check_int,
     check_number,
     check_path_segment,
@@ -31,6 +31,7 @@ from exotel_async._protocol import (
     mask_number,
     parse_page,
     parse_retry_after,
+    sms_details_request,
 )
 
 SAMPLES = Path(__file__).parent / "samples"
@@ -42,7 +43,7 @@ def sample(name: str) -> bytes:
 
 def test_product_page_sample_parses_into_records() -> None:
     """The product page's sample, repaired, gives its three records and metadata."""
-    page = parse_page(200, {}, sample("product_page.json"))
+    page = parse_page(SmsRecord, 200, {}, sample("product_page.json"))
     assert page.request_id == "4dee72175b514f3591e153df7c89285d"
     assert (page.metadata.count, page.metadata.total, page.metadata.limit) == (5, 5, 10)
     assert [r.status for r in page.records] == ["sent", "failed", "failed_dnd"]
@@ -50,14 +51,14 @@ def test_product_page_sample_parses_into_records() -> None:
 
 def test_product_page_sample_reads_message_and_body_into_one_field() -> None:
     """``message`` in one item and ``body`` in the next both land in ``message``."""
-    page = parse_page(200, {}, sample("product_page.json"))
+    page = parse_page(SmsRecord, 200, {}, sample("product_page.json"))
     assert {r.message for r in page.records} == {"your account is activated"}
     assert all("body" not in r.extra for r in page.records)
 
 
 def test_product_page_sample_times_are_aware_ist() -> None:
     """``schedule_time`` keeps the +05:30 offset the product page shows."""
-    record = parse_page(200, {}, sample("product_page.json")).records[0]
+    record = parse_page(SmsRecord, 200, {}, sample("product_page.json")).records[0]
     assert record.schedule_time == datetime(
         2021, 11, 24, 14, 55, 19, tzinfo=timezone(timedelta(hours=5, minutes=30))
     )
@@ -66,7 +67,7 @@ def test_product_page_sample_times_are_aware_ist() -> None:
 def test_malformed_product_page_sample_raises_decode_error_with_status_and_excerpt() -> None:
     """The sample as printed is not JSON: a ResponseDecodeError, not a JSONDecodeError."""
     with pytest.raises(ResponseDecodeError) as info:
-        parse_page(200, {}, sample("product_page_malformed.json"))
+        parse_page(SmsRecord, 200, {}, sample("product_page_malformed.json"))
     assert info.value.status_code == 200
     assert "request_id" in info.value.excerpt
     assert info.value.retryable
@@ -76,20 +77,22 @@ def test_malformed_product_page_sample_raises_decode_error_with_status_and_excer
 def test_unknown_fields_are_kept_in_extra() -> None:
     """A field this version does not know survives in ``extra``."""
     body = _page([{"sid": "a1", "number": "9876543210", "units": 2, "dlt": {"id": "x"}}])
-    record = parse_page(200, {}, body).records[0]
+    record = parse_page(SmsRecord, 200, {}, body).records[0]
     assert record.extra == {"units": 2, "dlt": {"id": "x"}}
 
 
 def test_absent_optional_fields_are_none() -> None:
     """A record with only sid and number has None everywhere else."""
-    record = parse_page(200, {}, _page([{"sid": "a1", "number": "9876543210"}])).records[0]
+    record = parse_page(SmsRecord, 200, {}, _page([{"sid": "a1", "number": "9876543210"}])).records[
+        0
+    ]
     assert (record.name, record.message, record.schedule_time, record.date_created) == (None,) * 4
 
 
 def test_naive_timestamp_is_read_as_india_time() -> None:
     """A timestamp without an offset gets +05:30, Exotel's own zone."""
     body = _page([{"sid": "a1", "number": "1", "date_created": "2021-11-24 14:55:19"}])
-    created = parse_page(200, {}, body).records[0].date_created
+    created = parse_page(SmsRecord, 200, {}, body).records[0].date_created
     assert created is not None
     assert created.utcoffset() == timedelta(hours=5, minutes=30)
 
@@ -98,13 +101,13 @@ def test_record_with_a_bad_timestamp_names_the_field_and_offset() -> None:
     """A record that cannot be typed raises ResponseDecodeError naming where."""
     body = _page([{"sid": "a1", "number": "1", "schedule_time": "yesterday"}], offset=7)
     with pytest.raises(ResponseDecodeError, match=r"offset 7.*schedule_time"):
-        parse_page(200, {}, body)
+        parse_page(SmsRecord, 200, {}, body)
 
 
 def test_record_without_sid_is_a_decode_error() -> None:
     """``sid`` is what de-duplication keys on, so a record without it is refused."""
     with pytest.raises(ResponseDecodeError, match="sid"):
-        parse_page(200, {}, _page([{"number": "1"}]))
+        parse_page(SmsRecord, 200, {}, _page([{"number": "1"}]))
 
 
 @pytest.mark.parametrize(
@@ -115,7 +118,7 @@ def test_non_string_value_is_a_decode_error_naming_the_field(field: str, value: 
     """An object, list, bool or null where text belongs is refused, naming the field."""
     body = _page([{"sid": "a1", "number": "1", field: value}])
     with pytest.raises(ResponseDecodeError, match=rf"offset 0.*{field}"):
-        parse_page(200, {}, body)
+        parse_page(SmsRecord, 200, {}, body)
 
 
 @pytest.mark.parametrize("value", ["2021-13-45T00:00:00", 1637745919, ""])
@@ -124,12 +127,12 @@ def test_bad_second_timestamp_is_a_decode_error_naming_date_created(value: objec
     item = {"sid": "a1", "number": "1", "schedule_time": "2021-11-24 14:55:19"}
     body = _page([{**item, "date_created": value}])
     with pytest.raises(ResponseDecodeError, match="date_created"):
-        parse_page(200, {}, body)
+        parse_page(SmsRecord, 200, {}, body)
 
 
 def test_failed_item_is_returned_as_item_error_with_its_offset() -> None:
     """An item whose own status is failure becomes an ItemError at its absolute offset."""
-    page = parse_page(200, {}, sample("page_item_failure.json"))
+    page = parse_page(SmsRecord, 200, {}, sample("page_item_failure.json"))
     assert [r.sid for r in page.records] == ["aa01"]
     (error,) = page.item_errors
     assert isinstance(error, ItemError)
@@ -140,7 +143,7 @@ def test_failed_item_is_returned_as_item_error_with_its_offset() -> None:
 def test_page_offset_other_than_asked_is_a_decode_error() -> None:
     """A page that answers another offset than the one asked cannot be trusted."""
     with pytest.raises(ResponseDecodeError, match="offset 20"):
-        parse_page(200, {}, _page([], offset=0), expected_offset=20)
+        parse_page(SmsRecord, 200, {}, _page([], offset=0), expected_offset=20)
 
 
 @pytest.mark.parametrize(
@@ -155,33 +158,33 @@ def test_missing_or_mistyped_metadata_is_a_decode_error(metadata: object) -> Non
     """``metadata`` must carry integer count, offset, total and limit."""
     body = json.dumps({"response": [], "metadata": metadata}).encode()
     with pytest.raises(ResponseDecodeError, match="metadata"):
-        parse_page(200, {}, body)
+        parse_page(SmsRecord, 200, {}, body)
 
 
 def test_error_envelope_behind_a_200_raises_its_own_error() -> None:
     """A 200 carrying the v2 401 envelope is the AuthenticationError it describes."""
     with pytest.raises(AuthenticationError) as info:
-        parse_page(200, {}, sample("error_401_v2.json"))
+        parse_page(SmsRecord, 200, {}, sample("error_401_v2.json"))
     assert info.value.request_id == "c6087d6c0b764ac7a4de3d4a4c25e5f7"
 
 
 def test_rest_exception_behind_a_200_is_a_rate_limit_error() -> None:
     """A v1 429 body served with status 200 is still throttling, so it can be retried."""
     with pytest.raises(RateLimitError):
-        parse_page(200, {"Retry-After": "2"}, sample("error_429_v1.json"))
+        parse_page(SmsRecord, 200, {"Retry-After": "2"}, sample("error_429_v1.json"))
 
 
 def test_error_list_behind_a_200_uses_its_http_code() -> None:
     """A one-item error list whose ``http_code`` is 404 raises NotFoundError."""
     with pytest.raises(NotFoundError):
-        parse_page(200, {}, sample("error_404_list.json"))
+        parse_page(SmsRecord, 200, {}, sample("error_404_list.json"))
 
 
 def test_wrong_shape_keeps_the_request_id() -> None:
     """A body that is not a page still reports Exotel's request id."""
     body = json.dumps({"request_id": "rid-9", "response": "nope"}).encode()
     with pytest.raises(ResponseDecodeError) as info:
-        parse_page(200, {}, body)
+        parse_page(SmsRecord, 200, {}, body)
     assert info.value.request_id == "rid-9"
     assert not info.value.retryable
 
@@ -190,13 +193,13 @@ def test_lone_surrogate_in_a_record_is_still_parsed() -> None:
     """Valid JSON the fast parser refuses (half an emoji) is read by the standard one."""
     body = _page([{"sid": "a1", "number": "1", "message": "PLACEHOLDER"}])
     body = body.replace(b"PLACEHOLDER", b"cut \\ud83d")
-    assert parse_page(200, {}, body).records[0].message == "cut \ud83d"
+    assert parse_page(SmsRecord, 200, {}, body).records[0].message == "cut \ud83d"
 
 
 def test_deeply_nested_body_is_a_decode_error() -> None:
     """A body that would blow the parser's stack is a ResponseDecodeError, not a crash."""
     with pytest.raises(ResponseDecodeError):
-        parse_page(200, {}, b"[" * 100_000)
+        parse_page(SmsRecord, 200, {}, b"[" * 100_000)
 
 
 def _nested(depth: int) -> bytes:
@@ -207,21 +210,21 @@ def _nested(depth: int) -> bytes:
 
 def test_unknown_field_nested_too_deep_is_a_decode_error_naming_the_record() -> None:
     """Nesting past MAX_NESTING fails the page with the record's sid, and is not retried."""
-    with pytest.raises(ResponseDecodeError, match=r"'deep-1'.*'junk'") as info:
-        parse_page(200, {}, _nested(MAX_NESTING + 1))
+    with pytest.raises(ResponseDecodeError, match=r"record sid='deep-1'.*'junk'") as info:
+        parse_page(SmsRecord, 200, {}, _nested(MAX_NESTING + 1))
     assert not info.value.retryable
 
 
 def test_unknown_field_nested_up_to_the_limit_is_kept() -> None:
     """Nesting of MAX_NESTING levels is still an ordinary unknown field."""
-    record = parse_page(200, {}, _nested(MAX_NESTING)).records[0]
+    record = parse_page(SmsRecord, 200, {}, _nested(MAX_NESTING)).records[0]
     assert "junk" in record.extra
 
 
 def test_body_nested_past_the_parsers_limit_is_not_retryable() -> None:
     """The standard parser's RecursionError is the body's fault: asking again cannot help."""
     with pytest.raises(ResponseDecodeError) as info:
-        parse_page(200, {}, b"[" * 100_000)
+        parse_page(SmsRecord, 200, {}, b"[" * 100_000)
     assert not info.value.retryable
 
 
@@ -249,7 +252,7 @@ def test_status_maps_to_error_class(status: int, cls: type[APIError]) -> None:
 def test_v2_error_envelope_gives_code_request_id_and_description() -> None:
     """The v2 error object fills every attribute of APIError."""
     with pytest.raises(AuthenticationError) as info:
-        parse_page(401, {}, sample("error_401_v2.json"))
+        parse_page(SmsRecord, 401, {}, sample("error_401_v2.json"))
     error = info.value
     assert (error.error_code, error.description) == (1010, "Authorization failed")
     assert error.request_id == "c6087d6c0b764ac7a4de3d4a4c25e5f7"
@@ -310,9 +313,9 @@ def test_retry_after_unusable_is_none(value: str | None) -> None:
 
 def test_request_path_default_form_and_query() -> None:
     """The default path form is the product page's, with filters in the query."""
-    request = build_page_request(
-        "acc", "camp1", offset=100, limit=50, number="+919876543210", sort_by="schedule_time:desc"
-    )
+    request = sms_details_request(
+        "acc", "camp1", number="+919876543210", sort_by="schedule_time:desc"
+    ).at(100, 50)
     assert request.path == "/v2/accounts/acc/sms-campaigns/camp1/sms-details"
     assert dict(request.params) == {
         "offset": "100",
@@ -324,9 +327,7 @@ def test_request_path_default_form_and_query() -> None:
 
 def test_request_path_message_campaigns_form_sends_channel() -> None:
     """The newer message-campaigns form needs ``channel=sms``."""
-    request = build_page_request(
-        "acc", "camp1", offset=0, limit=5, path_form=PathForm.MESSAGE_CAMPAIGNS
-    )
+    request = sms_details_request("acc", "camp1", path_form=PathForm.MESSAGE_CAMPAIGNS)
     assert request.path == "/v2/accounts/acc/message-campaigns/camp1/message-details"
     assert ("channel", "sms") in request.params
 

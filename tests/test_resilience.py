@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from exotel_async import (
 )
 from exotel_async.testing import Faults, Sandbox
 from tests._clients import fast_client
+from tests._virtual_time import FakeSleep, VirtualTime
 
 TOTAL = 2500
 
@@ -104,12 +104,13 @@ async def test_client_errors_cost_exactly_one_request(
 async def test_constant_429_fails_after_max_retries(sandbox: Sandbox) -> None:
     """With every answer a 429, the stream raises RateLimitError after 1 + max_retries."""
     sandbox.faults = Faults(p_429=1.0, retry_after=0)
-    started = time.monotonic()
+    sleep = FakeSleep()
     with pytest.raises(RateLimitError) as info:
-        await stream_sids(client_for(sandbox, max_retries=4))
+        await stream_sids(client_for(sandbox, max_retries=4, clock=sleep.clock, sleep=sleep))
     assert info.value.attempts == 5
     assert sandbox.stats.requests == 5
-    assert time.monotonic() - started < 2.0
+    # Retry-After: 0 asks for no hold: the five attempts cost no time on the client's clock.
+    assert sum(sleep.delays) < 1.0
 
 
 async def test_retry_after_beyond_the_cap_raises_at_once(sandbox: Sandbox) -> None:
@@ -168,23 +169,28 @@ async def test_break_leaves_no_open_connections_or_tasks(sandbox: Sandbox) -> No
             if t is not asyncio.current_task() and "RequestHandler" not in repr(t.get_coro())
         }
         assert client_tasks == set()
-        connector = client._get_session().connector
+        connector = client._transport.session().connector
         assert connector is not None
         # aiohttp keeps the connections lent out to requests in _acquired.
         assert connector._acquired == set()
 
 
-async def test_rate_limit_headers_keep_429s_rare_and_rate_high(sandbox: Sandbox) -> None:
+async def test_rate_limit_headers_keep_429s_rare_and_rate_high() -> None:
     """At 20 requests per 2 s with headers, 120 pages draw at most 3 429s at >= 85% rate."""
-    sandbox.add_campaign("c1", 120 * 50)
-    sandbox.faults = Faults(rate_limit=(20, 2.0))
-    started = time.monotonic()
-    got = await stream_sids(
-        ExotelClient(
-            sandbox.api_key, sandbox.api_token, sandbox.account_sid, base_url=sandbox.base_url
+    time = VirtualTime()
+    faults = Faults(rate_limit=(20, 2.0))
+    async with Sandbox(campaigns={"c1": 120 * 50}, faults=faults, clock=time.clock) as sandbox:
+        client = ExotelClient(
+            sandbox.api_key,
+            sandbox.api_token,
+            sandbox.account_sid,
+            base_url=sandbox.base_url,
+            clock=time.clock,
+            sleep=time.sleep,
         )
-    )
-    elapsed = time.monotonic() - started
+        started = time.now
+        got = await time.run(stream_sids(client))
+        elapsed = time.now - started
     assert len(got) == 6000
     assert sandbox.stats.by_status.get(429, 0) <= 3
     # The first 20 are free; the other 100 need 100 / (20 / 2 s) = 10 s at the allowed rate.

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 import exotel_async.testing
 from exotel_async.testing import SORT_ORDERS, Faults, Sandbox
 from exotel_async.testing._data import CampaignData
+from tests._virtual_time import FakeSleep
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 MOBILE = re.compile(r"\+91[6-9][0-9]{9}")
@@ -494,14 +495,15 @@ async def test_campaigns_hold_different_records() -> None:
 # --- faults -----------------------------------------------------------------------------------
 
 
-async def test_latency_delays_each_response(
-    sandbox: Sandbox, session: aiohttp.ClientSession
-) -> None:
-    """latency adds that many seconds to a request."""
-    sandbox.faults.latency = 0.005
-    started = time.monotonic()
-    await get(session)
-    assert time.monotonic() - started >= 0.005
+async def test_latency_delays_each_response() -> None:
+    """latency makes the sandbox wait that many seconds before each answer."""
+    sleep = FakeSleep()
+    async with (
+        Sandbox(faults=Faults(latency=0.005), sleep=sleep) as sandbox,
+        aiohttp.ClientSession(sandbox.base_url, headers=basic()) as http,
+    ):
+        await get(http)
+    assert sleep.delays == [0.005]
 
 
 async def test_p_500_sends_an_html_page(sandbox: Sandbox, session: aiohttp.ClientSession) -> None:
@@ -739,13 +741,21 @@ async def test_request_log_records_path_query_status(
     sandbox: Sandbox, session: aiohttp.ClientSession
 ) -> None:
     """Each request appends an entry with its path, query, status and time."""
-    before = time.time()
     await get(session, limit=3, sort_by="schedule_time:asc")
     entry = sandbox.request_log[-1]
     assert entry.path == PATH.format(cid="demo")
     assert entry.query == {"limit": "3", "sort_by": "schedule_time:asc"}
     assert (entry.method, entry.status, entry.fault) == ("GET", 200, None)
-    assert before <= entry.time <= time.time()
+
+
+async def test_request_log_times_come_from_the_sandbox_clock() -> None:
+    """A log entry's time is the sandbox's ``clock`` when the request came."""
+    async with (
+        Sandbox(clock=lambda: 1_800_000_000.5) as sandbox,
+        aiohttp.ClientSession(sandbox.base_url, headers=basic()) as http,
+    ):
+        await get(http)
+    assert sandbox.request_log[-1].time == 1_800_000_000.5
 
 
 async def test_stats_count_requests_by_status_and_fault(
@@ -915,3 +925,33 @@ async def test_module_entry_point_plays_the_rate_limit_asked_for() -> None:
     finally:
         process.kill()
         await process.wait()
+
+
+async def test_hold_answers_the_allowed_requests_then_keeps_the_rest_waiting(
+    sandbox: Sandbox, session: aiohttp.ClientSession
+) -> None:
+    """``hold(after=1)`` answers one request; the next waits until ``release()``."""
+    sandbox.hold(after=1)
+    assert (await get(session))[0] == 200
+    waiting = asyncio.ensure_future(get(session))
+    await sandbox.held()
+    assert not waiting.done()
+    sandbox.release()
+    assert (await waiting)[0] == 200
+    assert (await get(session))[0] == 200  # released: no longer holding
+
+
+async def test_release_of_a_count_lets_that_many_go(
+    sandbox: Sandbox, session: aiohttp.ClientSession
+) -> None:
+    """``release(1)`` frees the oldest held request and keeps holding the others."""
+    sandbox.hold()
+    first = asyncio.ensure_future(get(session, offset=0))
+    await sandbox.held(1)
+    second = asyncio.ensure_future(get(session, offset=1))
+    await sandbox.held(2)
+    sandbox.release(1)
+    assert (await first)[0] == 200
+    assert not second.done()
+    sandbox.release()
+    assert (await second)[0] == 200

@@ -20,9 +20,11 @@ from exotel_async import (
     RateLimitError,
     ResponseDecodeError,
     ServerError,
+    SmsRecord,
 )
-from exotel_async._protocol import build_page_request, parse_page
+from exotel_async._protocol import loggable_query, parse_page, sms_details_request
 from exotel_async._transport import DEFAULT_MAX_RESPONSE_BYTES, RetryPolicy, Transport
+from tests._virtual_time import FakeSleep
 
 BASE = "https://api.exotel.com"
 TOKEN = "tok-SECRET-123"
@@ -33,21 +35,6 @@ OK = {
     "metadata": {"count": 0, "offset": 0, "total": 0, "limit": 10},
     "response": [],
 }
-
-
-class FakeSleep:
-    """Records the delays asked for, and moves its own clock by them instead of waiting."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-        self.now = 1_800_000_000.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def __call__(self, delay: float) -> None:
-        self.delays.append(delay)
-        self.now += delay
 
 
 @pytest.fixture
@@ -79,8 +66,10 @@ def make_transport(
     return Transport(
         base_url=URL(BASE),
         headers={"Authorization": auth},
-        get_session=lambda: session,
-        timeout=aiohttp.ClientTimeout(total=5),
+        session=session,
+        timeout=5,
+        connect_timeout=5,
+        redact=loggable_query,
         retry=RetryPolicy(max_retries=max_retries, **policy),
         sleep=sleep,
         clock=sleep.clock,
@@ -89,10 +78,10 @@ def make_transport(
 
 
 def parse(status: int, headers: Mapping[str, str], body: bytes) -> object:
-    return parse_page(status, headers, body)
+    return parse_page(SmsRecord, status, headers, body)
 
 
-REQUEST = build_page_request("acc", "c1", offset=0, limit=10, number="+919876543210")
+REQUEST = sms_details_request("acc", "c1", number="+919876543210").at(0, 10)
 
 
 def request_count(mocked: aioresponses) -> int:

@@ -15,7 +15,7 @@ import struct
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
 from typing import Any, Final
 
@@ -234,13 +234,14 @@ class Sandbox:
         log_size: int = 10_000,
         cache_pages: int = 1024,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         progress: StatusProgress | None = None,
     ) -> None:
         """Configure the sandbox; nothing listens until ``start()`` or ``async with``.
 
-        ``clock`` (epoch seconds) drives the rate limit and its headers, and ``progress``
-        (statuses that advance over time, also settable later as ``sandbox.progress``);
-        tests may pass a fake one.
+        ``clock`` (epoch seconds) drives the rate limit, its headers, the request log's
+        times and ``progress`` (statuses that advance over time, also settable later as
+        ``sandbox.progress``), and ``sleep`` the ``latency`` knob; tests may pass fake ones.
         """
         if max_limit < 1:
             raise ValueError(f"max_limit must be >= 1, got {max_limit!r}")
@@ -263,8 +264,14 @@ class Sandbox:
         self._cache_pages = cache_pages
         self._counter: tuple[RateLimit, Counter] | None = None
         self._clock = clock
+        self._sleep = sleep
         self.progress = progress
         self._runner: web.AppRunner | None = None
+        #: While holding, requests past the ``_passes`` left wait in ``_held`` for release().
+        self._holding = False
+        self._passes = 0
+        self._held: deque[asyncio.Future[None]] = deque()
+        self._held_grew: asyncio.Event | None = None
 
     async def __aenter__(self) -> Sandbox:
         """Start serving."""
@@ -296,6 +303,7 @@ class Sandbox:
 
     async def close(self) -> None:
         """Stop listening and drop open connections; closing twice is harmless."""
+        self.release()  # a held request would keep the server from closing at once
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -353,6 +361,52 @@ class Sandbox:
         now = self._clock()
         return [data.record(index, self.progress, now) for index in order[offset:stop]]
 
+    def hold(self, *, after: int = 0) -> None:
+        """Answer ``after`` more requests, then keep every later one waiting for ``release()``.
+
+        For tests that act while a client is at a known point of its walk, with no timing:
+        ``await sandbox.held()`` returns once a request waits.
+        """
+        self._holding = True
+        self._passes = after
+
+    def release(self, requests: int | None = None) -> None:
+        """Let held requests go: all, and stop holding (None); or ``requests`` more of them."""
+        if requests is None:
+            self._holding = False
+            count = len(self._held)
+        else:
+            count = min(requests, len(self._held))
+            self._passes += requests - count  # the rest pass as they come
+        for _ in range(count):
+            future = self._held.popleft()
+            if not future.done():
+                future.set_result(None)
+
+    async def held(self, requests: int = 1) -> None:
+        """Return once ``requests`` requests are held."""
+        while len(self._held) < requests:
+            self._held_grew = self._held_grew or asyncio.Event()
+            self._held_grew.clear()
+            await self._held_grew.wait()
+
+    async def _gate(self) -> None:
+        """Wait here while holding, once the passes are spent."""
+        if not self._holding:
+            return
+        if self._passes > 0:
+            self._passes -= 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._held.append(future)
+        if self._held_grew is not None:
+            self._held_grew.set()
+        try:
+            await future
+        finally:
+            if future in self._held:  # the client hung up first
+                self._held.remove(future)
+
     def reset_stats(self) -> None:
         """Clear the request log and counters (requests still in flight stay counted)."""
         self.request_log.clear()
@@ -391,7 +445,7 @@ class Sandbox:
 
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Count, log, delay and fault every request, then grow the campaigns."""
-        started, wall = time.monotonic(), time.time()
+        started, wall = time.monotonic(), self._clock()
         stats = self.stats
         stats.requests += 1
         stats.in_flight += 1
@@ -401,7 +455,8 @@ class Sandbox:
         try:
             faults = self.faults
             if faults.latency:
-                await asyncio.sleep(faults.latency)
+                await self._sleep(faults.latency)
+            await self._gate()
             response, fault = await self._respond(request, handler, faults)
             status = None if fault == "reset" else response.status
             return response
