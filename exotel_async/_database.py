@@ -389,21 +389,7 @@ class PostgresDatabase:
         self._url = url
         self._now = now
         self._connection: asyncpg.Connection | None = None
-        columns = ", ".join(_COLUMNS)
-        self._upsert = _POSTGRES.upsert(f"SELECT {columns}, $1, $1, $1 FROM {_STAGING}")
-        # LIMIT 1 keeps the lookup a subquery: one primary-key probe per staged SMS. As a
-        # join, the planner would scan the whole table for every batch.
-        self._record_history = (
-            f"INSERT INTO {HISTORY_TABLE} (campaign_id, sid, old_status, old_detailed_status, "
-            "new_status, new_detailed_status, observed_at) "
-            "SELECT st.campaign_id, st.sid, s.status, s.detailed_status, st.status, "
-            f"st.detailed_status, $1 FROM {_STAGING} st, LATERAL (SELECT status, "
-            f"detailed_status FROM {SMS_TABLE} WHERE campaign_id = st.campaign_id "
-            "AND sid = st.sid LIMIT 1) s "
-            "WHERE s.status IS DISTINCT FROM st.status "
-            "OR s.detailed_status IS DISTINCT FROM st.detailed_status "
-            "RETURNING sid, old_status, old_detailed_status"
-        )
+        self._statements: tuple[str, ...] = ()
 
     @property
     def _db(self) -> asyncpg.Connection:
@@ -442,6 +428,7 @@ class PostgresDatabase:
             await connection.close()
             raise
         self._connection = connection
+        self._statements = _postgres_statements(connection.get_server_version().major)
 
     async def close(self) -> None:
         """Close the connection; harmless twice."""
@@ -464,8 +451,7 @@ class PostgresDatabase:
             await db.copy_records_to_table(
                 _STAGING, records=_rows(campaign_id, records, _same), columns=_COLUMNS
             )
-            changed = await db.fetch(self._record_history, now)
-            await db.execute(self._upsert, now)
+            changed = [row for sql in self._statements for row in await db.fetch(sql, now)]
             await db.execute(_POSTGRES.save_position(), campaign_id, next_offset, now)
         return _transitions(records, {row[0]: (row[1], row[2]) for row in changed})
 
@@ -476,6 +462,40 @@ class PostgresDatabase:
     async def outcomes(self, campaign_id: str) -> Counter[Outcome]:
         """The campaign's SMS by outcome."""
         return _outcomes(await self._db.fetch(_POSTGRES.states(), campaign_id))
+
+
+def _postgres_statements(major: int) -> tuple[str, ...]:
+    """Upsert the staged batch and log its changes, returning ``(sid, old state)`` of each.
+
+    PostgreSQL 18 returns a row's old values from the upsert itself: one primary-key probe
+    per SMS. Before 18 a first statement reads the old states, by a LATERAL lookup with
+    LIMIT 1: as a join, the planner would scan the whole table for every batch.
+    """
+    upsert = _POSTGRES.upsert(f"SELECT {', '.join(_COLUMNS)}, $1, $1, $1 FROM {_STAGING}")
+    log = (
+        f"INSERT INTO {HISTORY_TABLE} (campaign_id, sid, old_status, old_detailed_status, "
+        "new_status, new_detailed_status, observed_at) "
+    )
+    changed = "IS DISTINCT FROM"
+    if major >= 18:
+        return (
+            f"WITH up AS ({upsert} RETURNING new.campaign_id, new.sid, old.sid AS old_sid, "
+            "old.status AS old_status, old.detailed_status AS old_detailed, "
+            f"new.status, new.detailed_status) {log}"
+            "SELECT campaign_id, sid, old_status, old_detailed, status, detailed_status, $1 "
+            f"FROM up WHERE old_sid IS NOT NULL AND (old_status {changed} status "
+            f"OR old_detailed {changed} detailed_status) "
+            "RETURNING sid, old_status, old_detailed_status",
+        )
+    probe = (
+        f"{log}SELECT st.campaign_id, st.sid, s.status, s.detailed_status, st.status, "
+        f"st.detailed_status, $1 FROM {_STAGING} st, LATERAL (SELECT status, "
+        f"detailed_status FROM {SMS_TABLE} WHERE campaign_id = st.campaign_id "
+        f"AND sid = st.sid LIMIT 1) s WHERE s.status {changed} st.status "
+        f"OR s.detailed_status {changed} st.detailed_status "
+        "RETURNING sid, old_status, old_detailed_status"
+    )
+    return probe, upsert
 
 
 def _same(moment: datetime) -> datetime:

@@ -264,3 +264,21 @@ async def test_docs_queries_run_on_a_synced_campaign(query: str, db_url: str) ->
 def test_docs_show_queries() -> None:
     """The page holds its three example queries."""
     assert len(DOCS_SQL) == 3
+
+
+async def test_postgres_before_18_logs_the_same_changes(postgres_url: str) -> None:
+    """Without RETURNING old values (PostgreSQL < 18), a probe first logs the same changes."""
+    from exotel_async._database import _postgres_statements
+
+    time = FakeTime(1000.0)
+    progress = StatusProgress(start=1000.0, stage=60.0, gap=0.0001)
+    sandbox = Sandbox(campaigns={"c1": 20}, clock=time, progress=progress)
+    async with sandbox, fast_client(sandbox) as client, open_database(postgres_url) as db:
+        db._statements = _postgres_statements(17)  # type: ignore[attr-defined]
+        await sync_campaign(client, db, "c1")
+        time.now += 4.5 * 60  # every SMS has left "queued"
+        changes = (await sync_campaign(client, db, "c1")).transitions
+        again = (await sync_campaign(client, db, "c1")).transitions
+        rows = await fetch(db, f"SELECT old_status FROM {HISTORY_TABLE} WHERE campaign_id = 'c1'")
+    assert (changes, again, len(rows)) == (20, 0, 20)
+    assert {old for (old,) in rows} == {"queued"}
