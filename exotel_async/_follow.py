@@ -277,7 +277,9 @@ class Follow:
             if not walk.moved:
                 break
         self._complete = walk.complete
-        self._known = _Known(walk.total, tuple(walk.pending)) if walk.complete else None
+        # A walk resumed midway saw only the pages after its start: all must be read again.
+        whole = walk.complete and not walk.resumed
+        self._known = _Known(walk.total, tuple(walk.pending)) if whole else None
 
 
 class _Walk:
@@ -298,6 +300,8 @@ class _Walk:
         #: A pending page no longer held the same SMS, or the total changed.
         self.moved = False
         self.complete = False
+        #: The walk continued an interrupted one from an offset past 0.
+        self.resumed = False
 
     async def run(
         self, known: _Known | None, start: int | None
@@ -305,7 +309,9 @@ class _Walk:
         """Read the pages ``known`` lists, else the campaign from ``start`` (None: where the
         observer's last walk stopped, or 0); yield each batch's changes once stored."""
         if known is None:
-            pages = self._everything(await self._observer.begin(0) if start is None else start)
+            start = await self._observer.begin(0) if start is None else start
+            self.resumed = start > 0
+            pages = self._everything(start)
         else:
             pages = self._pending_pages(known)
         batch: list[SmsRecord] = []

@@ -282,3 +282,33 @@ async def test_postgres_before_18_logs_the_same_changes(postgres_url: str) -> No
         rows = await fetch(db, f"SELECT old_status FROM {HISTORY_TABLE} WHERE campaign_id = 'c1'")
     assert (changes, again, len(rows)) == (20, 0, 20)
     assert {old for (old,) in rows} == {"queued"}
+
+
+async def test_follow_skipping_final_pages_after_a_resumed_walk_still_ends_final(
+    tmp_path: Path,
+) -> None:
+    """A follow that starts by resuming an interrupted sync re-reads the SMS before it too."""
+    time = FakeTime(1000.0)
+    progress = StatusProgress(start=1000.0, stage=60.0, gap=0.5)
+    sandbox = Sandbox(campaigns={"c1": 230}, clock=time, progress=progress)
+    options: dict[str, Any] = {"page_size": 50, "concurrency": 1, "batch_records": 100}
+    url = f"sqlite:///{tmp_path / 'sms.db'}"
+    async with sandbox, fast_client(sandbox, max_retries=0) as client, open_database(url) as db:
+        with pytest.raises(ServerError):
+            await sync_campaign(client, BreaksServerAfterFirstBatch(db, sandbox), "c1", **options)
+        sandbox.faults = Faults()
+        run = follow_campaign(
+            client,
+            db,
+            "c1",
+            interval=20,
+            deadline=3000,
+            skip_final_pages=True,
+            clock=time,
+            sleep=time.sleep,
+            **options,
+        )
+        async for _ in run:
+            pass
+    assert run.summary.final
+    assert run.summary.outcomes["pending"] == 0
