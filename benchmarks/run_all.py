@@ -1,8 +1,9 @@
 """Run every benchmark scenario in turn and print the figures and targets.
 
-``python benchmarks/run_all.py`` (or ``python -m benchmarks``) takes about four and a half
-minutes on two cores; ``--quick`` runs tiny inputs once each in a few seconds. Targets are
-reported, never asserted: the exit status is 0 whatever the figures say.
+``python benchmarks/run_all.py`` (or ``python -m benchmarks``) takes about fifteen minutes
+on two cores, ten of them syncing and following in ``sync``; ``--quick`` runs tiny inputs
+once each in a few seconds. Targets are reported, never asserted: the exit status is 0
+whatever the figures say.
 """
 
 from __future__ import annotations

@@ -161,7 +161,7 @@ class WalkOptions:
     page_size: int = 50
     concurrency: int = 4
     #: Records handed to the observer at once (one database transaction).
-    batch_records: int = 2000
+    batch_records: int = 1000
     #: Re-read only the pages that held an SMS not yet final (see ``Follow``).
     skip_final_pages: bool = False
     interval: float = 300.0

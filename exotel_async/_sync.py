@@ -79,7 +79,7 @@ def _options(
     *,
     page_size: int,
     concurrency: int,
-    batch_records: int = 2000,
+    batch_records: int = 1000,
     skip_final_pages: bool = False,
     interval: float | timedelta = 300.0,
     until_final: bool = True,
@@ -109,7 +109,7 @@ async def sync_campaign(
     *,
     page_size: int = 50,
     concurrency: int = 4,
-    batch_records: int = 2000,
+    batch_records: int = 1000,
     on_transition: Callable[[Transition], None] | None = None,
 ) -> FollowSummary:
     """Upsert every SMS of a campaign into ``db``; resume an interrupted sync.
@@ -139,7 +139,7 @@ def follow_campaign(
     skip_final_pages: bool = False,
     page_size: int = 50,
     concurrency: int = 4,
-    batch_records: int = 2000,
+    batch_records: int = 1000,
     clock: Callable[[], float] | None = None,
     sleep: Sleep | None = None,
     on_walk: Callable[[FollowSummary], None] | None = None,

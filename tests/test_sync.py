@@ -312,3 +312,22 @@ async def test_follow_skipping_final_pages_after_a_resumed_walk_still_ends_final
             pass
     assert run.summary.final
     assert run.summary.outcomes["pending"] == 0
+
+
+async def test_sqlite_locked_by_another_writer_fails_after_the_wait(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """A batch that cannot take the write lock within LOCK_WAIT raises, storing nothing."""
+    path = tmp_path / "sms.db"
+    async with open_database(f"sqlite:///{path}") as db:
+        db.LOCK_WAIT = 0.0  # type: ignore[attr-defined]
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                await sync_campaign(client, db, "c1")
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        rows = await fetch(db, f"SELECT count(*) FROM {SMS_TABLE}")
+    assert rows == [(0,)]
