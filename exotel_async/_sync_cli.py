@@ -32,22 +32,36 @@ def add_parser(commands: Any) -> None:
     )
     sync.add_argument("campaign_id", metavar="CAMPAIGN_ID", help="the campaign's sid")
     sync.add_argument(
-        "--db", required=True, help="sqlite:///sms.db (a file) or postgresql://user@host/db"
+        "--db",
+        required=True,
+        metavar="URL",
+        help="sqlite:///sms.db (a file) or postgresql://user@host/db",
     )
-    sync.add_argument("--page-size", type=_positive, default=50, help="records per request (50)")
-    sync.add_argument("--concurrency", type=_positive, default=4, help="pages in flight (4)")
+    sync.add_argument(
+        "--page-size", type=_positive, default=50, metavar="N", help="records per request (50)"
+    )
+    sync.add_argument(
+        "--concurrency", type=_positive, default=4, metavar="N", help="pages in flight (4)"
+    )
     follow = sync.add_argument_group("follow mode")
     follow.add_argument(
         "--follow", action="store_true", help="sync again every --interval, printing transitions"
     )
     follow.add_argument(
-        "--interval", type=duration, default=300.0, help="from one walk to the next (5m)"
+        "--interval",
+        type=duration,
+        default=300.0,
+        metavar="DURATION",
+        help="from one walk's start to the next's: 30s, 5m, 2h, 1d (5m)",
     )
     follow.add_argument(
         "--until-final", action="store_true", help="stop once every SMS is delivered or failed"
     )
     follow.add_argument(
-        "--deadline", type=duration, help="stop after a last walk this long after the start"
+        "--deadline",
+        type=duration,
+        metavar="DURATION",
+        help="stop after a last walk this long after the start",
     )
     follow.add_argument(
         "--skip-final-pages",
