@@ -24,6 +24,27 @@ REPO = Path(__file__).resolve().parent.parent
 _SERVER = Path(__file__).with_name("_sandbox_server.py")
 
 
+def cli_command() -> list[str]:
+    """The installed ``exotel-async`` script beside this interpreter, else ``-m``."""
+    script = Path(sys.executable).with_name("exotel-async")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-m", "exotel_async.cli"]
+
+
+#: Runs the CLI and reports its wall time and peak RSS. A fresh, small process on purpose:
+#: Linux folds the RSS of the process a child was forked from into the child's
+#: ``ru_maxrss``, so measuring from this (larger) benchmark process would overstate it.
+MEASURE_WRAPPER = """
+import json, resource, subprocess, sys, time
+started = time.perf_counter()
+code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
+elapsed = time.perf_counter() - started
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"code": code, "elapsed": elapsed, "maxrss_kb": peak}))
+"""
+
+
 def median(values: Sequence[float]) -> float:
     """The median of a non-empty sequence."""
     return float(statistics.median(values))
@@ -133,8 +154,13 @@ class SandboxProcess:
         rate_semantics: dict[str, Any] | None = None,
         campaigns: int = 1,
         cache_pages: int = 1024,
+        account: tuple[int, int, int] | None = None,
     ) -> None:
-        """Remember the sandbox's settings; it starts on ``__enter__``."""
+        """Remember the sandbox's settings; it starts on ``__enter__``.
+
+        ``account`` is (campaigns, records, largest campaign) of a generated account served
+        beside ``campaign``.
+        """
         self.campaign = campaign
         self._argv = [
             sys.executable,
@@ -145,6 +171,15 @@ class SandboxProcess:
             f"--cache-pages={cache_pages}",
             f"--campaigns={campaigns}",
         ]
+        if account is not None:
+            size, total, largest = account
+            self._argv += [
+                f"--account={size}",
+                f"--account-records={total}",
+                f"--max-records={largest}",
+                # Every page of the account, with room for retries and list pages.
+                f"--log-size={total // 10 + 10_000}",
+            ]
         if rate_limit is not None:
             self._argv += [f"--rate-limit={rate_limit[0]}", f"--rate-window={rate_limit[1]}"]
             semantics = rate_semantics or {}
@@ -183,6 +218,17 @@ class SandboxProcess:
     def stats(self) -> dict[str, Any]:
         """The server's counters since the previous call (requests, by_status, ...)."""
         return self._command("stats")
+
+    @property
+    def env(self) -> dict[str, str]:
+        """``EXOTEL_*`` variables pointing a client (or the CLI) at this sandbox."""
+        api_key, api_token, account_sid = self.credentials
+        return {
+            "EXOTEL_BASE_URL": self.base_url,
+            "EXOTEL_API_KEY": api_key,
+            "EXOTEL_API_TOKEN": api_token,
+            "EXOTEL_ACCOUNT_SID": account_sid,
+        }
 
     def configure(self, *, faults: dict[str, Any], records: int) -> None:
         """Replace the server's fault knobs (all others off) and set the campaign's size."""

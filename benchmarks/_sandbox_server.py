@@ -5,7 +5,8 @@ need the server's own counts (requests, 429s, pages in flight) to judge the clie
 launcher prints ``{"base_url": ...}`` once, answers each ``stats`` line on stdin with the
 sandbox's counters and request log (then clears them), takes
 ``set {"faults": {...}, "records": N}`` lines (new fault knobs and campaign size, answered
-with ``{}``), and exits when stdin closes.
+with ``{}``), and exits when stdin closes. ``--account N`` adds a generated account of N
+campaigns; ``stats`` then also lists each page served (path and offset) for the refetch count.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import json
 import sys
 from typing import Any
 
-from exotel_async.testing import Faults, Sandbox
+from exotel_async.testing import Faults, Sandbox, SandboxCampaign, make_account
 from exotel_async.testing.__main__ import rate_limit_from
 
 
@@ -36,6 +37,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-status", type=int, default=429)
     parser.add_argument("--no-retry-after", action="store_true")
     parser.add_argument("--cache-pages", type=int, default=1024)
+    parser.add_argument("--account", type=int, default=0, help="generated campaigns to add")
+    parser.add_argument("--account-records", type=int, default=0)
+    parser.add_argument("--max-records", type=int, default=20_000)
+    parser.add_argument("--log-size", type=int, default=10_000)
     return parser
 
 
@@ -49,16 +54,26 @@ def _stats(sandbox: Sandbox) -> dict[str, Any]:
         "max_in_flight": stats.max_in_flight,
         # (arrival in epoch seconds, status), for plots of the rate over time.
         "log": [[round(r.time, 4), r.status] for r in sandbox.request_log],
+        # (path, offset) of each page served, for counting pages fetched twice.
+        "served": [
+            [r.path, int(r.query.get("offset", 0))] for r in sandbox.request_log if r.status == 200
+        ],
     }
 
 
 async def _serve(args: argparse.Namespace) -> None:
     """Serve until stdin closes, answering ``stats`` commands."""
     names = [args.campaign, *(f"{args.campaign}-{i}" for i in range(1, args.campaigns))]
+    campaigns = [SandboxCampaign(name, args.records) for name in names]
+    if args.account:
+        campaigns += make_account(args.account, args.account_records, max_records=args.max_records)
     sandbox = Sandbox(
-        campaigns=dict.fromkeys(names, args.records),
+        campaigns=campaigns,
         faults=Faults(latency=args.latency, rate_limit=rate_limit_from(args)),
         cache_pages=args.cache_pages,
+        log_size=args.log_size,
+        # Every campaign answers, so that a complete export is every campaign complete.
+        archived_gone=False,
     )
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()

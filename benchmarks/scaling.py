@@ -25,31 +25,18 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python benchmarks/x.py`
 
-from benchmarks._common import CliSandbox, Result, client_env, runs_for, script_main
+from benchmarks._common import (
+    MEASURE_WRAPPER,
+    CliSandbox,
+    Result,
+    cli_command,
+    client_env,
+    runs_for,
+    script_main,
+)
 
 CAMPAIGN = "491dd6c97d64475ba0ce346a18530ce5"
 _EXPORTED = re.compile(r"exported (\d+) records")
-
-
-def cli_command() -> list[str]:
-    """The installed ``exotel-async`` script beside this interpreter, else ``-m``."""
-    script = Path(sys.executable).with_name("exotel-async")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-m", "exotel_async.cli"]
-
-
-#: Runs the CLI and reports its wall time and peak RSS. A fresh, small process on purpose:
-#: Linux folds the RSS of the process a child was forked from into the child's
-#: ``ru_maxrss``, so measuring from this (larger) benchmark process would overstate it.
-_WRAPPER = """
-import json, resource, subprocess, sys, time
-started = time.perf_counter()
-code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)
-elapsed = time.perf_counter() - started
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(json.dumps({"code": code, "elapsed": elapsed, "maxrss_kb": peak}))
-"""
 
 
 def export_once(sandbox: CliSandbox, records: int, fmt: str, workdir: Path) -> tuple[float, float]:
@@ -60,7 +47,7 @@ def export_once(sandbox: CliSandbox, records: int, fmt: str, workdir: Path) -> t
     argv += ["--format", fmt, "--force"]
     env = {**client_env(), **sandbox.env}
     completed = subprocess.run(
-        [sys.executable, "-c", _WRAPPER, *argv],
+        [sys.executable, "-c", MEASURE_WRAPPER, *argv],
         env=env,
         capture_output=True,
         text=True,

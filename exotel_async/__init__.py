@@ -3,7 +3,7 @@
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
-from ._client import ExotelClient, Region
+from ._client import ExotelClient, MissingCredentials, Region, SmsDetailsStream
 from ._converter import converter
 from ._errors import (
     APIConnectionError,
@@ -22,8 +22,17 @@ from ._errors import (
     ServerError,
     TransportError,
 )
-from ._models import Outcome, Page, PageMetadata, SmsPage, SmsRecord, classify_status
-from ._pagination import PagedStream, SmsDetailsStream, StreamStats
+from ._models import (
+    Campaign,
+    CampaignStatus,
+    Outcome,
+    Page,
+    PageMetadata,
+    SmsPage,
+    SmsRecord,
+    classify_status,
+)
+from ._pagination import PagedStream, StreamStats
 from ._protocol import PageRequest, PathForm
 
 # A library logs; the application decides where to (the logging HOWTO's advice).
@@ -40,10 +49,13 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "Campaign",
+    "CampaignStatus",
     "ExotelClient",
     "ExotelError",
     "ExportRefused",
     "ItemError",
+    "MissingCredentials",
     "NoProgressError",
     "NotFoundError",
     "Outcome",

@@ -14,23 +14,27 @@ import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
 import aiohttp
+import attrs
 from yarl import URL
 
-from ._models import Page, SmsPage, SmsRecord
-from ._pagination import FetchPage, PagedStream, SmsDetailsStream
+from ._models import Campaign, CampaignStatus, Page, SmsPage, SmsRecord
+from ._pagination import FetchPage, PagedStream
 from ._protocol import (
     MAX_LIMIT,
     PageRequest,
     PathForm,
+    campaign_request,
+    campaigns_request,
     check_int,
     check_number,
+    check_page_request,
     check_path_segment,
     check_sort_by,
-    loggable_query,
     mask_number,
+    parse_item,
     parse_page,
     sms_details_request,
 )
@@ -124,6 +128,18 @@ def _check_positive(name: str, value: object) -> float:
     return float(value)
 
 
+def _check_collaborators(
+    ssl_context: object, session: object, clock: object, sleep: object
+) -> None:
+    """Refuse the objects the client hands on, when they are not what it needs."""
+    if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+        raise TypeError("ssl_context must be an ssl.SSLContext")
+    if session is not None and not isinstance(session, aiohttp.ClientSession):
+        raise TypeError("session must be an aiohttp.ClientSession")
+    if not callable(clock) or not callable(sleep):
+        raise TypeError("clock and sleep must be functions, like time.time and asyncio.sleep")
+
+
 _CREDENTIALS = ("api_key", "api_token", "account_sid")
 
 
@@ -149,8 +165,29 @@ def _missing_credentials(overrides: Mapping[str, object]) -> list[str]:
     ]
 
 
+if TYPE_CHECKING:
+    SmsDetailsStream: TypeAlias = PagedStream[SmsRecord]
+else:
+    # The class itself at run time, so that ``isinstance(stream, SmsDetailsStream)`` works.
+    SmsDetailsStream = PagedStream
+
+
+def _check_record_class(item_type: object) -> None:
+    """Refuse at the call what the converter could never structure a page into."""
+    if not (isinstance(item_type, type) and attrs.has(item_type)):
+        raise TypeError(f"item_type must be an attrs class, got {item_type!r}")
+
+
 def _sid(record: SmsRecord) -> str:
     return record.sid
+
+
+def _campaign_id(campaign: Campaign) -> str:
+    return campaign.campaign_id
+
+
+#: Exotel documents 50 as the campaign list's largest page.
+MAX_CAMPAIGNS_LIMIT = 50
 
 
 class ExotelClient:
@@ -169,12 +206,17 @@ class ExotelClient:
         timeout: Seconds one attempt may take in all.
         connect_timeout: Seconds to establish a connection.
         max_retries: Retries after the first attempt for transient failures; 0 disables.
+            A throttle counts only if no other request of the client got through since.
         backoff_base: Seconds of the first backoff step; retry n waits up to base x 2^n.
         backoff_cap: The longest wait between two attempts, in seconds.
         max_retry_after: A ``Retry-After`` longer than this raises ``RateLimitError`` at once.
         max_requests_per_minute: A hard ceiling on this client's request rate, across all
             its streams; requests are spaced evenly. None (default) relies on Exotel's
             ``X-RateLimit-*`` headers and on backing off when throttled.
+        max_in_flight: A ceiling on this client's requests in flight at once, across all
+            its streams and pages: many campaigns exported side by side then share it.
+            Waits between retries hold no slot. None (default): each stream's
+            ``concurrency`` alone bounds its own.
         path_form: ``"sms-campaigns"`` (default) or ``"message-campaigns"``, the newer URL.
         ssl_context: A context for a private CA; certificates are always verified.
         session: An ``aiohttp.ClientSession`` to use instead of the client's own.
@@ -200,6 +242,7 @@ class ExotelClient:
         backoff_cap: float = _RETRY.cap,
         max_retry_after: float = _RETRY.max_retry_after,
         max_requests_per_minute: float | None = None,
+        max_in_flight: int | None = None,
         path_form: PathForm | str = PathForm.SMS_CAMPAIGNS,
         ssl_context: ssl.SSLContext | None = None,
         session: aiohttp.ClientSession | None = None,
@@ -220,10 +263,7 @@ class ExotelClient:
         )
         self.path_form = _check_choice("path_form", PathForm, path_form)
         check_int("max_retries", max_retries, minimum=0, maximum=100)
-        if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
-            raise TypeError("ssl_context must be an ssl.SSLContext")
-        if session is not None and not isinstance(session, aiohttp.ClientSession):
-            raise TypeError("session must be an aiohttp.ClientSession")
+        _check_collaborators(ssl_context, session, clock, sleep)
         credentials = base64.b64encode(f"{api_key}:{api_token}".encode()).decode("ascii")
         self._transport = Transport(
             base_url=self.base_url,
@@ -243,8 +283,12 @@ class ExotelClient:
                 if max_requests_per_minute is None
                 else _check_positive("max_requests_per_minute", max_requests_per_minute)
             ),
+            max_in_flight=(
+                None
+                if max_in_flight is None
+                else check_int("max_in_flight", max_in_flight, minimum=1, maximum=1000)
+            ),
             max_response_bytes=check_int("max_response_bytes", max_response_bytes, minimum=1),
-            redact=loggable_query,
             clock=clock,
             sleep=sleep,
         )
@@ -400,6 +444,89 @@ class ExotelClient:
             skip_item_errors=skip_item_errors,
         )
 
+    def campaigns(
+        self,
+        *,
+        status: CampaignStatus | str | None = None,
+        name: str | None = None,
+        sort_by: str | None = None,
+        page_size: int = 20,
+        path_form: PathForm | str | None = None,
+    ) -> PagedStream[Campaign]:
+        """Stream the account's SMS campaigns, each once.
+
+        Args:
+            status: Only campaigns in this state (``completed``, ``in-progress``, ... in any
+                casing, or a ``CampaignStatus``).
+            name: Only campaigns whose name contains this (at least 3 characters).
+            sort_by: E.g. ``date_created:desc``, ``name:asc``, ``schedule.start_time:asc``.
+            page_size: Campaigns asked per request (1 to 50, Exotel's maximum).
+            path_form: ``"sms-campaigns"`` or ``"message-campaigns"``; the client's by default.
+
+        Returns:
+            A ``PagedStream[Campaign]``; list items may carry no counters (then None):
+            ``await client.campaign(id)`` has them.
+
+        Raises:
+            ValueError: An argument is out of range or malformed (at the call).
+            TypeError: An argument has the wrong type (at the call).
+
+        Example:
+            ```python
+            async for campaign in client.campaigns(status="completed"):
+                print(campaign.campaign_id, campaign.name, campaign.date_created)
+            ```
+        """
+        state = None if status is None else _check_choice("status", CampaignStatus, status)
+        if state is CampaignStatus.UNKNOWN:
+            raise ValueError("status must be a campaign state, not 'unknown'")
+        if name is not None and len(_check_str("name", name).strip()) < 3:
+            raise ValueError(f"name must have at least 3 characters, got {name!r}")
+        check_int("page_size", page_size, minimum=1, maximum=MAX_CAMPAIGNS_LIMIT)
+        form = (
+            self.path_form if path_form is None else _check_choice("path_form", PathForm, path_form)
+        )
+        request = campaigns_request(
+            self.account_sid,
+            status=None if state is None else state.value,
+            name=name,
+            sort_by=check_sort_by(sort_by),
+            path_form=form,
+        )
+        return self.paginate(request, Campaign, key=_campaign_id, page_size=page_size)
+
+    async def campaign(
+        self, campaign_id: str, *, path_form: PathForm | str | None = None
+    ) -> Campaign:
+        """Fetch one SMS campaign with its counters, with one GET (plus retries).
+
+        Args:
+            campaign_id: The campaign's id.
+            path_form: ``"sms-campaigns"`` or ``"message-campaigns"``; the client's by default.
+
+        Returns:
+            The campaign: its counters are flat (``scheduled``, ``sent``, ...) or from a
+            ``stats`` object (``total``, ``delivered``, ...), as Exotel answered.
+
+        Raises:
+            ValueError: ``campaign_id`` is malformed (before any request).
+            NotFoundError: No such campaign.
+            APIError, TransportError, ResponseDecodeError: As for ``sms_details_page``.
+
+        Example:
+            ```python
+            campaign = await client.campaign(campaign_id)
+            print(campaign.state, campaign.size)
+            ```
+        """
+        campaign_id = check_path_segment("campaign_id", campaign_id)
+        form = (
+            self.path_form if path_form is None else _check_choice("path_form", PathForm, path_form)
+        )
+        return await self._get_item(
+            campaign_request(self.account_sid, campaign_id, path_form=form), Campaign
+        )
+
     def paginate(
         self,
         request: str | PageRequest,
@@ -440,8 +567,10 @@ class ExotelClient:
             yields ``Page[T]``. Nothing is requested until it is iterated.
 
         Raises:
-            ValueError: An argument is out of range (at the call).
-            TypeError: An argument has the wrong type (at the call).
+            ValueError: An argument is out of range, the path holds ``?`` or ``#``, or the
+                params set ``offset`` or ``limit`` (at the call).
+            TypeError: An argument has the wrong type, or ``item_type`` is not an attrs
+                class (at the call).
 
         Example:
             ```python
@@ -459,26 +588,9 @@ class ExotelClient:
                 print(campaign.sid, campaign.name)
             ```
         """
-        if isinstance(request, str):
-            request = PageRequest(request)
-        if not isinstance(request, PageRequest):
-            raise TypeError("request must be a path (str) or a PageRequest")
-        if not request.path.startswith("/"):
-            raise ValueError("request path must start with '/', below the base URL")
-        if params:
-            extra = tuple(params.items())
-            if not all(isinstance(v, str) for pair in extra for v in pair):
-                raise TypeError("params must map str to str")
-            request = PageRequest(request.path, request.params + extra)
-        if not callable(key):
-            raise TypeError("key must be a function of a record")
+        request = check_page_request(request, params)
+        _check_record_class(item_type)
         check_int("page_size", page_size, minimum=1, maximum=MAX_LIMIT)
-        check_int("offset", offset, minimum=0)
-        if max_items is not None:
-            check_int("max_items", max_items, minimum=0)
-        check_int("concurrency", concurrency, minimum=1, maximum=64)
-        if not isinstance(skip_item_errors, bool):
-            raise TypeError("skip_item_errors must be a bool")
         return PagedStream(
             self._fetcher(request, item_type),
             key=key,
@@ -509,10 +621,18 @@ class ExotelClient:
             path_form=self.path_form,
         )
 
+    async def _get_item(self, request: PageRequest, item_type: type[T]) -> T:
+        """GET one object (no paging) and structure it into ``item_type``."""
+        self._transport.check_open()
+
+        def parse(status: int, headers: Mapping[str, str], body: bytes) -> T:
+            return parse_item(item_type, status, headers, body)
+
+        return await self._transport.send(request, parse)
+
     def _fetcher(self, request: PageRequest, item_type: type[T]) -> FetchPage[T]:
         """``fetch(offset, limit, observer)``: one page of ``request`` as ``Page[T]``."""
-        if self._transport.closed:
-            raise RuntimeError("this ExotelClient is closed; create a new one")
+        self._transport.check_open()
         send = self._transport.send
 
         async def fetch(offset: int, limit: int, observer: RetryObserver | None) -> Page[T]:

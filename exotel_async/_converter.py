@@ -12,6 +12,8 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn
 
+from ._models import Campaign
+
 #: Exotel's timestamps carry +05:30; one without an offset is read as India time too.
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 
@@ -24,6 +26,7 @@ StructureHook = Callable[[Any, type], Any]
 Fields = tuple["attrs.Attribute[Any]", ...]
 _OPTIONAL_STR: Any = Optional[str]  # noqa: UP045
 _OPTIONAL_DATETIME: Any = Optional[datetime]  # noqa: UP045
+_OPTIONAL_INT: Any = Optional[int]  # noqa: UP045
 _DATETIMES = (datetime, _OPTIONAL_DATETIME)
 
 
@@ -56,6 +59,15 @@ def _structure_str(value: Any, _: type) -> str:
 
 def _structure_optional_str(value: Any, _: type) -> str | None:
     return value if value is None or type(value) is str else _structure_str(value, str)
+
+
+def _structure_optional_int(value: Any, _: type) -> int | None:
+    # cattrs' int() would take 1.5 as 1 and true as 1; a count is a whole number or its digits.
+    if value is None or (type(value) is int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise TypeError(f"expected a whole number, got {type(value).__name__} {value!r:.40}")
 
 
 def _structure_optional_datetime(value: Any, _: type) -> datetime | None:
@@ -216,6 +228,24 @@ def make_record_unstructure(cls: type) -> Callable[[Any], dict[str, Any]]:
     return unstructure
 
 
+def lift(key: str, hook: StructureHook) -> StructureHook:
+    """Wrap a record hook so that the members of object ``key`` read as top-level keys.
+
+    Exotel sends a campaign's counters flat or inside ``stats``: both fill the same fields.
+    A top-level key wins over the same key inside ``key``.
+    """
+
+    def structure(data: Any, cls: type) -> Any:
+        if type(data) is dict and key in data:
+            nested = data[key]
+            if not isinstance(nested, dict):
+                raise TypeError(f"{key}: expected an object, got {type(nested).__name__}")
+            data = {**nested, **{k: v for k, v in data.items() if k != key}}
+        return hook(data, cls)
+
+    return structure
+
+
 def _make_converter() -> cattrs.Converter:
     converter = cattrs.Converter()
     converter.register_structure_hook(datetime, lambda value, _: parse_datetime(value))
@@ -224,10 +254,14 @@ def _make_converter() -> cattrs.Converter:
     # cost more than the JSON decoding itself.
     converter.register_structure_hook(_OPTIONAL_STR, _structure_optional_str)
     converter.register_structure_hook(_OPTIONAL_DATETIME, _structure_optional_datetime)
+    converter.register_structure_hook(_OPTIONAL_INT, _structure_optional_int)
     converter.register_structure_hook_factory(
         is_record_class, lambda cls: make_record_hook(cls, converter)
     )
     converter.register_unstructure_hook_factory(is_record_class, make_record_unstructure)
+    converter.register_structure_hook(
+        Campaign, lift("stats", make_record_hook(Campaign, converter))
+    )
     return converter
 
 

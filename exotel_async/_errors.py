@@ -16,13 +16,22 @@
     ├── ExportRefused               an export cannot start as asked (files on disk, flags)
     └── NoProgressError             pages in a row held only records already seen
 
-Other statuses (402, 409, ...) raise ``APIError`` itself. No message ever holds the
+Other statuses (402, 409, ...) raise ``APIError`` itself. ``APIError.throttled`` is true
+for a 429 and for a 503, by which older Exotel SMS APIs throttle. No message ever holds the
 API token: errors are built from the response, never from the request's headers.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+#: Statuses by which Exotel says "slow down" (older docs throttle SMS APIs with 503).
+THROTTLE_STATUSES = frozenset({429, 503})
+
+
+def is_throttle(status: int | None) -> bool:
+    """Whether an answer's status says "slow down": the one place throttles are told apart."""
+    return status in THROTTLE_STATUSES
 
 
 class ExotelError(Exception):
@@ -55,6 +64,11 @@ class APIError(ExotelError):
         self.description = description
         #: Seconds the server asked to wait (``Retry-After``), on 429 and 503 alike.
         self.retry_after = retry_after
+
+    @property
+    def throttled(self) -> bool:
+        """Whether Exotel said "slow down": a 429, or a 503 (a ``ServerError`` by its status)."""
+        return is_throttle(self.status_code)
 
     def __str__(self) -> str:
         text = f"HTTP {self.status_code}: {self.args[0]}"

@@ -22,7 +22,7 @@ if sys.platform != "win32":
     import fcntl
 
 from ._client import ExotelClient
-from ._converter import converter, timestamp_fields
+from ._converter import EXTRA, converter, timestamp_fields
 from ._errors import ExportRefused
 from ._models import SmsPage, SmsRecord
 
@@ -55,8 +55,8 @@ def _json_line(data: dict[str, Any]) -> bytes:
 def _csv_row(record: SmsRecord) -> list[str]:
     data = _record_dict(record)
     extra = {k: data.pop(k) for k in list(data) if k not in CSV_COLUMNS}
-    row = ["" if data.get(c) is None else str(data[c]) for c in CSV_COLUMNS[:-1]]
-    return [*row, json.dumps(extra, ensure_ascii=False) if extra else ""]
+    data[EXTRA] = json.dumps(extra, ensure_ascii=False) if extra else None
+    return ["" if data.get(c) is None else str(data[c]) for c in CSV_COLUMNS]
 
 
 def encode_csv(records: Iterable[SmsRecord], *, header: bool = False) -> bytes:
@@ -69,108 +69,51 @@ def encode_csv(records: Iterable[SmsRecord], *, header: bool = False) -> bytes:
     return buffer.getvalue().encode(_ENCODING, _ERRORS)
 
 
-def _count_lines(lines: Iterable[bytes]) -> int:
+def _count_lines(lines: Iterable[bytes]) -> int | None:
     return sum(1 for _ in lines)
 
 
-def _count_csv_rows(lines: Iterable[bytes]) -> int:
-    """Records in CSV lines: rows less the header; a quoted newline joins lines into one."""
-    rows = sum(1 for _ in csv.reader(line.decode(_ENCODING, "replace") for line in lines))
+def _count_csv_rows(lines: Iterable[bytes]) -> int | None:
+    """Records in CSV lines: rows less the header; None when a quoted field is cut."""
+    try:
+        rows = sum(1 for _ in csv.reader(line.decode(_ENCODING, "replace") for line in lines))
+    except csv.Error:
+        return None
     return max(rows - 1, 0)
-
-
-@attrs.frozen
-class Format:
-    """How records are written in one output format."""
-
-    name: str
-    #: Records to bytes, appended to the output; None for a format with its own writer.
-    encode: Callable[[Sequence[SmsRecord]], bytes] | None
-    #: Written once at the top of a new output.
-    header: bytes = b""
-    #: Whether an interrupted output can be cut back to its checkpoint and continued.
-    resumable: bool = True
-    #: Records in complete lines of the output (``csv.Error`` if they are not whole rows).
-    count: Callable[[Iterable[bytes]], int] = _count_lines
-
-
-#: The output formats by name: ``ExportRequest.format`` and ``--format`` take these names.
-FORMATS: Mapping[str, Format] = {
-    f.name: f
-    for f in (
-        Format("jsonl", encode_jsonl),
-        Format("csv", encode_csv, header=encode_csv((), header=True), count=_count_csv_rows),
-        # Written in row groups with a footer: a cut file is unreadable, so never resumed.
-        Format("parquet", None, resumable=False),
-    )
-}
-
-
-def _natural(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    """Reject anything but a non-negative int (a bool is not a count)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{attribute.name} must be a non-negative integer, got {value!r}")
-
-
-_TEXT = attrs.validators.instance_of(str)
-_OPTIONAL_TEXT = attrs.validators.optional(_TEXT)
-
-
-@attrs.frozen
-class Checkpoint:
-    """How far an export got: everything before ``output_bytes`` is complete pages."""
-
-    campaign_id: str = attrs.field(validator=_TEXT)
-    number: str | None = attrs.field(validator=_OPTIONAL_TEXT)
-    sort_by: str | None = attrs.field(validator=_OPTIONAL_TEXT)
-    format: str = attrs.field(validator=attrs.validators.in_(FORMATS))
-    next_offset: int = attrs.field(validator=_natural)
-    records_written: int = attrs.field(validator=_natural)
-    output_bytes: int = attrs.field(validator=_natural)
-    version: int = _CHECKPOINT_VERSION
-    #: The export finished: the output holds all it asked for, in ``output_bytes`` bytes.
-    complete: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
-
-    def __attrs_post_init__(self) -> None:
-        # Every record written came from its own offset before next_offset.
-        if self.records_written > self.next_offset:
-            raise ValueError(
-                f"records_written {self.records_written} exceeds next_offset {self.next_offset}"
-            )
-
-
-@attrs.define
-class ExportProgress:
-    """Where a running export stands; passed to the progress callback after each page."""
-
-    records: int = 0
-    pages: int = 0
-    retries: int = 0
-    #: Answers that said "slow down" (429 or 503), and seconds spent waiting for the limit.
-    throttled: int = 0
-    rate_wait: float = 0.0
-    total: int | None = None
-    started_at_record: int = 0
-    elapsed: float = 0.0
-    completed: bool = False
-    interrupted: bool = False
-    #: Failed items passed over (with ``skip_item_errors``).
-    item_errors: int = 0
-    #: A page stayed empty below Exotel's total: the checkpoint is kept for ``--resume``.
-    ended_early: bool = False
-    #: The output already held this complete export: nothing was fetched or written.
-    already_complete: bool = False
-
-
-def checkpoint_path(output: Path) -> Path:
-    """The checkpoint beside ``output``: how far its export got, or that it is complete."""
-    return output.with_name(output.name + ".checkpoint")
 
 
 class _Sink(Protocol):
     def write_page(self, records: tuple[SmsRecord, ...]) -> None: ...
     def commit(self) -> int: ...
     def close(self) -> None: ...
+
+
+@attrs.frozen
+class Format:
+    """How records are written in one output format, and what its outputs allow."""
+
+    name: str
+    #: Records to bytes, appended to the output; None for a format with its own ``opener``.
+    encode: Callable[[Sequence[SmsRecord]], bytes] | None
+    #: Written once at the top of a new output.
+    header: bytes = b""
+    #: Whether an interrupted output can be cut back to its checkpoint and continued.
+    resumable: bool = True
+    #: Records in the complete lines of an output; None when they end inside a record.
+    count: Callable[[Iterable[bytes]], int | None] = _count_lines
+    #: The extensions of an output file that imply this format, lower case.
+    extensions: tuple[str, ...] = ()
+    #: Whether it can be written to stdout (a stream, not a file it can seek in).
+    stdout: bool = True
+    #: ``opener(format, output, keep)``: the sink that writes ``output`` (None: stdout)
+    #: after its first ``keep`` bytes.
+    opener: Callable[[Format, Path | None, int], _Sink] = attrs.field(
+        default=attrs.Factory(lambda: _open_bytes)
+    )
+
+    def open(self, output: Path | None, keep: int) -> _Sink:
+        """The sink for ``output`` (None: stdout), keeping its first ``keep`` bytes."""
+        return self.opener(self, output, keep)
 
 
 class _TextSink:
@@ -226,8 +169,8 @@ class _ParquetSink:
 
     def write_page(self, records: tuple[SmsRecord, ...]) -> None:
         for r in records:
-            row = {name: getattr(r, name) for name in CSV_COLUMNS[:-1]}
-            row["extra"] = json.dumps(dict(r.extra), ensure_ascii=False) if r.extra else None
+            row = {name: getattr(r, name) for name in CSV_COLUMNS if name != EXTRA}
+            row[EXTRA] = json.dumps(dict(r.extra), ensure_ascii=False) if r.extra else None
             self._rows.append(row)
         if len(self._rows) >= self.ROW_GROUP:
             self._flush()
@@ -243,6 +186,116 @@ class _ParquetSink:
     def close(self) -> None:
         self._flush()
         self._writer.close()
+
+
+def _open_bytes(fmt: Format, output: Path | None, keep: int) -> _Sink:
+    """A sink appending ``fmt.encode``'s bytes to ``output`` cut back to ``keep`` bytes."""
+    assert fmt.encode is not None  # a format without an encoder brings its own opener
+    if output is None:
+        return _TextSink(sys.stdout.buffer, fmt.encode, header=fmt.header, durable=False)
+    stream: IO[bytes] = output.open("r+b" if keep and output.exists() else "wb")
+    stream.truncate(keep)  # drops a torn line or half-written page
+    stream.seek(keep)
+    return _TextSink(stream, fmt.encode, header=b"" if keep else fmt.header, durable=True)
+
+
+def _open_parquet(fmt: Format, output: Path | None, keep: int) -> _Sink:
+    assert output is not None  # not fmt.stdout: _plan refused it
+    return _ParquetSink(output)
+
+
+#: The output formats by name: ``ExportRequest.format`` and ``--format`` take these names.
+FORMATS: Mapping[str, Format] = {
+    f.name: f
+    for f in (
+        Format("jsonl", encode_jsonl, extensions=(".jsonl", ".ndjson")),
+        Format(
+            "csv",
+            encode_csv,
+            header=encode_csv((), header=True),
+            count=_count_csv_rows,
+            extensions=(".csv",),
+        ),
+        # Written in row groups with a footer: a cut file is unreadable, so never resumed.
+        Format(
+            "parquet",
+            None,
+            resumable=False,
+            extensions=(".parquet",),
+            stdout=False,
+            opener=_open_parquet,
+        ),
+    )
+}
+
+
+def _natural(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Reject anything but a non-negative int (a bool is not a count)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{attribute.name} must be a non-negative integer, got {value!r}")
+
+
+def _known_format(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Reject a format name the registry does not hold, listing those it does."""
+    if not isinstance(value, str) or value not in FORMATS:
+        raise ValueError(f"{attribute.name} must be one of {', '.join(FORMATS)}, got {value!r}")
+
+
+_TEXT = attrs.validators.instance_of(str)
+_OPTIONAL_TEXT = attrs.validators.optional(_TEXT)
+
+
+@attrs.frozen
+class Checkpoint:
+    """How far an export got: everything before ``output_bytes`` is complete pages."""
+
+    campaign_id: str = attrs.field(validator=_TEXT)
+    number: str | None = attrs.field(validator=_OPTIONAL_TEXT)
+    sort_by: str | None = attrs.field(validator=_OPTIONAL_TEXT)
+    format: str = attrs.field(validator=_known_format)
+    next_offset: int = attrs.field(validator=_natural)
+    records_written: int = attrs.field(validator=_natural)
+    output_bytes: int = attrs.field(validator=_natural)
+    #: Exotel's total at the last page written: what an already complete export reports.
+    total: int | None = attrs.field(default=None, validator=attrs.validators.optional(_natural))
+    version: int = _CHECKPOINT_VERSION
+    #: The export finished: the output holds all it asked for, in ``output_bytes`` bytes.
+    complete: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+
+    def __attrs_post_init__(self) -> None:
+        # Every record written came from its own offset before next_offset.
+        if self.records_written > self.next_offset:
+            raise ValueError(
+                f"records_written {self.records_written} exceeds next_offset {self.next_offset}"
+            )
+
+
+@attrs.define
+class ExportProgress:
+    """Where a running export stands; passed to the progress callback after each page."""
+
+    records: int = 0
+    pages: int = 0
+    retries: int = 0
+    #: Answers that said "slow down" (429 or 503), and seconds spent waiting for the limit.
+    throttled: int = 0
+    rate_wait: float = 0.0
+    total: int | None = None
+    started_at_record: int = 0
+    elapsed: float = 0.0
+    completed: bool = False
+    interrupted: bool = False
+    #: Failed items passed over (with ``skip_item_errors``).
+    item_errors: int = 0
+    #: A page stayed empty below Exotel's total: the checkpoint is kept for ``--resume``.
+    ended_early: bool = False
+    #: The output already held this complete export: nothing was fetched or written.
+    already_complete: bool = False
+
+
+def checkpoint_path(output: Path) -> Path:
+    """The checkpoint beside ``output``: how far its export got, or that it is complete."""
+    return output.with_name(output.name + ".checkpoint")
 
 
 def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
@@ -265,10 +318,7 @@ def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
 def load_checkpoint(path: Path) -> Checkpoint:
     """Read a checkpoint file, refusing one that is not ours, outdated, or out of range."""
     try:
-        data = json.loads(path.read_text())
-        if isinstance(data, dict):
-            data.pop("total", None)  # written by 0.1, never read
-        checkpoint = Checkpoint(**data)
+        checkpoint = Checkpoint(**json.loads(path.read_text()))
     except (OSError, ValueError, TypeError) as exc:
         raise ExportRefused(
             f"cannot read checkpoint {path}: {exc}; start over with --force"
@@ -303,7 +353,7 @@ class ExportRequest:
 
     campaign_id: str
     output: Path | None  # None: stdout
-    format: str = attrs.field(default="jsonl", validator=attrs.validators.in_(FORMATS))
+    format: str = attrs.field(default="jsonl", validator=_known_format)
     resume: bool = False
     force: bool = False
     page_size: int = 50
@@ -336,10 +386,7 @@ def _plan(request: ExportRequest) -> Checkpoint | None:
     Returns None to start afresh, else the checkpoint to continue from (or a complete one).
     """
     if request.output is None:
-        if request.resume:
-            raise ExportRefused("--resume needs a file: an export to stdout cannot be resumed")
-        if FORMATS[request.format].encode is None:
-            raise ExportRefused(f"{request.format} needs a file: it cannot go to stdout")
+        _check_stdout(request)
         return None
     if request.resume and request.force:
         raise ExportRefused("--resume and --force contradict each other: choose one")
@@ -361,6 +408,22 @@ def _plan(request: ExportRequest) -> Checkpoint | None:
             f"{output} holds an export of {_describe(*saved)}, not of {_describe(*asked)}: "
             "pass --force to overwrite it, or choose another --output"
         )
+    return _verify(request, output, checkpoint)
+
+
+def _check_stdout(request: ExportRequest) -> None:
+    """Refuse what an export to stdout cannot do: resume, or write a file-only format."""
+    if request.resume:
+        raise ExportRefused("--resume needs a file: an export to stdout cannot be resumed")
+    if not FORMATS[request.format].stdout:
+        raise ExportRefused(
+            f"{request.format.capitalize()} needs a file: it cannot be written to stdout"
+        )
+
+
+def _verify(request: ExportRequest, output: Path, checkpoint: Checkpoint) -> Checkpoint:
+    """``checkpoint`` of this very export, once ``output`` is what it vouches for; else refuse."""
+    marker = checkpoint_path(output)
     size = output.stat().st_size if output.exists() else 0
     if checkpoint.complete:
         if size != checkpoint.output_bytes:
@@ -414,10 +477,7 @@ def _records_in(output: Path, size: int, fmt: Format) -> int | None:
                 consumed += len(line)
                 yield line
 
-    try:
-        count = fmt.count(lines())
-    except csv.Error:
-        return None
+    count = fmt.count(lines())
     return count if consumed == size else None
 
 
@@ -458,22 +518,6 @@ def _acquire(path: Path, output: Path) -> int:
         if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
             return fd
         os.close(fd)  # we locked a file its last holder had already removed
-
-
-def _open_sink(request: ExportRequest, checkpoint: Checkpoint | None) -> _Sink:
-    fmt = FORMATS[request.format]
-    if fmt.encode is None:
-        assert request.output is not None  # _plan refused stdout
-        return _ParquetSink(request.output)
-    if request.output is None:
-        return _TextSink(sys.stdout.buffer, fmt.encode, header=fmt.header, durable=False)
-    start = checkpoint.output_bytes if checkpoint is not None else 0
-    resuming = checkpoint is not None and request.output.exists()
-    stream: IO[bytes] = request.output.open("r+b" if resuming else "wb")
-    stream.truncate(start)  # drops a torn line or half-written page
-    stream.seek(start)
-    header = fmt.header if start == 0 else b""
-    return _TextSink(stream, fmt.encode, header=header, durable=True)
 
 
 async def run_export(
@@ -532,7 +576,11 @@ async def _export(
     if checkpoint is not None and checkpoint.complete:
         done = checkpoint.records_written
         return ExportProgress(
-            records=done, started_at_record=done, completed=True, already_complete=True
+            records=done,
+            total=checkpoint.total,
+            started_at_record=done,
+            completed=True,
+            already_complete=True,
         )
     run = _Run(client, request, checkpoint, clock)
     discard = False
@@ -580,7 +628,8 @@ class _Run:
         self._resumable = self._marker is not None and FORMATS[request.format].resumable
         self._clock = clock
         self._start_checkpoint(fresh=checkpoint is None)
-        self._sink = _open_sink(request, checkpoint)
+        keep = checkpoint.output_bytes if checkpoint is not None else 0
+        self._sink = FORMATS[request.format].open(request.output, keep)
         self._began = self._saved_at = clock()
         self.unsaved = 0
         #: False while a page is half written: no checkpoint may vouch for it.
@@ -607,6 +656,7 @@ class _Run:
             next_offset=self.stream.resume_offset,
             records_written=self.progress.records,
             output_bytes=size,
+            total=self.progress.total,
             complete=complete,
         )
 

@@ -131,3 +131,87 @@ if TYPE_CHECKING:
 else:
     # The class itself at run time, so that ``isinstance(page, SmsPage)`` keeps working.
     SmsPage = Page
+
+
+class CampaignStatus(str, enum.Enum):
+    """Where a campaign stands. Exotel's casing varies (``completed``, ``Completed``): any
+    casing, and ``_`` or a space for ``-``, names the same member."""
+
+    CREATED = "created"
+    SCHEDULED = "scheduled"
+    IN_PROGRESS = "in-progress"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    ARCHIVED = "archived"
+    #: A status this version does not know; the raw text stays on ``Campaign.status``.
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def _missing_(cls, value: object) -> CampaignStatus | None:
+        """Fold case and separators; anything still unknown is a ValueError."""
+        if not isinstance(value, str):
+            return None
+        folded = value.strip().lower().replace("_", "-").replace(" ", "-")
+        return next((m for m in cls if m.value == folded and m is not cls.UNKNOWN), None)
+
+
+def campaign_status(status: str | None) -> CampaignStatus:
+    """The ``CampaignStatus`` a raw status names, ``UNKNOWN`` when it names none."""
+    try:
+        return CampaignStatus(status)
+    except ValueError:
+        return CampaignStatus.UNKNOWN
+
+
+@attrs.frozen
+class Campaign:
+    """One SMS campaign of the account, from the campaign list or the campaign itself.
+
+    Exotel documents two shapes: ``sid`` with flat counters (``scheduled``, ``submitted``,
+    ``sent``, ``failed``, ``invalid``), and ``id`` with a ``stats`` object (``total``,
+    ``submitted``, ``delivered``, ``failed``, ``pending``, ``rejected``). Both read into this
+    one class; a counter the answer did not carry is None (list items may carry none).
+
+    Attributes:
+        campaign_id: The campaign's id, from ``sid`` or ``id``.
+        name: Its name.
+        status: Its status as sent, in Exotel's casing; ``state`` compares it safely.
+        date_created: When it was created, timezone-aware.
+        scheduled: SMS scheduled (flat shape).
+        submitted: SMS submitted to operators (both shapes).
+        sent: SMS sent (flat shape).
+        delivered: SMS delivered (``stats`` shape).
+        failed: SMS that failed (both shapes).
+        invalid: SMS to invalid numbers (flat shape).
+        pending: SMS not yet final (``stats`` shape).
+        rejected: SMS rejected (``stats`` shape).
+        total: SMS in the campaign (``stats`` shape).
+        report_url: Where Exotel's report is, once the campaign completed.
+        extra: Every field this version does not know, so nothing is lost.
+    """
+
+    campaign_id: str = attrs.field(metadata={"aliases": ("sid", "id")})
+    name: str | None = None
+    status: str | None = None
+    date_created: datetime | None = None
+    scheduled: int | None = None
+    submitted: int | None = None
+    sent: int | None = None
+    delivered: int | None = None
+    failed: int | None = None
+    invalid: int | None = None
+    pending: int | None = None
+    rejected: int | None = None
+    total: int | None = None
+    report_url: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def state(self) -> CampaignStatus:
+        """The status as a ``CampaignStatus``, whatever its casing; ``UNKNOWN`` if new."""
+        return campaign_status(self.status)
+
+    @property
+    def size(self) -> int | None:
+        """How many SMS the campaign holds: ``total``, else ``scheduled``, else None."""
+        return self.total if self.total is not None else self.scheduled

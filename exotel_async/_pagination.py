@@ -19,17 +19,21 @@ from collections.abc import (
     Sequence,
 )
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import attrs
 
 from ._errors import ExotelError, ItemError, NoProgressError
-from ._models import Page, SmsRecord
+from ._models import Page
+from ._protocol import check_int
 from ._transport import RetryObserver
 
 logger = logging.getLogger("exotel_async")
 
 T = TypeVar("T")
+
+#: Pages in flight at most: more only multiplies what a throttle holds back.
+MAX_CONCURRENCY = 64
 
 #: ``fetch(offset, limit, observer)``: one page, its retries reported to ``observer``.
 FetchPage: TypeAlias = Callable[[int, int, RetryObserver | None], Coroutine[Any, Any, Page[T]]]
@@ -92,6 +96,10 @@ class _RecentKeys(Generic[T]):
         if len(self._current) >= self._capacity:
             self._previous, self._current = self._current, set()
 
+    def forget(self) -> None:
+        """Drop every key, now: a finished stream may wait for the collector (see cancel)."""
+        self._current, self._previous = set(), set()
+
 
 class _ProgressGuard:
     """Stops a walk whose pages hold only records already seen: an ignored ``offset``.
@@ -123,6 +131,20 @@ class _ProgressGuard:
 
 
 @attrs.frozen
+class _Settings(Generic[T]):
+    """What a stream was built with; every walk of it reads these, none changes them."""
+
+    fetch: FetchPage[T]
+    key: Callable[[T], Hashable]
+    page_size: int
+    start: int
+    max_items: int | None
+    concurrency: int
+    skip_item_errors: bool
+    dedupe_window: int
+
+
+@attrs.frozen
 class _InFlight(Generic[T]):
     offset: int
     limit: int
@@ -138,15 +160,16 @@ class _Walk(Generic[T]):
     It is the ``RetryObserver`` of its own requests, so that their retries count here.
     """
 
-    def __init__(self, stream: PagedStream[T]) -> None:
+    def __init__(self, settings: _Settings[T], stream: PagedStream[T]) -> None:
+        self._settings = settings
         self._stream = stream
         self.stats = StreamStats()
         self.item_errors: list[ItemError] = []
-        self.resume_offset = stream.start
-        self._recent = _RecentKeys(stream.key, stream.dedupe_window)
+        self.resume_offset = settings.start
+        self._recent = _RecentKeys(settings.key, settings.dedupe_window)
         self._progress = _ProgressGuard()
         self._in_flight: deque[_InFlight[T]] = deque()
-        self._next_offset = stream.start
+        self._next_offset = settings.start
         self._total: int | None = None
 
     def retrying(self, error: ExotelError, delay: float, *, throttled: bool) -> None:
@@ -159,31 +182,31 @@ class _Walk(Generic[T]):
         self.stats.rate_wait += seconds
 
     def _launch(self, offset: int, limit: int, rechecks: int = 0) -> _InFlight[T]:
-        page = self._stream.fetch(offset, limit, self)
-        if self._stream.concurrency == 1:
+        page = self._settings.fetch(offset, limit, self)
+        if self._settings.concurrency == 1:
             # Nothing overlaps: a Task would cost a turn of the event loop per page.
             return _InFlight(offset, limit, page, rechecks)
         task = asyncio.ensure_future(page)
-        self._stream.track(task)
+        self._stream._track(task)
         return _InFlight(offset, limit, task, rechecks)
 
     def _cap(self) -> int | None:
         """The offset ``max_items`` stops the walk before, or None without a cap."""
-        max_items = self._stream.max_items
+        max_items = self._settings.max_items
         if max_items is None:
             return None
         # Positions that yielded nothing (duplicates, skipped failures) do not count.
         wasted = self.stats.duplicates_dropped + self.stats.item_errors
-        return self._stream.start + max_items + wasted
+        return self._settings.start + max_items + wasted
 
     def _fill(self) -> None:
         """Launch pages until the window is full or the end (total or cap) is reached."""
         # Until the first page tells the total, one request is all we can justify.
-        width = 1 if self._total is None else self._stream.concurrency
+        width = 1 if self._total is None else self._settings.concurrency
         cap = self._cap()
         ends = [end for end in (self._total, cap) if end is not None]
         end = min(ends) if ends else None
-        page_size = self._stream.page_size
+        page_size = self._settings.page_size
         while len(self._in_flight) < width and (end is None or self._next_offset < end):
             # Ask a full page even near the total: a growing campaign fills it.
             limit = page_size if cap is None else min(page_size, cap - self._next_offset)
@@ -197,7 +220,7 @@ class _Walk(Generic[T]):
             if not self._in_flight:
                 return None
             head = self._in_flight.popleft()
-            page = await self._stream.wait_for(head.task)
+            page = await self._stream._wait_for(head.task)
             total = self._total = self.stats.final_total = page.metadata.total
             self.stats.pages += 1
             served = len(page.records) + len(page.item_errors)
@@ -239,7 +262,7 @@ class _Walk(Generic[T]):
         """Drop duplicates and records past ``max_items``; raise or collect item failures."""
         stats = self.stats
         if page.item_errors:
-            if not self._stream.skip_item_errors:
+            if not self._settings.skip_item_errors:
                 raise page.item_errors[0]
             self.item_errors.extend(page.item_errors)
             stats.item_errors += len(page.item_errors)
@@ -247,7 +270,7 @@ class _Walk(Generic[T]):
         duplicates = len(page.records) - len(fresh)
         stats.duplicates_dropped += duplicates
         self._progress.check(offset, len(page.records), duplicates)
-        max_items = self._stream.max_items
+        max_items = self._settings.max_items
         if max_items is not None:
             fresh = fresh[: max_items - stats.records]
         stats.records += len(fresh)
@@ -258,11 +281,14 @@ class _Walk(Generic[T]):
 
     def done(self) -> bool:
         """Whether ``max_items`` records were yielded."""
-        max_items = self._stream.max_items
+        max_items = self._settings.max_items
         return max_items is not None and self.stats.records >= max_items
 
     async def cancel(self) -> None:
-        """Cancel the pages still in flight and wait until they are gone."""
+        """End the walk: cancel the pages still in flight, wait until they are gone, and
+        drop the dedupe keys, which a stream and its walk (a reference cycle) would
+        otherwise keep until a full garbage collection; an account export runs hundreds."""
+        self._recent.forget()
         tasks = []
         for pending in self._in_flight:
             if isinstance(pending.task, asyncio.Task):
@@ -275,9 +301,9 @@ class _Walk(Generic[T]):
     def check_consistency(self) -> None:
         """Warn when a complete walk yielded a different count than the last total."""
         total, stats = self._total, self.stats
-        if total is None or self._stream.max_items is not None:
+        if total is None or self._settings.max_items is not None:
             return
-        expected = max(total - self._stream.start, 0)
+        expected = max(total - self._settings.start, 0)
         if stats.records + stats.item_errors != expected:
             logger.warning(
                 "stream ended with %d records (+%d failed items) but the last total was %d",
@@ -293,8 +319,7 @@ class PagedStream(Generic[T]):
     Pages are fetched ``concurrency`` at a time and yielded strictly in offset order;
     a record whose ``key`` was seen recently is dropped, an empty page below the total is
     asked again, a short page has its gap fetched. Build one with ``client.paginate()``
-    or a method such as ``client.sms_details()``, whose ``SmsDetailsStream`` is
-    ``PagedStream[SmsRecord]`` deduplicated by ``sid``.
+    or a method such as ``client.sms_details()``.
 
     Each ``async for`` starts a fresh, independent walk; ``stats``, ``item_errors`` and
     ``resume_offset`` describe the latest one. Use ``async with`` (or ``aclose()``) to
@@ -318,15 +343,28 @@ class PagedStream(Generic[T]):
         concurrency: int = 4,
         skip_item_errors: bool = False,
     ) -> None:
-        self.fetch = fetch
-        self.key = key
-        self.page_size = page_size
-        self.start = offset
-        self.max_items = max_items
-        self.concurrency = concurrency
-        self.skip_item_errors = skip_item_errors
-        self.dedupe_window = max(self.MIN_DEDUPE_WINDOW, 4 * concurrency * page_size)
-        self._walk_state: _Walk[T] = _Walk(self)
+        if not callable(fetch):
+            raise TypeError("fetch must be a function of (offset, limit, observer)")
+        if not callable(key):
+            raise TypeError("key must be a function of a record")
+        check_int("page_size", page_size, minimum=1)
+        check_int("offset", offset, minimum=0)
+        if max_items is not None:
+            check_int("max_items", max_items, minimum=0)
+        check_int("concurrency", concurrency, minimum=1, maximum=MAX_CONCURRENCY)
+        if not isinstance(skip_item_errors, bool):
+            raise TypeError("skip_item_errors must be a bool")
+        self._settings = _Settings(
+            fetch,
+            key,
+            page_size,
+            offset,
+            max_items,
+            concurrency,
+            skip_item_errors,
+            dedupe_window=max(self.MIN_DEDUPE_WINDOW, 4 * concurrency * page_size),
+        )
+        self._walk_state: _Walk[T] = _Walk(self._settings, self)
         # Strong references: a walk abandoned by ``break`` must still be cancellable.
         self._tasks: set[asyncio.Task[Page[T]]] = set()
         #: Consumers awaiting a page in place, and those aclose() cancelled for it.
@@ -349,12 +387,14 @@ class PagedStream(Generic[T]):
         """Where a new walk would continue after the last page yielded so far."""
         return self._walk_state.resume_offset
 
-    def track(self, task: asyncio.Task[Page[T]]) -> None:
+    def _track(self, task: asyncio.Task[Page[T]]) -> None:
         """Keep ``task`` until it is done, so that ``aclose()`` can cancel it."""
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def wait_for(self, page: asyncio.Task[Page[T]] | Coroutine[Any, Any, Page[T]]) -> Page[T]:
+    async def _wait_for(
+        self, page: asyncio.Task[Page[T]] | Coroutine[Any, Any, Page[T]]
+    ) -> Page[T]:
         """Await a page; one awaited in place makes its consumer what ``aclose()`` cancels."""
         if isinstance(page, asyncio.Task):
             return await page
@@ -403,7 +443,7 @@ class PagedStream(Generic[T]):
                     yield record
 
     async def _walk(self) -> AsyncGenerator[Page[T], None]:
-        walk = self._walk_state = _Walk(self)
+        walk = self._walk_state = _Walk(self._settings, self)
         self._closing = False
         try:
             while True:
@@ -433,10 +473,3 @@ class PagedStream(Generic[T]):
         # Take back our own cancel(); one from anyone else still stands (Python 3.11+).
         uncancel = getattr(consumer, "uncancel", None)
         return uncancel is None or uncancel() == 0
-
-
-if TYPE_CHECKING:
-    SmsDetailsStream: TypeAlias = PagedStream[SmsRecord]
-else:
-    # The class itself at run time, so that ``isinstance(stream, SmsDetailsStream)`` works.
-    SmsDetailsStream = PagedStream

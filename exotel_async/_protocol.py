@@ -6,10 +6,10 @@ import enum
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from itertools import compress, count
+from itertools import compress, count, islice
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -34,9 +34,12 @@ from ._models import Page, PageMetadata
 T = TypeVar("T")
 
 MAX_LIMIT = 1000
+#: The sms-details filters that hold personal data.
+_SMS_PERSONAL = frozenset({"number"})
 _PATH_SEGMENT = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _NUMBER = re.compile(r"\+?[0-9]{4,20}")
-_SORT_BY = re.compile(r"[a-z_]+:(asc|desc)")
+# Dotted fields too: the campaign list sorts by ``schedule.start_time``.
+_SORT_BY = re.compile(r"[a-z_]+(\.[a-z_]+)*:(asc|desc)")
 _EXCERPT_CHARS = 200
 #: How deep an unknown field may nest. Exotel's records are flat; a deeper value could not
 #: be written back out (orjson stops at 255 levels, the standard encoder at the recursion
@@ -50,21 +53,39 @@ class PathForm(str, enum.Enum):
     SMS_CAMPAIGNS = "sms-campaigns"
     MESSAGE_CAMPAIGNS = "message-campaigns"
 
+    def query(self, **filters: str | None) -> tuple[tuple[str, str], ...]:
+        """A request's query on this form: ``channel=sms`` first where the newer form
+        requires it, then the ``filters`` that are set, in order."""
+        channel = (("channel", "sms"),) if self is PathForm.MESSAGE_CAMPAIGNS else ()
+        return channel + tuple((k, v) for k, v in filters.items() if v is not None)
+
+
+def _names(value: Iterable[str]) -> frozenset[str]:
+    return frozenset(value)
+
 
 @attrs.frozen
 class PageRequest:
     """The GET of a paged endpoint: a path below the base URL and its filters.
 
     ``offset`` and ``limit`` are not part of it: ``at()`` adds them for each page.
+    ``personal`` names the params that hold personal data (a phone number): a log line
+    shows only their last two characters.
     """
 
     path: str
     params: tuple[tuple[str, str], ...] = ()
+    personal: frozenset[str] = attrs.field(default=frozenset(), converter=_names)
 
     def at(self, offset: int, limit: int) -> PageRequest:
         """This request for the page of ``limit`` records from ``offset``."""
         paged = (("offset", str(offset)), ("limit", str(limit)))
-        return PageRequest(self.path, self.params + paged)
+        return PageRequest(self.path, self.params + paged, self.personal)
+
+    def loggable_query(self) -> str:
+        """The query string for a log line, with the personal params masked."""
+        personal = self.personal
+        return "&".join(f"{k}={mask_number(v) if k in personal else v}" for k, v in self.params)
 
 
 # --- validation --------------------------------------------------------------------------
@@ -92,6 +113,33 @@ def check_path_segment(name: str, value: object) -> str:
     return value
 
 
+def check_page_request(request: object, params: object = None) -> PageRequest:
+    """A caller's paged request (a path or a ``PageRequest``) with ``params`` added, checked."""
+    if isinstance(request, str):
+        request = PageRequest(request)
+    if not isinstance(request, PageRequest):
+        raise TypeError("request must be a path (str) or a PageRequest")
+    if not isinstance(request.path, str) or not request.path.startswith("/"):
+        raise ValueError("request path must start with '/', below the base URL")
+    if "?" in request.path or "#" in request.path:
+        raise ValueError("request path must not hold a query or fragment: pass params instead")
+    if params is not None and not isinstance(params, Mapping):
+        raise TypeError(f"params must be a mapping, got {type(params).__name__}")
+    pairs = tuple(request.params) + tuple((params or {}).items())
+    if not all(_is_str_pair(pair) for pair in pairs):
+        raise TypeError("params must map str to str")
+    paged = sorted({name for name, _ in pairs} & {"offset", "limit"})
+    if paged:
+        raise ValueError(
+            f"params must not set {' or '.join(paged)}: the walk sets them for each page"
+        )
+    return attrs.evolve(request, params=pairs)
+
+
+def _is_str_pair(pair: object) -> bool:
+    return isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(v, str) for v in pair)
+
+
 def check_number(value: object) -> str | None:
     """Return a phone-number filter (digits, optional leading ``+``) or None."""
     if value is None:
@@ -117,7 +165,7 @@ def check_sort_by(value: object) -> str | None:
 
 
 def mask_number(number: str) -> str:
-    """Mask a phone number for logs, keeping only its last two digits."""
+    """Mask a phone number (or any personal value) for logs, keeping its last two characters."""
     return "*" * max(len(number) - 2, 0) + number[-2:]
 
 
@@ -133,22 +181,30 @@ def sms_details_request(
     path_form: PathForm = PathForm.SMS_CAMPAIGNS,
 ) -> PageRequest:
     """The sms-details request of a campaign, filters included (inputs already validated)."""
-    if path_form is PathForm.MESSAGE_CAMPAIGNS:
-        path = f"/v2/accounts/{account_sid}/message-campaigns/{campaign_id}/message-details"
-        params = [("channel", "sms")]
-    else:
-        path = f"/v2/accounts/{account_sid}/sms-campaigns/{campaign_id}/sms-details"
-        params = []
-    if number is not None:
-        params.append(("number", number))
-    if sort_by is not None:
-        params.append(("sort_by", sort_by))
-    return PageRequest(path, tuple(params))
+    details = "message-details" if path_form is PathForm.MESSAGE_CAMPAIGNS else "sms-details"
+    path = f"/v2/accounts/{account_sid}/{path_form.value}/{campaign_id}/{details}"
+    query = path_form.query(number=number, sort_by=sort_by)
+    return PageRequest(path, query, personal=_SMS_PERSONAL)
 
 
-def loggable_query(params: tuple[tuple[str, str], ...]) -> str:
-    """The query string for a log line, with the phone-number filter masked."""
-    return "&".join(f"{k}={mask_number(v) if k == 'number' else v}" for k, v in params)
+def campaigns_request(
+    account_sid: str,
+    *,
+    status: str | None = None,
+    name: str | None = None,
+    sort_by: str | None = None,
+    path_form: PathForm = PathForm.SMS_CAMPAIGNS,
+) -> PageRequest:
+    """The campaign-list request of an account, filters included (inputs already validated)."""
+    query = path_form.query(status=status, name=name, sort_by=sort_by)
+    return PageRequest(f"/v2/accounts/{account_sid}/{path_form.value}", query)
+
+
+def campaign_request(
+    account_sid: str, campaign_id: str, *, path_form: PathForm = PathForm.SMS_CAMPAIGNS
+) -> PageRequest:
+    """The request of one campaign with its counters (inputs already validated)."""
+    return PageRequest(f"/v2/accounts/{account_sid}/{path_form.value}/{campaign_id}")
 
 
 # --- responses ---------------------------------------------------------------------------
@@ -295,14 +351,7 @@ def parse_page(
     ``item_type`` is any record class the converter structures (``SmsRecord``, or an attrs
     class with an ``extra`` field for unknown keys).
     """
-    if not 200 <= status < 300:
-        raise error_from_response(status, headers, body)
-    payload = _load_json(status, body)
-    embedded = _embedded_error_status(payload)
-    if embedded is not None:
-        # An error envelope behind a 200 (a proxy, or Exotel's own http_code): same meaning.
-        raise error_from_response(embedded, headers, body)
-    request_id = _request_id(payload)
+    payload, request_id = _success_payload(status, headers, body)
     if not isinstance(payload, dict) or not isinstance(payload.get("response"), list):
         raise ResponseDecodeError(
             "expected an object with a 'response' list",
@@ -320,7 +369,7 @@ def parse_page(
     records, failures = _structure_items(
         item_type, payload["response"], metadata.offset, status, request_id
     )
-    _check_nesting(records, metadata.offset, status, request_id)
+    _check_nesting(records, payload["response"], metadata.offset, status, request_id)
     return Page(
         records=tuple(records),
         metadata=metadata,
@@ -329,7 +378,50 @@ def parse_page(
     )
 
 
-def _check_nesting(records: list[Any], offset: int, status: int, request_id: str | None) -> None:
+def parse_item(item_type: type[T], status: int, headers: Mapping[str, str], body: bytes) -> T:
+    """Turn the answer to a GET of one object (one campaign, say) into an ``item_type``.
+
+    The envelope is a page's without ``metadata``: ``response`` is the one item, as an
+    object or a list of one, or the object itself without an item around it. Errors, the
+    nesting bound and unknown fields are as in a page; a failed item raises ``ItemError``.
+    """
+    payload, request_id = _success_payload(status, headers, body)
+    item = payload.get("response") if isinstance(payload, dict) else None
+    if isinstance(item, list) and len(item) == 1:
+        item = item[0]
+    if not isinstance(item, dict):
+        raise ResponseDecodeError(
+            "expected an object with a 'response' object",
+            status_code=status,
+            excerpt=_excerpt(body),
+            request_id=request_id,
+        )
+    if item.get("status") not in ("success", "failure"):
+        item = {"status": "success", "data": item}  # the object, not an item around it
+    records, failures = _structure_items(item_type, [item], 0, status, request_id)
+    if failures:
+        raise failures[0]
+    _check_nesting(records, [item], 0, status, request_id)
+    return records[0]
+
+
+def _success_payload(
+    status: int, headers: Mapping[str, str], body: bytes
+) -> tuple[Any, str | None]:
+    """The decoded body of a success and its request id; raise the error any other stands for."""
+    if not 200 <= status < 300:
+        raise error_from_response(status, headers, body)
+    payload = _load_json(status, body)
+    embedded = _embedded_error_status(payload)
+    if embedded is not None:
+        # An error envelope behind a 200 (a proxy, or Exotel's own http_code): same meaning.
+        raise error_from_response(embedded, headers, body)
+    return payload, _request_id(payload)
+
+
+def _check_nesting(
+    records: list[Any], items: list[Any], offset: int, status: int, request_id: str | None
+) -> None:
     """Refuse a record whose unknown fields nest deeper than ``MAX_NESTING``."""
     if not records or not hasattr(records[0], EXTRA):
         return
@@ -338,18 +430,19 @@ def _check_nesting(records: list[Any], offset: int, status: int, request_id: str
         record = records[position]
         for name, value in getattr(record, EXTRA).items():
             if _nests_deeper(value, MAX_NESTING):
+                # Named by its offset: a record's own fields may be personal (a number).
                 raise ResponseDecodeError(
-                    f"{_name_record(record, position, offset)}: unknown field {name!r} "
+                    f"item at offset {_offset_of(items, offset, position)}: unknown field {name!r} "
                     f"nests deeper than {MAX_NESTING} levels",
                     status_code=status,
                     request_id=request_id,
                 )
 
 
-def _name_record(record: Any, position: int, offset: int) -> str:
-    """``record sid='…'``: a record named by its first field, its id in Exotel's records."""
-    first = attrs.fields(type(record))[0].name
-    return f"record {first}={getattr(record, first)!r} (number {position} of the page at {offset})"
+def _offset_of(items: list[Any], offset: int, position: int) -> int:
+    """The offset of the ``position``-th record among ``items``, failed items skipped."""
+    succeeded = (p for p, item in enumerate(items, offset) if item.get("status") != "failure")
+    return next(islice(succeeded, position, None))
 
 
 def _nests_deeper(value: Any, limit: int) -> bool:

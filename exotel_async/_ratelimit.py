@@ -31,14 +31,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import attrs
 
-#: Statuses by which Exotel says "slow down" (older docs throttle SMS APIs with 503).
-THROTTLE_STATUSES = frozenset({429, 503})
-
-
-def is_throttle(status: int | None) -> bool:
-    """Whether an answer's status says "slow down": the one place throttles are told apart."""
-    return status in THROTTLE_STATUSES
-
+from ._errors import is_throttle
 
 #: A ``X-RateLimit-Reset`` below this is a delta in seconds, not an epoch timestamp.
 _EPOCH_FLOOR = 1_000_000_000
@@ -170,6 +163,8 @@ class RateController:
         #: Throttled answers and seconds spent waiting, over the controller's life.
         self.throttles = 0
         self.waited = 0.0
+        #: Answers the server accepted, over the controller's life.
+        self.accepted = 0
 
     @property
     def rate(self) -> float | None:
@@ -266,6 +261,7 @@ class RateController:
             self._throttled(ticket, now, retry_after, advert)
         elif accepted:
             self._accepted += 1
+            self.accepted += 1
             if ticket.sent_at >= self._held_at:
                 self._strikes = 0
         if self._changed is not None:

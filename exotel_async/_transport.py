@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import logging
 import random
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import attrs
@@ -23,9 +24,10 @@ from ._errors import (
     ExotelError,
     ResponseDecodeError,
     TransportError,
+    is_throttle,
 )
 from ._protocol import PageRequest, parse_retry_after
-from ._ratelimit import RateController, is_throttle
+from ._ratelimit import RateController
 
 T = TypeVar("T")
 Parse = Callable[[int, Mapping[str, str], bytes], T]
@@ -38,6 +40,9 @@ RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 #: Retries after the first attempt: 6 full-jitter waits span about a minute, enough to
 #: ride out Exotel's per-minute throttling window in a long export.
 DEFAULT_MAX_RETRIES = 6
+
+#: Attempts at one request however its throttles are shared out: a bound on its time.
+MAX_ATTEMPTS = 100
 
 #: The largest body read: a 1000-record page is about 0.5 MB, so 16 MiB is only ever
 #: reached by a server that misbehaves.
@@ -74,10 +79,6 @@ def _retry_reason(exc: ExotelError) -> str | None:
     return None
 
 
-def _throttled(exc: ExotelError) -> bool:
-    return isinstance(exc, APIError) and is_throttle(exc.status_code)
-
-
 class RetryObserver(Protocol):
     """Told about every retry of a request and every wait for the rate limit, e.g. to count."""
 
@@ -88,16 +89,12 @@ class RetryObserver(Protocol):
         """A request waited ``seconds`` for the account's rate limit before it started."""
 
 
-def _plain_query(params: tuple[tuple[str, str], ...]) -> str:
-    return "&".join(f"{k}={v}" for k, v in params)
-
-
 class Transport:
     """Sends GETs to one base URL with auth, timeouts and retries; knows no resource.
 
     It owns the ``aiohttp.ClientSession`` it opens (lazily, on first use) and closes it;
-    a ``session`` passed in is used as is and never closed. ``redact`` writes a request's
-    query for a log line, hiding what the protocol says is personal.
+    a ``session`` passed in is used as is and never closed. A log line shows a request's
+    query as the request itself writes it, with its personal params masked.
     """
 
     def __init__(
@@ -111,7 +108,7 @@ class Transport:
         session: aiohttp.ClientSession | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_requests_per_minute: float | None = None,
-        redact: Callable[[tuple[tuple[str, str], ...]], str] = _plain_query,
+        max_in_flight: int | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
@@ -129,13 +126,16 @@ class Transport:
         self._owns_session = session is None
         self._closed = False
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=connect_timeout)
-        self._redact = redact
         self._retry = retry
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._sleep = sleep
         # A connection refused before the server ever answered means a wrong address, not
         # a flaky network: it fails at once instead of after a minute of retries.
         self._answered = False
+        #: Requests of every stream of the client in flight at once, if capped.
+        self._in_flight: contextlib.AbstractAsyncContextManager[Any] = (
+            contextlib.nullcontext() if max_in_flight is None else asyncio.Semaphore(max_in_flight)
+        )
         #: One per client: every stream and page of it shares the account's limit.
         self.rate = RateController(
             ceiling=max_requests_per_minute / 60.0 if max_requests_per_minute else None,
@@ -147,15 +147,14 @@ class Transport:
     def __repr__(self) -> str:
         return f"<Transport {self._base}>"
 
-    @property
-    def closed(self) -> bool:
-        """Whether ``close()`` was called: no request may start any more."""
-        return self._closed
+    def check_open(self) -> None:
+        """Raise if ``close()`` was called: no request may start any more."""
+        if self._closed:
+            raise RuntimeError("this ExotelClient is closed; create a new one")
 
     def session(self) -> aiohttp.ClientSession:
         """The session requests go through, opened on first use."""
-        if self._closed:
-            raise RuntimeError("this ExotelClient is closed; create a new one")
+        self.check_open()
         if self._session is None:
             self._session = aiohttp.ClientSession()
         return self._session
@@ -170,7 +169,8 @@ class Transport:
         self, request: PageRequest, parse: Parse[T], observer: RetryObserver | None = None
     ) -> T:
         """GET ``request`` and parse the answer, retrying what is worth retrying."""
-        attempt = 0
+        attempt = failures = 0
+        progress = self.rate.accepted
         while True:
             attempt += 1
             started = time.perf_counter()
@@ -181,40 +181,60 @@ class Transport:
             except ExotelError as exc:
                 exc.attempts = attempt
                 self._log_attempt(request, attempt, started, status, exc)
-                delay = self._delay_before_retry(exc, attempt)
+                # A throttle after the client's other requests got through since this one's
+                # last attempt is the account's budget shared out, not a server that refuses
+                # us: only failures with no progress in between use up the retries.
+                throttled = isinstance(exc, APIError) and exc.throttled
+                if not (throttled and self.rate.accepted > progress):
+                    failures += 1
+                progress = self.rate.accepted
+                delay = self._delay_before_retry(exc, failures, attempt)
                 if delay is None:
                     raise
                 logger.warning(
-                    "retrying %s in %.2fs after %s (attempt %d of %d)",
+                    "retrying %s in %.2fs after %s (attempt %d; failure %d of %d allowed)",
                     request.path,
                     delay,
                     _retry_reason(exc),
                     attempt,
+                    failures,
                     self._retry.max_retries + 1,
                 )
                 if observer is not None:
-                    observer.retrying(exc, delay, throttled=_throttled(exc))
+                    observer.retrying(exc, delay, throttled=throttled)
                 if delay > 0:
                     await self._sleep(delay)
             else:
                 self._log_attempt(request, attempt, started, status, result)
                 return result
 
-    def _delay_before_retry(self, exc: ExotelError, attempt: int) -> float | None:
+    def _delay_before_retry(self, exc: ExotelError, failures: int, attempt: int) -> float | None:
         """Seconds to wait before the next attempt, or None to give up and raise."""
-        if _retry_reason(exc) is None or attempt > self._retry.max_retries:
+        if (
+            _retry_reason(exc) is None
+            or failures > self._retry.max_retries
+            or attempt > MAX_ATTEMPTS
+        ):
             return None
         retry_after = exc.retry_after if isinstance(exc, APIError) else None
         if retry_after is not None and retry_after > self._retry.max_retry_after:
             return None
-        if _throttled(exc):
+        if isinstance(exc, APIError) and exc.throttled:
             return 0.0  # the rate controller holds every request of the client instead
-        return retry_after if retry_after is not None else self._retry.backoff(attempt - 1)
+        return retry_after if retry_after is not None else self._retry.backoff(failures - 1)
 
     async def _attempt(
         self, request: PageRequest, observer: RetryObserver | None
     ) -> tuple[int, Mapping[str, str], bytes]:
         """Make one request within the rate limits, and tell the controller its answer."""
+        # The slot first: a ticket is the moment a request leaves, not when it queued.
+        async with self._in_flight:
+            return await self._attempt_in_slot(request, observer)
+
+    async def _attempt_in_slot(
+        self, request: PageRequest, observer: RetryObserver | None
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """``_attempt`` once its request may be in flight."""
         ticket = await self.rate.acquire()
         if observer is not None and ticket.waited > 0:
             observer.rate_waited(ticket.waited)
@@ -318,7 +338,7 @@ class Transport:
         logger.debug(
             "GET %s?%s -> %s request_id=%s attempt=%d elapsed_ms=%.1f%s",
             request.path,
-            self._redact(request.params),
+            request.loggable_query(),
             "-" if status is None else status,
             getattr(outcome, "request_id", None),
             attempt,

@@ -14,26 +14,33 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from . import __version__
+from ._account_export import AccountExportRequest, AccountProgress, run_account_export
 from ._client import ExotelClient, MissingCredentials, Region
+from ._converter import converter, parse_datetime
 from ._database import database_errors
 from ._errors import AuthenticationError, ExotelError, ExportRefused, PermissionDeniedError
 from ._export import FORMATS, ExportProgress, ExportRequest, run_export
+from ._models import Campaign, CampaignStatus
 from ._report import CampaignSummary, render_html
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-#: The campaign the embedded sandbox serves for ``--sandbox``.
+#: The campaign the embedded sandbox serves for ``--sandbox``, beside a small account.
 DEMO_CAMPAIGN = "demo"
 DEMO_RECORDS = 5000
-#: The format an output's extension implies when ``--format`` is not given.
-EXTENSION_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
+#: Requests in flight for ``export --all``, shared by the campaigns exported at once.
+ACCOUNT_CONCURRENCY = 8
+#: Campaigns exported at once per request in flight: each waits on its own checkpoint
+#: between pages, and the big ones should not all start last.
+CAMPAIGNS_PER_SLOT = 4
 #: What to check after an error Exotel's answer alone does not explain.
 _HINTS: dict[type[ExotelError], str] = {
     AuthenticationError: "check EXOTEL_API_KEY and EXOTEL_API_TOKEN, and that the account "
-    "is on this cluster (EXOTEL_REGION=singapore|mumbai, or EXOTEL_BASE_URL)",
+    f"is on this cluster (EXOTEL_REGION={'|'.join(r.value for r in Region)}, or EXOTEL_BASE_URL)",
     PermissionDeniedError: "check EXOTEL_ACCOUNT_SID: the key and token belong to another account",
 }
 
@@ -60,6 +67,29 @@ def _whole_number(text: str, minimum: int) -> int:
     return value
 
 
+def _since(text: str) -> datetime:
+    """A date or time; without an offset it is India time, as Exotel's timestamps are."""
+    try:
+        return parse_datetime(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a date like 2026-11-01 or a time like 2026-11-01T18:30, got {text!r}"
+        ) from None
+
+
+def _status(text: str) -> CampaignStatus:
+    """A campaign state in any casing."""
+    states = [s for s in CampaignStatus if s is not CampaignStatus.UNKNOWN]
+    try:
+        state = CampaignStatus(text)
+    except ValueError:
+        state = CampaignStatus.UNKNOWN
+    if state is CampaignStatus.UNKNOWN:
+        names = ", ".join(s.value for s in states)
+        raise argparse.ArgumentTypeError(f"expected one of {names}, got {text!r}")
+    return state
+
+
 def _positive(text: str) -> int:
     return _whole_number(text, 1)
 
@@ -82,10 +112,11 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--base-url", help="overrides EXOTEL_BASE_URL")
 
 
-def _add_walk(parser: argparse.ArgumentParser) -> None:
+def _add_walk(parser: argparse.ArgumentParser, *, optional_id: bool = False) -> None:
     parser.add_argument(
         "campaign_id",
         metavar="CAMPAIGN_ID",
+        nargs="?" if optional_id else None,
         help="the campaign's sid from Exotel's dashboard (with --sandbox: demo)",
     )
     parser.add_argument(
@@ -94,7 +125,11 @@ def _add_walk(parser: argparse.ArgumentParser) -> None:
         default=50,
         help="records per request; Exotel accepts 1 to 50 (50)",
     )
-    parser.add_argument("--concurrency", type=_positive, default=4, help="pages in flight (4)")
+    parser.add_argument(
+        "--concurrency",
+        type=_positive,
+        help=f"pages in flight (4; with --all, across all campaigns: {ACCOUNT_CONCURRENCY})",
+    )
     parser.add_argument("--number", help="only SMS to this phone number")
     parser.add_argument("--sort-by", help="e.g. schedule_time:asc or date_created:desc")
     parser.add_argument(
@@ -110,13 +145,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    export = commands.add_parser("export", help="stream a campaign to a file, resumably")
-    _add_walk(export)
-    export.add_argument("--output", "-o", required=True, help="file to write, or - for stdout")
+    export = commands.add_parser(
+        "export", help="stream a campaign to a file, or every campaign to a folder, resumably"
+    )
+    _add_walk(export, optional_id=True)
+    export.add_argument("--output", "-o", help="file to write, or - for stdout")
+    account = export.add_argument_group(
+        "every campaign of the account (--all)",
+        "One file per campaign in --output-dir, and manifest.json saying which are complete.",
+    )
+    account.add_argument("--all", action="store_true", help="export every campaign")
+    account.add_argument("--output-dir", metavar="DIR", help="folder for the files (--all)")
+    account.add_argument(
+        "--status", type=_status, action="append", help="only campaigns in this state; repeatable"
+    )
+    account.add_argument(
+        "--since",
+        type=_since,
+        metavar="DATE",
+        help="only campaigns created at or after DATE (India time unless an offset is given)",
+    )
     export.add_argument(
         "--format",
         choices=FORMATS,
-        help="default: from the extension of --output (.jsonl, .csv, .parquet), else jsonl",
+        help="default: from the extension of --output ("
+        + ", ".join(ext for f in FORMATS.values() for ext in f.extensions)
+        + "), else jsonl",
     )
     export.add_argument(
         "--resume",
@@ -137,6 +191,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_connection(summary)
 
+    campaigns = commands.add_parser("campaigns", help="list the account's SMS campaigns")
+    campaigns.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    campaigns.add_argument("--status", type=_status, help="only campaigns in this state")
+    campaigns.add_argument("--name", help="only campaigns whose name contains this (3+ chars)")
+    campaigns.add_argument("--sort-by", help="e.g. date_created:desc or name:asc")
+    _add_connection(campaigns)
+
     from . import _sync_cli
     from .testing.__main__ import add_options
 
@@ -145,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _client_from(args: argparse.Namespace) -> ExotelClient:
+def _client_from(args: argparse.Namespace, **options: Any) -> ExotelClient:
     """A client from the environment, with flags overriding everything but the token."""
     flags = {
         "api_key": args.api_key,
@@ -153,7 +214,7 @@ def _client_from(args: argparse.Namespace) -> ExotelClient:
         "region": args.region,
         "base_url": args.base_url,
     }
-    overrides: dict[str, Any] = {k: v for k, v in flags.items() if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in flags.items() if v is not None} | options
     if args.region and not args.base_url:
         overrides["base_url"] = None  # --region beats EXOTEL_BASE_URL, as flags beat variables
     try:
@@ -169,20 +230,25 @@ def _client_from(args: argparse.Namespace) -> ExotelClient:
 
 
 @contextlib.asynccontextmanager
-async def _connect(args: argparse.Namespace) -> AsyncIterator[ExotelClient]:
-    """A client for the command: against the embedded sandbox with ``--sandbox``."""
+async def _connect(args: argparse.Namespace, **options: Any) -> AsyncIterator[ExotelClient]:
+    """A client for the command (``options`` for its constructor): against the embedded
+    sandbox with ``--sandbox``."""
     if not args.sandbox:
-        async with _client_from(args) as client:
+        async with _client_from(args, **options) as client:
             yield client
         return
-    from .testing import Sandbox, StatusProgress
+    from .testing import Sandbox, SandboxCampaign, StatusProgress, make_account
 
-    campaigns = {DEMO_CAMPAIGN: DEMO_RECORDS}
+    campaigns = [SandboxCampaign(DEMO_CAMPAIGN, DEMO_RECORDS), *make_account(9, 12_000)]
     # A sync follows statuses that move: queued to final in under two minutes.
     progress = StatusProgress(time.time(), stage=10.0) if args.command == "sync" else None
     async with Sandbox(campaigns=campaigns, progress=progress) as sandbox:
         client = ExotelClient(
-            sandbox.api_key, sandbox.api_token, sandbox.account_sid, base_url=sandbox.base_url
+            sandbox.api_key,
+            sandbox.api_token,
+            sandbox.account_sid,
+            base_url=sandbox.base_url,
+            **options,
         )
         async with client:
             yield client
@@ -240,7 +306,8 @@ def _resume_hint(argv: Sequence[str]) -> str:
 
 def _format(output: str, asked: str | None) -> str:
     """The format ``--format`` names, else the one the output's extension implies, else jsonl."""
-    implied = None if output == "-" else EXTENSION_FORMATS.get(Path(output).suffix.lower())
+    suffix = Path(output).suffix.lower()
+    implied = next((f.name for f in FORMATS.values() if suffix in f.extensions), None)
     if asked and implied and asked != implied:
         raise UsageError(
             f"--format {asked} contradicts the extension of {output}: "
@@ -266,22 +333,31 @@ def _final_line(progress: ExportProgress, where: str) -> str:
     return f"{verb} {progress.records} records to {where} ({', '.join(details)})"
 
 
-async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    output = None if args.output == "-" else Path(args.output)
-    fmt = _format(args.output, args.format)
-    request = ExportRequest(
-        campaign_id=args.campaign_id,
-        output=output,
-        format=fmt,
-        resume=args.resume,
-        force=args.force,
-        page_size=args.page_size,
-        concurrency=args.concurrency,
-        number=args.number,
-        sort_by=args.sort_by,
-        max_items=args.max_items,
-        skip_item_errors=args.skip_item_errors,
-    )
+def _check_export_target(args: argparse.Namespace) -> None:
+    """One campaign to --output, or --all to --output-dir; nothing in between."""
+    if args.all:
+        if args.campaign_id or args.output:
+            raise UsageError("--all exports every campaign to --output-dir: drop CAMPAIGN_ID")
+        if not args.output_dir:
+            raise UsageError("--all needs --output-dir DIR for the campaign files")
+        single_only = {"--number": args.number, "--max-items": args.max_items}
+        single_only["--sort-by"] = args.sort_by
+        given = [flag for flag, value in single_only.items() if value is not None]
+        if given:
+            raise UsageError(f"{given[0]} applies to one campaign, not to --all")
+        return
+    if not args.campaign_id:
+        raise UsageError("give a CAMPAIGN_ID, or --all for every campaign")
+    if not args.output:
+        raise UsageError("give --output PATH, or - for stdout")
+    given = [f for f, v in (("--output-dir", args.output_dir), ("--status", args.status)) if v]
+    given += ["--since"] if args.since else []
+    if given:
+        raise UsageError(f"{given[0]} applies to --all, not to one campaign")
+
+
+def _stop_on_ctrl_c() -> Callable[[], bool]:
+    """Make the first Ctrl-C ask for a stop after the page in hand; return ``should_stop``."""
     stop_requested = False
 
     def request_stop() -> None:
@@ -295,20 +371,44 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
             flush=True,
         )
 
-    loop = asyncio.get_running_loop()
+    # The handler stays until the loop closes: a Ctrl-C while shutting down is then still
+    # a KeyboardInterrupt that main() turns into status 130, not a traceback.
     with contextlib.suppress(NotImplementedError):
-        loop.add_signal_handler(signal.SIGINT, request_stop)
+        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, request_stop)
+    return lambda: stop_requested
+
+
+async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    _check_export_target(args)
+    if args.all:
+        return await _export_all(args, argv)
+    output = None if args.output == "-" else Path(args.output)
+    request = ExportRequest(
+        campaign_id=args.campaign_id,
+        output=output,
+        format=_format(args.output, args.format),
+        resume=args.resume,
+        force=args.force,
+        page_size=args.page_size,
+        concurrency=args.concurrency or 4,
+        number=args.number,
+        sort_by=args.sort_by,
+        max_items=args.max_items,
+        skip_item_errors=args.skip_item_errors,
+    )
+    should_stop = _stop_on_ctrl_c()
     on_page, finish = _progress_printer(sys.stderr)
     try:
         async with _connect(args) as client:
-            progress = await run_export(
-                client, request, on_page=on_page, should_stop=lambda: stop_requested
-            )
+            progress = await run_export(client, request, on_page=on_page, should_stop=should_stop)
     finally:
-        # The handler stays until the loop closes: a Ctrl-C while shutting down is then
-        # still a KeyboardInterrupt that main() turns into status 130, not a traceback.
         finish()
-    where = "stdout" if output is None else str(output)
+    return _export_status(progress, request, argv)
+
+
+def _export_status(progress: ExportProgress, request: ExportRequest, argv: Sequence[str]) -> int:
+    """Say how the export ended, on stderr; return the exit status that says it too."""
+    where = "stdout" if request.output is None else str(request.output)
     if progress.already_complete:
         print(
             f"already complete, {progress.records} records in {where}; "
@@ -325,12 +425,137 @@ async def _export(args: argparse.Namespace, argv: Sequence[str]) -> int:
         )
         return EXIT_API
     if progress.interrupted:
-        if fmt == "parquet" or output is None:
+        if not FORMATS[request.format].resumable or request.output is None:
             print(f"interrupted: {where} holds the records so far", file=sys.stderr)
         else:
             print(f"checkpoint saved; resume with: {_resume_hint(argv)}", file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+async def _export_all(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """``export --all``: every campaign to --output-dir, with a manifest."""
+    fmt = _format(args.output_dir, args.format)
+    statuses = frozenset(args.status) if args.status else None
+    in_flight = args.concurrency or ACCOUNT_CONCURRENCY
+    request = AccountExportRequest(
+        output_dir=Path(args.output_dir),
+        format=fmt,
+        resume=args.resume,
+        force=args.force,
+        status=statuses,
+        since=args.since,
+        campaigns_at_once=min(in_flight * CAMPAIGNS_PER_SLOT, 64),
+        page_size=args.page_size,
+        skip_item_errors=args.skip_item_errors,
+    )
+    should_stop = _stop_on_ctrl_c()
+    on_progress, finish = _account_progress_printer(sys.stderr)
+    try:
+        async with _connect(args, max_in_flight=in_flight) as client:
+            progress = await run_account_export(
+                client,
+                request,
+                on_progress=on_progress,
+                should_stop=should_stop,
+            )
+    finally:
+        finish()
+    print(_account_final_line(progress, args.output_dir), file=sys.stderr)
+    for entry in [e for e in progress.entries if e.error][:5]:
+        print(f"  {entry.campaign_id}: {entry.error}", file=sys.stderr)
+    if progress.interrupted:
+        print(f"stopped; finish with: {_resume_hint(argv)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK if progress.complete else EXIT_API
+
+
+def _account_final_line(progress: AccountProgress, where: str) -> str:
+    """The one-line summary of an account export."""
+    listed = len(progress.entries)
+    done = sum(1 for e in progress.entries if e.complete)
+    failed = sum(1 for e in progress.entries if e.error)
+    details = [f"{done} of {listed} campaigns complete"]
+    if failed:
+        details.append(f"{failed} failed, see {Path(where) / 'manifest.json'}")
+    details.append(f"{progress.elapsed:.1f}s")
+    records = sum(e.records for e in progress.entries)
+    return f"exported {records} records to {where} ({', '.join(details)})"
+
+
+#: Active campaigns given a bar of their own; the overall line counts them all.
+_ACTIVE_SHOWN = 8
+
+
+def _account_progress_printer(
+    stream: TextIO,
+) -> tuple[Callable[[AccountProgress], None], Callable[[], None]]:
+    """On a terminal: campaigns and records done overall, and a line per active campaign."""
+    if not stream.isatty():
+        return (lambda progress: None), (lambda: None)
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    bar = Progress(
+        TextColumn("{task.description:<16}"),
+        BarColumn(bar_width=20),
+        TextColumn("{task.fields[note]}"),
+        console=Console(file=stream),
+        transient=True,
+    )
+    overall = bar.add_task("campaigns", total=None, note="")
+    shown: dict[str, Any] = {}
+    bar.start()
+
+    def update(progress: AccountProgress) -> None:
+        rate = progress.records / progress.elapsed if progress.elapsed > 0 else 0.0
+        finished = progress.completed + progress.failed
+        note = (
+            f"{finished}/{progress.campaigns} done, {progress.failed} failed, "
+            f"{len(progress.active)} active; {progress.records:,} records, {rate:,.0f}/s"
+        )
+        bar.update(overall, completed=finished, total=progress.campaigns, note=note)
+        for campaign_id in [c for c in shown if c not in progress.active]:
+            bar.remove_task(shown.pop(campaign_id))
+        for campaign_id, one in progress.active.items():
+            if campaign_id not in shown and len(shown) >= _ACTIVE_SHOWN:
+                continue
+            if campaign_id not in shown:
+                label = f"  {campaign_id[:12]}{'…' if len(campaign_id) > 12 else ''}"
+                shown[campaign_id] = bar.add_task(label, total=None, note="")
+            of = "?" if one.total is None else f"{one.total:,}"
+            note = f"{one.records:,}/{of} records"
+            bar.update(shown[campaign_id], completed=one.records, total=one.total, note=note)
+
+    return update, bar.stop
+
+
+async def _campaigns(args: argparse.Namespace) -> int:
+    """``campaigns``: the account's SMS campaigns as a table or JSON."""
+    async with _connect(args) as client:
+        listing = client.campaigns(status=args.status, name=args.name, sort_by=args.sort_by)
+        found = [campaign async for campaign in listing]
+    if args.json:
+        rows = [converter.unstructure(c) for c in found]
+        print(json.dumps(rows, indent=2, ensure_ascii=False))
+    else:
+        _print_campaigns(found)
+    return EXIT_OK
+
+
+def _print_campaigns(campaigns: list[Campaign]) -> None:
+    """A table: id, name, status as Exotel wrote it, creation time."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{len(campaigns)} SMS campaigns", title_justify="left")
+    table.add_column("id", no_wrap=True)  # whole, to be copied into the next command
+    for column in ("name", "status", "created"):
+        table.add_column(column)
+    for c in campaigns:
+        created = c.date_created.isoformat(sep=" ") if c.date_created else ""
+        table.add_row(c.campaign_id, c.name or "", c.status or "", created)
+    Console().print(table)
 
 
 def _print_tables(summary: CampaignSummary, campaign_id: str) -> None:
@@ -365,7 +590,7 @@ async def _summary(args: argparse.Namespace) -> int:
         stream = client.sms_details(
             args.campaign_id,
             page_size=args.page_size,
-            concurrency=args.concurrency,
+            concurrency=args.concurrency or 4,
             number=args.number,
             sort_by=args.sort_by,
             skip_item_errors=args.skip_item_errors,
@@ -386,6 +611,8 @@ async def _summary(args: argparse.Namespace) -> int:
 async def _main(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.command == "export":
         return await _export(args, argv)
+    if args.command == "campaigns":
+        return await _campaigns(args)
     if args.command == "sync":
         from . import _sync_cli
 
@@ -446,7 +673,10 @@ def _run(argv: list[str]) -> int:
         _silence_stdout()
         return EXIT_OK
     except OSError as exc:  # the output cannot be written: a full disk, no permission
-        where = getattr(args, "output", None) or getattr(args, "html", None) or "the output"
+        where = next(
+            (w for w in (getattr(args, n, None) for n in ("output", "output_dir", "html")) if w),
+            "the output",
+        )
         print(f"exotel-async: error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_API
     except KeyboardInterrupt:

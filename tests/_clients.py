@@ -1,4 +1,4 @@
-"""A client for tests against the sandbox: millisecond backoff, so faults cost no real time."""
+"""A client for tests against the sandbox: its retries and holds wait on a fake clock."""
 
 from __future__ import annotations
 
@@ -6,14 +6,19 @@ from typing import Any
 
 from exotel_async import ExotelClient
 from exotel_async.testing import Sandbox
+from tests._virtual_time import FakeSleep
 
 
 def fast_client(sandbox: Sandbox, **kwargs: Any) -> ExotelClient:
-    """A client of ``sandbox`` whose retries and throttle holds wait milliseconds."""
+    """A client of ``sandbox`` whose retries and throttle holds move a fake clock, never wait.
+
+    Pass ``clock`` and ``sleep`` to share a fake clock with the sandbox (its rate limit).
+    """
+    sleep = FakeSleep()
     options: dict[str, Any] = {
         "base_url": sandbox.base_url,
-        "backoff_base": 0.001,
-        "backoff_cap": 0.005,
+        "clock": sleep.clock,
+        "sleep": sleep,
         **kwargs,
     }
     return ExotelClient(sandbox.api_key, sandbox.api_token, sandbox.account_sid, **options)

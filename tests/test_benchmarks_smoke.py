@@ -18,7 +18,15 @@ from typing import Any
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SCENARIOS = ("latency_hiding", "cpu_per_record", "rate_limit", "first_record", "scaling", "sync")
+SCENARIOS = (
+    "latency_hiding",
+    "cpu_per_record",
+    "rate_limit",
+    "first_record",
+    "scaling",
+    "account_export",
+    "sync",
+)
 #: The product page's baseline uses ``requests``, which only the ``bench`` extra installs.
 HAVE_REQUESTS = importlib.util.find_spec("requests") is not None
 RUNNABLE = SCENARIOS if HAVE_REQUESTS else tuple(s for s in SCENARIOS if s != "latency_hiding")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Iterator, Mapping
@@ -13,7 +14,8 @@ import attrs
 import pytest
 from aioresponses import aioresponses
 
-from exotel_async import ExotelClient, PathForm, Region, SmsPage
+from exotel_async import ExotelClient, PageRequest, PathForm, Region, SmsPage
+from exotel_async.testing import Sandbox
 from tests._virtual_time import FakeSleep
 
 TOKEN = "tok-SECRET-123"
@@ -174,6 +176,63 @@ async def test_paginate_refuses_a_bad_request_at_the_call(
     assert mocked.requests == {}
 
 
+async def test_paginate_masks_params_the_request_declares_personal(
+    mocked: aioresponses, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A filter added through ``params`` is masked when the PageRequest names it personal."""
+    url = re.compile(r"^https://api\.exotel\.com/v2/accounts/acc/sms-campaigns\?.*")
+    mocked.get(url, payload=campaign_page(0, ["a"], 1))
+    request = PageRequest("/v2/accounts/acc/sms-campaigns", personal={"number"})
+    async with client() as c:
+        stream = c.paginate(request, Campaign, key=id, params={"number": "+919876543210"})
+        with caplog.at_level(logging.DEBUG, logger="exotel_async"):
+            assert len([x async for x in stream]) == 1
+    assert "number=***********10" in caplog.text
+    assert "9876543210" not in caplog.text
+
+
+@pytest.mark.parametrize("params", [{"offset": "0"}, {"limit": "10"}])
+async def test_paginate_refuses_params_that_set_offset_or_limit(
+    mocked: aioresponses, params: dict[str, str]
+) -> None:
+    """The walk owns offset and limit: a caller's own fails at the call."""
+    async with client() as c:
+        with pytest.raises(ValueError, match=r"offset|limit"):
+            c.paginate("/v2/accounts/acc/sms-campaigns", Campaign, key=id, params=params)
+    assert mocked.requests == {}
+
+
+async def test_paginate_refuses_offset_inside_a_page_request(mocked: aioresponses) -> None:
+    """A PageRequest that already carries offset fails at the call, not against the server."""
+    request = PageRequest("/v2/accounts/acc/sms-campaigns", (("offset", "40"),))
+    async with client() as c:
+        with pytest.raises(ValueError, match="offset"):
+            c.paginate(request, Campaign, key=id)
+    assert mocked.requests == {}
+
+
+@pytest.mark.parametrize("path", ["/v2/campaigns?limit=1", "/v2/campaigns#top"])
+async def test_paginate_refuses_a_query_or_fragment_in_the_path(
+    mocked: aioresponses, path: str
+) -> None:
+    """Filters go in params: a path holding '?' or '#' fails at the call."""
+    async with client() as c:
+        with pytest.raises(ValueError, match="query or fragment"):
+            c.paginate(path, Campaign, key=id)
+    assert mocked.requests == {}
+
+
+@pytest.mark.parametrize("item_type", [int, dict, "Campaign"])
+async def test_paginate_refuses_an_item_type_that_is_not_an_attrs_class(
+    mocked: aioresponses, item_type: Any
+) -> None:
+    """An item type the converter cannot structure is a TypeError at the call."""
+    async with client() as c:
+        with pytest.raises(TypeError, match="item_type"):
+            c.paginate("/v2/accounts/acc/sms-campaigns", item_type, key=id)
+    assert mocked.requests == {}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
@@ -192,6 +251,8 @@ async def test_paginate_refuses_a_bad_request_at_the_call(
         ({"api_key": "key:with-colon"}, ValueError, "api_key must not contain ':'"),
         ({"max_response_bytes": 0}, ValueError, "max_response_bytes"),
         ({"max_response_bytes": 1.5}, TypeError, "max_response_bytes"),
+        ({"clock": 0.0}, TypeError, "clock"),
+        ({"sleep": None}, TypeError, "sleep"),
     ],
 )
 def test_bad_constructor_arguments_are_refused(
@@ -389,3 +450,33 @@ def test_number_in_e164_form_is_not_warned_about(caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.WARNING, logger="exotel_async"):
         client().sms_details("c1", number="+919876543210")
     assert caplog.text == ""
+
+
+@pytest.mark.parametrize("cap", [None, 2])
+async def test_max_in_flight_caps_requests_across_streams(cap: int | None) -> None:
+    """Three streams of four pages in flight each stay within max_in_flight together."""
+    async with Sandbox(campaigns={"a": 200, "b": 200, "c": 200}) as sandbox:
+        sandbox.hold()
+        options = {"base_url": sandbox.base_url, "max_in_flight": cap}
+        async with ExotelClient(
+            sandbox.api_key, sandbox.api_token, sandbox.account_sid, **options
+        ) as c:
+
+            async def walk(campaign: str) -> int:
+                return len([r async for r in c.sms_details(campaign, page_size=10)])
+
+            walks = asyncio.gather(*(walk(campaign) for campaign in "abc"))
+            # Uncapped, the three first pages wait at the server together; capped, two.
+            await sandbox.held(3 if cap is None else 2)
+            sandbox.release()
+            assert await walks == [200, 200, 200]
+    if cap is None:
+        assert sandbox.stats.max_in_flight >= 3  # the test can tell a cap from none
+    else:
+        assert sandbox.stats.max_in_flight <= cap
+
+
+def test_max_in_flight_must_be_positive() -> None:
+    """max_in_flight=0 is a ValueError at construction."""
+    with pytest.raises(ValueError, match="max_in_flight"):
+        client(max_in_flight=0)

@@ -238,3 +238,22 @@ def test_docs_site_builds_from_outside_the_repository(tmp_path: Path) -> None:
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "site" / "cookbook" / "index.html").exists()
+
+
+async def test_nightly_account_export_example_exports_one_day(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """The nightly job exports the campaigns created on the day asked, and only those."""
+    from datetime import datetime, timedelta, timezone
+
+    ist = timezone(timedelta(hours=5, minutes=30))
+    for campaign_id, day in (("before", 25), ("on-day", 26), ("after", 27)):
+        created = datetime(2026, 11, day, 12, tzinfo=ist)
+        sandbox.add_campaign(campaign_id, 30, created=created)
+    example = load_example("nightly_account_export")
+    progress = await example.export_day(datetime(2026, 11, 26).date(), tmp_path)
+    assert progress.complete
+    assert [e.campaign_id for e in progress.entries] == ["on-day"]
+    written = (tmp_path / "2026-11-26" / "on-day.jsonl").read_text().splitlines()
+    sids = [json.loads(line)["sid"] for line in written]
+    assert sids == [r["sid"] for r in sandbox.records("on-day")]

@@ -30,6 +30,7 @@ from exotel_async.export import (
     ExportProgress,
     ExportRefused,
     ExportRequest,
+    Format,
     checkpoint_path,
     load_checkpoint,
     run_export,
@@ -656,20 +657,93 @@ async def test_stdout_gets_each_page_as_it_is_written(
     assert delivered == [True] * 10
 
 
-async def test_checkpoint_of_an_older_version_with_total_still_resumes(
+async def test_rerun_of_a_completed_export_reports_the_total(
     client: ExotelClient, tmp_path: Path
 ) -> None:
-    """A checkpoint written with the dropped ``total`` field loads and the export resumes."""
+    """An already complete export still tells the campaign's total, from its checkpoint."""
     out = tmp_path / "sms.jsonl"
-    await run_export(client, ExportRequest("c1", out), should_stop=lambda: True)
-    marker = checkpoint_path(out)
-    marker.write_text(json.dumps({**json.loads(marker.read_text()), "total": TOTAL}))
-    progress = await run_export(client, ExportRequest("c1", out, resume=True))
-    assert progress.completed
-    assert len(out.read_text().splitlines()) == TOTAL
+    await run_export(client, ExportRequest("c1", out))
+    progress = await run_export(client, ExportRequest("c1", out))
+    assert progress.already_complete
+    assert progress.total == TOTAL
+
+
+def test_checkpoint_takes_a_total() -> None:
+    """Library code that builds a Checkpoint with ``total`` keeps working."""
+    checkpoint = Checkpoint("c1", None, None, "jsonl", 10, 10, 500, total=TOTAL)
+    assert checkpoint.total == TOTAL
+
+
+async def test_parquet_to_stdout_is_refused_with_the_message_of_0_1(
+    client: ExotelClient,
+) -> None:
+    """Parquet to stdout is refused at once, with the wording scripts may match on."""
+    with pytest.raises(
+        ExportRefused, match=r"^Parquet needs a file: it cannot be written to stdout"
+    ):
+        await run_export(client, ExportRequest("c1", None, format="parquet"))
 
 
 def test_csv_columns_are_the_record_fields_in_order() -> None:
     """CSV (and Parquet) columns follow ``SmsRecord``'s fields, ``extra`` last."""
     assert tuple(a.name for a in attrs.fields(SmsRecord)) == CSV_COLUMNS
     assert CSV_COLUMNS[-1] == "extra"
+
+
+class _ListSink:
+    """A sink that keeps what it is given, for a format registered by a test."""
+
+    def __init__(self) -> None:
+        self.records: list[SmsRecord] = []
+        self.closed = False
+
+    def write_page(self, records: tuple[SmsRecord, ...]) -> None:
+        self.records.extend(records)
+
+    def commit(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_format_with_its_own_sink_is_written_through_it(
+    client: ExotelClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A registered format without an encoder gets its own opener's sink, not Parquet's."""
+    sink = _ListSink()
+    out = tmp_path / "out"
+    out.touch()  # what a real sink would create: the complete checkpoint records its size
+    fmt = Format("memory", None, resumable=False, stdout=False, opener=lambda *_: sink)
+    monkeypatch.setitem(_export.FORMATS, "memory", fmt)  # type: ignore[attr-defined]
+    progress = await run_export(client, ExportRequest("c1", out, format="memory", force=True))
+    assert progress.completed
+    assert (len(sink.records), sink.closed) == (TOTAL, True)
+
+
+async def test_a_format_that_cannot_go_to_stdout_is_refused_there(
+    client: ExotelClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``Format.stdout`` False refuses an export to stdout before any request."""
+    fmt = Format("memory", None, resumable=False, stdout=False, opener=lambda *_: _ListSink())
+    monkeypatch.setitem(_export.FORMATS, "memory", fmt)  # type: ignore[attr-defined]
+    with pytest.raises(ExportRefused, match=r"^Memory needs a file"):
+        await run_export(client, ExportRequest("c1", None, format="memory"))
+
+
+def test_csv_writes_unknown_fields_in_the_extra_column_wherever_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ``extra`` cell goes under the ``extra`` column, not into the last one."""
+    columns = ("extra", *(c for c in CSV_COLUMNS if c != "extra"))
+    monkeypatch.setattr(_export, "CSV_COLUMNS", columns)
+    record = converter.structure({"sid": "s1", "number": "+911", "odd": 1}, SmsRecord)
+    row = next(csv.reader(io.StringIO(_export.encode_csv([record]).decode())))
+    assert json.loads(row[0]) == {"odd": 1}
+    assert row[columns.index("sid")] == "s1"
+
+
+def test_unknown_format_name_is_one_line_listing_the_known_ones() -> None:
+    """A format the registry does not hold is refused naming the ones it does."""
+    with pytest.raises(ValueError, match=r"^format must be one of jsonl, csv, parquet, got 'xml'$"):
+        ExportRequest("c1", None, format="xml")

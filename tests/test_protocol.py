@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 
 from exotel_async import (
@@ -29,6 +32,7 @@ from exotel_async._protocol import (
     check_sort_by,
     error_from_response,
     mask_number,
+    parse_item,
     parse_page,
     parse_retry_after,
     sms_details_request,
@@ -208,11 +212,37 @@ def _nested(depth: int) -> bytes:
     return body.replace(b'"PLACEHOLDER"', b"[" * depth + b"]" * depth)
 
 
-def test_unknown_field_nested_too_deep_is_a_decode_error_naming_the_record() -> None:
-    """Nesting past MAX_NESTING fails the page with the record's sid, and is not retried."""
-    with pytest.raises(ResponseDecodeError, match=r"record sid='deep-1'.*'junk'") as info:
+def test_unknown_field_nested_too_deep_is_a_decode_error_naming_the_offset() -> None:
+    """Nesting past MAX_NESTING fails the page naming the item's offset, and is not retried."""
+    with pytest.raises(ResponseDecodeError, match=r"item at offset 0: .*'junk'") as info:
         parse_page(SmsRecord, 200, {}, _nested(MAX_NESTING + 1))
     assert not info.value.retryable
+
+
+@attrs.frozen
+class _Contact:
+    """A record class whose first field is personal."""
+
+    number: str
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def test_unknown_field_nested_too_deep_does_not_quote_the_record() -> None:
+    """A record class whose first field is a phone number never puts it in the error."""
+    body = _page([{"number": "+917967462685", "junk": "PLACEHOLDER"}])
+    body = body.replace(b'"PLACEHOLDER"', b"[" * (MAX_NESTING + 1) + b"]" * (MAX_NESTING + 1))
+    with pytest.raises(ResponseDecodeError) as info:
+        parse_page(_Contact, 200, {}, body)
+    assert "7967462685" not in str(info.value)
+
+
+def test_unknown_field_nested_too_deep_after_a_failed_item_names_its_own_offset() -> None:
+    """The offset named counts the failed items before the record."""
+    body = json.loads(_nested(MAX_NESTING + 1))
+    body["response"].insert(0, {"code": 500, "status": "failure", "error_data": None})
+    body["metadata"]["offset"] = 40
+    with pytest.raises(ResponseDecodeError, match=r"item at offset 41: "):
+        parse_page(SmsRecord, 200, {}, json.dumps(body).encode())
 
 
 def test_unknown_field_nested_up_to_the_limit_is_kept() -> None:
@@ -332,6 +362,25 @@ def test_request_path_message_campaigns_form_sends_channel() -> None:
     assert ("channel", "sms") in request.params
 
 
+@pytest.mark.parametrize(
+    ("form", "query"),
+    [
+        (PathForm.SMS_CAMPAIGNS, (("status", "completed"),)),
+        (PathForm.MESSAGE_CAMPAIGNS, (("channel", "sms"), ("status", "completed"))),
+    ],
+)
+def test_path_form_gives_every_request_its_query(
+    form: PathForm, query: tuple[tuple[str, str], ...]
+) -> None:
+    """A request builder gets ``channel=sms`` where the form needs it, then its set filters."""
+    assert form.query(status="completed", name=None) == query
+
+
+def test_sms_details_request_marks_the_number_personal() -> None:
+    """The number filter is declared personal, so that logs mask it."""
+    assert sms_details_request("acc", "c1", number="+919876543210").personal == {"number"}
+
+
 @pytest.mark.parametrize("bad", ["", "../x", "a/b", "a b", "c1?x=1", "x" * 129, "é"])
 def test_campaign_id_outside_safe_characters_is_refused(bad: str) -> None:
     """Anything that could escape the URL path segment is a ValueError."""
@@ -384,3 +433,90 @@ def _page(items: list[dict[str, object]], *, offset: int = 0) -> bytes:
             ],
         }
     ).encode()
+
+
+@pytest.mark.parametrize(
+    ("status", "cls", "throttled"),
+    [(429, RateLimitError, True), (503, ServerError, True), (502, ServerError, False)],
+)
+def test_error_says_whether_it_is_a_throttle(
+    status: int, cls: type[APIError], throttled: bool
+) -> None:
+    """A 429 and a 503 both say "slow down", whatever class their status gives them."""
+    error = error_from_response(status, {}, b"")
+    assert type(error) is cls
+    assert error.throttled is throttled
+
+
+@attrs.frozen
+class _Campaign:
+    """A single-object endpoint's record class."""
+
+    sid: str
+    name: str | None = None
+    extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+def _one(response: object) -> bytes:
+    return json.dumps({"request_id": "r1", "http_code": 200, "response": response}).encode()
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        {"code": 200, "status": "success", "data": {"sid": "c1", "name": "n", "x": 1}},
+        [{"code": 200, "status": "success", "data": {"sid": "c1", "name": "n", "x": 1}}],
+        {"sid": "c1", "name": "n", "x": 1},
+    ],
+    ids=["item", "one-item-list", "bare-object"],
+)
+def test_parse_item_reads_each_documented_shape(response: object) -> None:
+    """One object as an item, a one-item list or bare gives the record, unknown keys kept."""
+    assert parse_item(_Campaign, 200, {}, _one(response)) == _Campaign("c1", "n", {"x": 1})
+
+
+def test_parse_item_raises_the_typed_error_of_an_error_status() -> None:
+    """A 404 for one object is a NotFoundError, as for a page."""
+    with pytest.raises(NotFoundError):
+        parse_item(_Campaign, 404, {}, sample("error_404_list.json"))
+
+
+def test_parse_item_raises_the_error_envelope_behind_a_200() -> None:
+    """An http_code of 429 inside a 200 body is a RateLimitError."""
+    body = json.dumps({"http_code": 429, "response": None}).encode()
+    with pytest.raises(RateLimitError):
+        parse_item(_Campaign, 200, {}, body)
+
+
+def test_parse_item_raises_a_failed_object_as_its_status_error() -> None:
+    """A ``response`` object whose status is failure is the error envelope its code names."""
+    body = _one({"code": 404, "status": "failure", "error_data": {"message": "gone"}})
+    with pytest.raises(NotFoundError, match="gone"):
+        parse_item(_Campaign, 200, {}, body)
+
+
+def test_parse_item_raises_a_failed_item_in_a_list_as_item_error() -> None:
+    """A one-item list whose item failed raises that ItemError, not a record."""
+    body = _one([{"code": 500, "status": "failure", "error_data": {"message": "boom"}}])
+    with pytest.raises(ItemError, match="boom"):
+        parse_item(_Campaign, 200, {}, body)
+
+
+@pytest.mark.parametrize("response", [None, [], "c1", [{"sid": "a"}, {"sid": "b"}]])
+def test_parse_item_refuses_a_response_that_is_not_one_object(response: object) -> None:
+    """No object, or several, is a ResponseDecodeError."""
+    with pytest.raises(ResponseDecodeError, match="'response' object"):
+        parse_item(_Campaign, 200, {}, _one(response))
+
+
+def test_parse_item_bounds_the_nesting_of_unknown_fields() -> None:
+    """An unknown field nested past MAX_NESTING fails, as it does in a page."""
+    deep = json.loads("[" * (MAX_NESTING + 1) + "]" * (MAX_NESTING + 1))
+    with pytest.raises(ResponseDecodeError, match="nests deeper"):
+        parse_item(_Campaign, 200, {}, _one({"sid": "c1", "junk": deep}))
+
+
+def test_parse_item_of_an_object_that_is_not_a_record_names_the_field() -> None:
+    """A bad object is a ResponseDecodeError naming what is wrong with it."""
+    with pytest.raises(ResponseDecodeError, match="number"):
+        parse_item(SmsRecord, 200, {}, _one({"status": "success", "data": {"sid": "a1"}}))

@@ -1,4 +1,8 @@
-"""The real client against the sandbox's rate limits over loopback, with tiny windows."""
+"""The real client against the sandbox's rate limits over loopback, on one virtual clock.
+
+The sandbox counts its windows and the client paces its requests on the same
+``VirtualTime``, which moves only when every task waits: no test waits for a window.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import pytest
 
 from exotel_async import ExotelClient, SmsDetailsStream
 from exotel_async.testing import Faults, RateLimit, Sandbox
+from tests._virtual_time import VirtualTime
 
 PAGE = 10
 #: A server that says nothing until it throttles, with a 503 and no Retry-After.
@@ -22,7 +27,7 @@ CELLS = {
 }
 
 
-def client_for(sandbox: Sandbox, limit: RateLimit) -> ExotelClient:
+def client_for(sandbox: Sandbox, limit: RateLimit, time: VirtualTime) -> ExotelClient:
     """A client with short backoff; against a silent server, holds of a window's order."""
     # Against a server without hints the holds are all the client has to pace by, and
     # holds far shorter than the window spend a page's retries before the window frees.
@@ -34,6 +39,8 @@ def client_for(sandbox: Sandbox, limit: RateLimit) -> ExotelClient:
         base_url=sandbox.base_url,
         backoff_base=base,
         backoff_cap=cap,
+        clock=time.clock,
+        sleep=time.sleep,
     )
 
 
@@ -55,11 +62,17 @@ def throttles(sandbox: Sandbox) -> int:
 
 async def walk(limit: RateLimit, pages: int) -> tuple[Sandbox, SmsDetailsStream, list[str]]:
     """Stream a campaign of ``pages`` pages through ``limit``; the sandbox, stream and sids."""
-    sandbox = Sandbox(campaigns={"c": pages * PAGE}, faults=Faults(rate_limit=limit))
-    async with sandbox as sb, client_for(sb, limit) as client:
+    time = VirtualTime()
+    sandbox = sandbox_on(time, {"c": pages * PAGE}, limit)
+    async with sandbox as sb, client_for(sb, limit, time) as client:
         stream = client.sms_details("c", page_size=PAGE)
-        got = await read(stream)
+        got = await time.run(read(stream))
     return sb, stream, got
+
+
+def sandbox_on(time: VirtualTime, campaigns: dict[str, int], limit: RateLimit) -> Sandbox:
+    """A sandbox counting ``limit`` on ``time``."""
+    return Sandbox(campaigns=campaigns, faults=Faults(rate_limit=limit), clock=time.clock)
 
 
 @pytest.mark.parametrize("limit", CELLS.values(), ids=CELLS.keys())
@@ -84,14 +97,15 @@ async def test_stream_stats_count_the_servers_throttles_and_the_wait(limit: Rate
 async def test_two_clients_share_one_limit_without_a_store() -> None:
     """Two clients streaming one campaign at once through one limit both get every record."""
     limit = CELLS["sliding, epoch_ms"]
-    async with Sandbox(campaigns={"c": 30 * PAGE}, faults=Faults(rate_limit=limit)) as sb:
-        clients = [client_for(sb, limit) for _ in range(2)]
+    time = VirtualTime()
+    async with sandbox_on(time, {"c": 30 * PAGE}, limit) as sb:
+        clients = [client_for(sb, limit, time) for _ in range(2)]
 
         async def one(client: ExotelClient) -> list[str]:
             async with client:
                 return await read(client.sms_details("c", page_size=PAGE))
 
-        got = await asyncio.gather(*(one(client) for client in clients))
+        got = await time.run(asyncio.gather(*(one(client) for client in clients)))
     assert got == [sids(sb, "c")] * 2
 
 
@@ -99,9 +113,9 @@ async def test_one_client_streams_three_campaigns_through_one_limit() -> None:
     """Three streams of one client at once share the limit, and each gets its campaign whole."""
     limit = CELLS["sliding, epoch_ms"]
     campaigns = {"a": 20 * PAGE, "b": 15 * PAGE, "c": 10 * PAGE}
-    sandbox = Sandbox(campaigns=campaigns, faults=Faults(rate_limit=limit))
-    async with sandbox as sb, client_for(sb, limit) as client:
+    time = VirtualTime()
+    async with sandbox_on(time, campaigns, limit) as sb, client_for(sb, limit, time) as client:
         streams = [client.sms_details(cid, page_size=PAGE) for cid in campaigns]
-        got: list[Any] = await asyncio.gather(*(read(stream) for stream in streams))
+        got: list[Any] = await time.run(asyncio.gather(*(read(stream) for stream in streams)))
     assert got == [sids(sb, cid) for cid in campaigns]
     assert sum(stream.stats.throttled for stream in streams) == throttles(sb)

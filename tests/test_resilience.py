@@ -17,6 +17,7 @@ from exotel_async import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    ServerError,
 )
 from exotel_async.testing import Faults, Sandbox
 from tests._clients import fast_client
@@ -157,11 +158,17 @@ async def test_break_leaves_no_open_connections_or_tasks(sandbox: Sandbox) -> No
     """Leaving a stream early closes its requests; the session's connector is idle."""
     import asyncio
 
-    sandbox.faults = Faults(latency=0.002)
+    sandbox.hold(after=2)  # two pages answer; the seven launched after them stay in flight
     async with client_for(sandbox) as client:
-        async with client.sms_details("c1", concurrency=8) as stream:
-            async for _ in stream:
-                break
+        async with client.sms_details("c1", page_size=50, concurrency=8) as stream:
+            async for record in stream:
+                if record.sid == sandbox.records("c1")[50]["sid"]:  # the second page's first
+                    await asyncio.wait_for(sandbox.held(7), timeout=30)
+                    break
+        sandbox.release()
+        # The abandoned generator's aclose() runs as a task of its own: give it its turns.
+        for _ in range(3):
+            await asyncio.sleep(0)
         client_tasks = {
             t
             for t in asyncio.all_tasks()
@@ -173,6 +180,18 @@ async def test_break_leaves_no_open_connections_or_tasks(sandbox: Sandbox) -> No
         assert connector is not None
         # aiohttp keeps the connections lent out to requests in _acquired.
         assert connector._acquired == set()
+
+
+async def test_test_clients_back_off_on_a_fake_clock(sandbox: Sandbox) -> None:
+    """The suite's clients ride out hour-long backoffs at once: they never wait for real."""
+    import asyncio
+
+    sandbox.faults = Faults(p_500=1.0)
+    client = client_for(sandbox, max_retries=2, backoff_base=3600.0, backoff_cap=3600.0)
+    with pytest.raises(ServerError):
+        # A guard against hanging, not a measure: real backoffs would last up to two hours.
+        await asyncio.wait_for(stream_sids(client), timeout=30)
+    assert sandbox.stats.requests == 3
 
 
 async def test_rate_limit_headers_keep_429s_rare_and_rate_high() -> None:

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 
 import aiohttp
 import pytest
-from aioresponses import aioresponses
+from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
 from exotel_async import (
@@ -22,7 +22,7 @@ from exotel_async import (
     ServerError,
     SmsRecord,
 )
-from exotel_async._protocol import loggable_query, parse_page, sms_details_request
+from exotel_async._protocol import PageRequest, parse_page, sms_details_request
 from exotel_async._transport import DEFAULT_MAX_RESPONSE_BYTES, RetryPolicy, Transport
 from tests._virtual_time import FakeSleep
 
@@ -69,7 +69,6 @@ def make_transport(
         session=session,
         timeout=5,
         connect_timeout=5,
-        redact=loggable_query,
         retry=RetryPolicy(max_retries=max_retries, **policy),
         sleep=sleep,
         clock=sleep.clock,
@@ -247,6 +246,21 @@ async def test_logs_one_debug_line_per_attempt_and_a_warning_per_retry(
     assert "9876543210" not in caplog.text
 
 
+async def test_params_a_request_declares_personal_are_masked_in_logs(
+    mocked: aioresponses,
+    session: aiohttp.ClientSession,
+    sleep: FakeSleep,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Any param named in ``PageRequest.personal`` shows only its last two characters."""
+    mocked.get(re.compile(r"^https://api\.exotel\.com/v2/contacts.*"), payload=OK)
+    request = PageRequest("/v2/contacts", (("email", "ravi@example.in"),), personal={"email"})
+    with caplog.at_level(logging.DEBUG, logger="exotel_async"):
+        await make_transport(session, sleep).send(request.at(0, 10), parse)
+    assert "email=*************in" in caplog.text
+    assert "ravi@" not in caplog.text
+
+
 async def test_token_never_reaches_logs_or_errors(
     mocked: aioresponses,
     session: aiohttp.ClientSession,
@@ -389,3 +403,31 @@ async def test_redirect_is_not_followed(
         await make_transport(session, sleep).send(REQUEST, parse)
     assert caught.value.status_code == 302
     assert request_count(mocked) == 1
+
+
+async def test_throttles_shared_with_progress_elsewhere_do_not_use_up_retries(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """A request throttled 5 times with 2 retries completes while the client's others pass."""
+    transport = make_transport(session, sleep, max_retries=2)
+
+    async def another_request_gets_through(url: URL, **_: object) -> CallbackResult:
+        # Another process on the account took this slot; one of ours got the next.
+        transport.rate.learn(await transport.rate.acquire(), 200, {})
+        return CallbackResult(status=429)
+
+    for _ in range(5):
+        mocked.get(PAGE_URL, callback=another_request_gets_through)
+    mocked.get(PAGE_URL, payload=OK)
+    page = await transport.send(REQUEST, parse)
+    assert getattr(page, "request_id", None) == "ok-1"
+
+
+async def test_throttles_with_no_progress_anywhere_use_up_retries(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """With nothing of the client getting through, each throttle counts against the retries."""
+    mocked.get(PAGE_URL, status=429, repeat=True)
+    with pytest.raises(RateLimitError) as info:
+        await make_transport(session, sleep, max_retries=2).send(REQUEST, parse)
+    assert info.value.attempts == 3

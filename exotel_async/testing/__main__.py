@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from exotel_async.testing._account import CAMPAIGN_SHAPES, SandboxCampaign, make_account
 from exotel_async.testing._data import StatusProgress
 from exotel_async.testing._ratelimits import RESET_FORMATS, WINDOW_KINDS, RateLimit
 from exotel_async.testing._server import Faults, Sandbox
@@ -39,6 +40,27 @@ def add_options(parser: argparse.ArgumentParser) -> None:
         dest="campaigns",
         metavar="ID",
         help="campaign id to serve; repeatable (default: demo)",
+    )
+    parser.add_argument(
+        "--account",
+        type=int,
+        metavar="N",
+        help="serve an account of N generated campaigns of varied states and sizes",
+    )
+    parser.add_argument(
+        "--account-records",
+        type=int,
+        metavar="TOTAL",
+        help="records in all the --account campaigns (default: 2500 per campaign)",
+    )
+    parser.add_argument(
+        "--max-records", type=int, default=20_000, help="the largest --account campaign (20000)"
+    )
+    parser.add_argument(
+        "--campaign-shape",
+        choices=CAMPAIGN_SHAPES,
+        default="flat",
+        help="one campaign as sid + flat counters, id + stats, or mixed (flat)",
     )
     parser.add_argument("--seed", type=int, default=0, help="data and fault seed (0)")
     parser.add_argument("--max-limit", type=int, default=50, help="largest page size (50)")
@@ -95,11 +117,15 @@ def _banner(sandbox: Sandbox) -> str:
         "EXOTEL_ACCOUNT_SID": sandbox.account_sid,
     }
     credentials = shlex.quote(f"{sandbox.api_key}:{sandbox.api_token}")
+    listed = [f"# campaign {cid}: {total} records" for cid, total in campaigns.items()]
+    if len(listed) > 5:
+        listed = [f"# {len(campaigns)} campaigns, {sum(campaigns.values())} records in all"]
     lines = [
         f"# Exotel sandbox listening on {sandbox.base_url}; paste these lines into a shell:",
         *(f"export {name}={shlex.quote(value)}" for name, value in variables.items()),
-        *(f"# campaign {cid}: {total} records" for cid, total in campaigns.items()),
+        *listed,
         f"# try: exotel-async summary {first}",
+        *(["#  or: exotel-async campaigns"] if len(campaigns) > 1 else []),
         f"#  or: curl -u {credentials} {shlex.quote(url + '?limit=3')}",
         "# Press Ctrl-C to stop.",
     ]
@@ -127,10 +153,21 @@ def progress_from(args: argparse.Namespace) -> StatusProgress | None:
     return StatusProgress(time.time(), stage=args.advance_statuses)
 
 
+def campaigns_from(args: argparse.Namespace) -> list[SandboxCampaign]:
+    """The campaigns ``--campaign``, ``--records`` and ``--account`` describe."""
+    named = args.campaigns or ([] if args.account else ["demo"])
+    campaigns = [SandboxCampaign(cid, args.records) for cid in named]
+    if args.account:
+        total = args.account * 2500 if args.account_records is None else args.account_records
+        campaigns += make_account(args.account, total, max_records=args.max_records, seed=args.seed)
+    return campaigns
+
+
 async def _serve(args: argparse.Namespace) -> None:
     """Serve until SIGINT or SIGTERM."""
     sandbox = Sandbox(
-        campaigns=dict.fromkeys(args.campaigns or ["demo"], args.records),
+        campaigns=campaigns_from(args),
+        campaign_shape=args.campaign_shape,
         seed=args.seed,
         max_limit=args.max_limit,
         faults=Faults(latency=args.latency, rate_limit=rate_limit_from(args)),

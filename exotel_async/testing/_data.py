@@ -212,6 +212,13 @@ def _name_json(mixed: int) -> str:
     return choices[(mixed >> 8) % len(choices)]
 
 
+def _status_of(digest: bytes) -> tuple[str, tuple[str, ...]]:
+    """Return the status a record's digest rolls, and its detailed-status choices."""
+    roll = (digest[16] << 8 | digest[17]) * _STATUS_SCALE >> 16
+    _, status, details = _STATUSES[bisect_right(_STATUS_CUTS, roll)]
+    return status, details
+
+
 def _parse_number(number: str) -> int | None:
     """Return the position of ``number`` in the mobile number space, or None if malformed."""
     digits = number[3:]
@@ -242,8 +249,12 @@ class CampaignData:
         "_times",
     )
 
-    def __init__(self, seed: int, campaign_id: str) -> None:
-        """Derive the campaign's constants (number permutation, clock) from seed and id."""
+    def __init__(self, seed: int, campaign_id: str, *, created: int | None = None) -> None:
+        """Derive the campaign's constants (number permutation, clock) from seed and id.
+
+        ``created`` (epoch seconds) sets when the campaign was created; by default it is
+        drawn from seed and id too. Its first SMS is scheduled a few minutes later.
+        """
         self._hasher = hashlib.blake2b(f"{seed}\x00{campaign_id}\x00".encode(), digest_size=32)
         params = int.from_bytes(hashlib.sha256(self._hasher.digest()).digest(), "big")
         multiplier = (params & _MASK64) % _NUMBER_SPACE | 1
@@ -253,9 +264,11 @@ class CampaignData:
         self._inverse = pow(multiplier, -1, _NUMBER_SPACE)
         self._shift = (params >> 64) % _NUMBER_SPACE
         salt = (params >> 96) & _MASK64
-        self._start = _EPOCH_2021_11_24 + ((params >> 160) % 730) * 86_400
         self._pace = 10 + (params >> 176) % 41  # records scheduled per second
         self._lag = (params >> 192) % 300  # seconds between creation and scheduling
+        if created is None:
+            created = _EPOCH_2021_11_24 + ((params >> 160) % 730) * 86_400 - self._lag
+        self._start = created + self._lag
         self._times: dict[int, str] = {}
         # A regular number keeps one contact name wherever it appears, so precompute both.
         self._regulars = tuple(
@@ -300,6 +313,11 @@ class CampaignData:
             return indices[::-1]
         return indices
 
+    @property
+    def created(self) -> int:
+        """When the campaign was created, in epoch seconds: no SMS of it is older."""
+        return self._start - self._lag
+
     def schedule_epoch(self, index: int) -> int:
         """Return the scheduled time of ``index`` in epoch seconds (nondecreasing in index)."""
         return self._start + index // self._pace
@@ -309,6 +327,19 @@ class CampaignData:
         record: Record = json.loads(self.record_json(index, progress, now))
         return record
 
+    def _digest(self, index: int) -> bytes:
+        """Return the random bytes every field of the record at ``index`` is drawn from."""
+        hasher = self._hasher.copy()
+        hasher.update(index.to_bytes(8, "big"))
+        return hasher.digest()
+
+    def status_counts(self, total: int) -> dict[str, int]:
+        """Count the ``status`` values of the first ``total`` records, without building them."""
+        counts = dict.fromkeys((status for _, status, _ in _STATUSES), 0)
+        for index in range(total):
+            counts[_status_of(self._digest(index))[0]] += 1
+        return counts
+
     def record_json(
         self, index: int, progress: StatusProgress | None = None, now: float = 0
     ) -> str:
@@ -316,21 +347,18 @@ class CampaignData:
 
         With ``progress``, the status is the one the record has reached at ``now``.
         """
-        hasher = self._hasher.copy()
-        hasher.update(index.to_bytes(8, "big"))
-        digest = hasher.digest()
+        digest = self._digest(index)
         if index % _REPEAT_STRIDE == _REPEAT_PHASE:
             value, name = self._regulars[(index // _REPEAT_STRIDE) % _POOL_SIZE]
         else:  # a number seen once: any name is consistent, so roll it from the digest
             value, name = self._permute(index), _name_json(digest[21] << 8 | digest[22])
         # Rolls come from separate digest bytes; message arguments from the low bits.
-        status_roll = (digest[16] << 8 | digest[17]) * _STATUS_SCALE >> 16
         detail_roll, message_roll = digest[18], digest[19] % (len(_MESSAGE_JSON) * 4)
         sender_roll, extra_roll = digest[20] % 100, digest[23] % 100
         bits = int.from_bytes(digest[24:], "big") << 64 | int.from_bytes(digest[:8], "big")
         template, arguments = _MESSAGE_JSON[message_roll // 4]
         text = template.format(*arguments(bits))
-        _, status, details = _STATUSES[bisect_right(_STATUS_CUTS, status_roll)]
+        status, details = _status_of(digest)
         detail = details[detail_roll % len(details)]
         if progress is not None:
             roll = _splitmix64(int.from_bytes(digest[:8], "big"))

@@ -15,7 +15,8 @@ import struct
 import time
 import uuid
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Final
 
@@ -24,13 +25,29 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from multidict import MultiMapping
 
-from exotel_async.testing._data import SORT_ORDERS, CampaignData, Record, StatusProgress
+from exotel_async.testing._account import (
+    CAMPAIGN_SHAPES,
+    CAMPAIGN_SORT_ORDERS,
+    CAMPAIGN_STATUSES,
+    Listed,
+    SandboxCampaign,
+    shape_of,
+)
+from exotel_async.testing._data import (
+    IST,
+    SORT_ORDERS,
+    CampaignData,
+    Record,
+    StatusProgress,
+)
 from exotel_async.testing._ratelimits import Counter, RateLimit
 
 __all__ = ["Faults", "LoggedRequest", "Sandbox", "SandboxStats"]
 
 _JSON: Final = "application/json"
 _MAX_RECORDS: Final = 10**9
+#: The largest ``limit`` the campaign list accepts, as Exotel documents for SMS campaigns.
+CAMPAIGN_MAX_LIMIT: Final = 50
 _OK_HEAD: Final = b'{"request_id":"'
 _OK_MIDDLE: Final = b'","method":"GET","http_code":200,"metadata":'
 _HTML_500: Final = (
@@ -222,7 +239,7 @@ class Sandbox:
     def __init__(
         self,
         *,
-        campaigns: Mapping[str, int] | None = None,
+        campaigns: Mapping[str, int] | Iterable[SandboxCampaign] | None = None,
         seed: int = 0,
         max_limit: int = 50,
         faults: Faults | None = None,
@@ -235,20 +252,47 @@ class Sandbox:
         cache_pages: int = 1024,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        campaign_shape: str = "flat",
+        archived_gone: bool = True,
         progress: StatusProgress | None = None,
     ) -> None:
         """Configure the sandbox; nothing listens until ``start()`` or ``async with``.
 
-        ``clock`` (epoch seconds) drives the rate limit, its headers, the request log's
-        times and ``progress`` (statuses that advance over time, also settable later as
-        ``sandbox.progress``), and ``sleep`` the ``latency`` knob; tests may pass fake ones.
+        ``campaigns`` maps ids to record counts (each a completed campaign), or lists
+        ``SandboxCampaign`` objects (``make_account`` generates many). ``clock`` (epoch
+        seconds) drives the rate limit, its headers, the request log's times and
+        ``progress`` (statuses that advance over time), and ``sleep`` the ``latency`` knob;
+        tests may pass fake ones. ``campaign_shape``, ``archived_gone`` and ``progress``
+        may be changed at any time.
         """
         if max_limit < 1:
             raise ValueError(f"max_limit must be >= 1, got {max_limit!r}")
-        self._totals: dict[str, int] = {}
-        for campaign_id, total in ({"demo": 5000} if campaigns is None else campaigns).items():
-            self.add_campaign(campaign_id, total)
+        if campaign_shape not in CAMPAIGN_SHAPES:
+            raise ValueError(
+                f"campaign_shape must be one of {CAMPAIGN_SHAPES}, got {campaign_shape!r}"
+            )
         self.seed = seed
+        #: How one campaign is served: ``flat`` (``sid``, flat counters), ``stats`` (``id``,
+        #: capitalised status, ``stats`` object) or ``mixed`` (each campaign one of them).
+        self.campaign_shape = campaign_shape
+        #: Archived campaigns answer 404 to sms-details, as their records are gone.
+        self.archived_gone = archived_gone
+        self._data: dict[str, CampaignData] = {}
+        self._totals: dict[str, int] = {}
+        self._entries: dict[str, SandboxCampaign] = {}
+        self._counts: dict[str, tuple[int, dict[str, int]]] = {}
+        if campaigns is None:
+            campaigns = {"demo": 5000}
+        if isinstance(campaigns, Mapping):
+            campaigns = [SandboxCampaign(cid, total) for cid, total in campaigns.items()]
+        for campaign in campaigns:
+            self.add_campaign(
+                campaign.campaign_id,
+                campaign.records,
+                name=campaign.name,
+                status=campaign.status,
+                created=campaign.created,
+            )
         self.max_limit = max_limit
         self.faults = Faults() if faults is None else faults
         self.api_key = api_key
@@ -259,7 +303,6 @@ class Sandbox:
         self.request_log: deque[LoggedRequest] = deque(maxlen=log_size)
         self.stats = SandboxStats()
         self._rng = random.Random(seed)
-        self._data: dict[str, CampaignData] = {}
         self._cache: OrderedDict[tuple[object, ...], _Page] = OrderedDict()
         self._cache_pages = cache_pages
         self._counter: tuple[RateLimit, Counter] | None = None
@@ -325,12 +368,47 @@ class Sandbox:
         """A copy of the current record count of each campaign."""
         return dict(self._totals)
 
-    def add_campaign(self, campaign_id: str, total: int) -> None:
-        """Create a campaign, or set the record count of an existing one."""
+    @property
+    def account(self) -> list[SandboxCampaign]:
+        """Every campaign of the account as it stands, records counted now."""
+        return [
+            attrs.evolve(campaign, records=self._totals[cid])
+            for cid, campaign in self._entries.items()
+        ]
+
+    def add_campaign(
+        self,
+        campaign_id: str,
+        total: int,
+        *,
+        name: str | None = None,
+        status: str | None = None,
+        created: datetime | None = None,
+    ) -> None:
+        """Create a campaign, or set the record count (and the fields given) of an existing one.
+
+        A new campaign is named ``Campaign <id>``, ``completed``, and created at a time drawn
+        from seed and id, unless told otherwise.
+        """
         if not campaign_id or "/" in campaign_id:
             raise ValueError(f"campaign id must be non-empty without '/', got {campaign_id!r}")
         if not 0 <= total <= _MAX_RECORDS:
             raise ValueError(f"total must be between 0 and {_MAX_RECORDS}, got {total!r}")
+        if status is not None and status.lower() not in CAMPAIGN_STATUSES:
+            raise ValueError(f"status must be one of {CAMPAIGN_STATUSES}, got {status!r}")
+        if created is not None and created.tzinfo is None:
+            raise ValueError("created must be timezone-aware")
+        old = self._entries.get(campaign_id) or SandboxCampaign(
+            campaign_id, total, name=f"Campaign {campaign_id}"
+        )
+        self._entries[campaign_id] = attrs.evolve(
+            old,
+            name=old.name if name is None else name,
+            status=old.status if status is None else status,
+            created=old.created if created is None else created,
+        )
+        if created is not None:
+            self._data.pop(campaign_id, None)  # its records' times follow its creation
         self._totals[campaign_id] = total
 
     def record(self, campaign_id: str, index: int) -> Record:
@@ -424,8 +502,30 @@ class Sandbox:
         """Return the record generator of a campaign, created on first use."""
         data = self._data.get(campaign_id)
         if data is None:
-            data = self._data[campaign_id] = CampaignData(self.seed, campaign_id)
+            created = self._entries[campaign_id].created
+            epoch = None if created is None else int(created.timestamp())
+            data = self._data[campaign_id] = CampaignData(self.seed, campaign_id, created=epoch)
         return data
+
+    def _listed(self, campaign_id: str) -> Listed:
+        """A campaign with its times settled, as the campaign routes serve it."""
+        data = self._campaign(campaign_id)
+        return Listed(
+            self._entries[campaign_id],
+            created=datetime.fromtimestamp(data.created, IST),
+            start=datetime.fromtimestamp(data.schedule_epoch(0), IST),
+        )
+
+    def _status_counts(self, campaign_id: str) -> dict[str, int]:
+        """Its records counted by status, computed once per record count."""
+        total = self._totals[campaign_id]
+        cached = self._counts.get(campaign_id)
+        if cached is None or cached[0] != total:
+            cached = self._counts[campaign_id] = (
+                total,
+                self._campaign(campaign_id).status_counts(total),
+            )
+        return cached[1]
 
     def _make_app(self) -> web.Application:
         """Build the aiohttp application with the three documented path forms."""
@@ -440,6 +540,10 @@ class Sandbox:
         app.router.add_get(base + "/sms-campaigns/{cid}/sms-details", self._sms_details)
         app.router.add_get(base + "/sms-campaign/{cid}/sms-details", self._sms_details)
         app.router.add_get(base + "/message-campaigns/{cid}/message-details", self._messages)
+        app.router.add_get(base + "/sms-campaigns", self._sms_campaign_list)
+        app.router.add_get(base + "/message-campaigns", self._message_campaign_list)
+        app.router.add_get(base + "/sms-campaigns/{cid}", self._one_campaign)
+        app.router.add_get(base + "/message-campaigns/{cid}", self._one_campaign)
         app.router.add_get("/{tail:.*}", self._not_found)
         return app
 
@@ -582,6 +686,81 @@ class Sandbox:
         """Serve ``/message-campaigns/{cid}/message-details``, which requires ``channel=sms``."""
         return self._serve_page(request, channel_required=True)
 
+    async def _sms_campaign_list(self, request: web.Request) -> web.Response:
+        """Serve ``/sms-campaigns``: the account's campaigns, a page at a time."""
+        return self._serve_list(request, channel_required=False)
+
+    async def _message_campaign_list(self, request: web.Request) -> web.Response:
+        """Serve ``/message-campaigns``, which requires ``channel=sms``."""
+        return self._serve_list(request, channel_required=True)
+
+    async def _one_campaign(self, request: web.Request) -> web.Response:
+        """Serve one campaign with its counters, in the shape ``campaign_shape`` picks."""
+        try:
+            self._authorize(request)
+            if "channel" in request.query:  # optional here, but only sms if given
+                _check_channel(request.query)
+            campaign_id = self._known(request.match_info["cid"])
+        except _Failure as failure:
+            return _v2_error(failure.status, failure.code, failure.message, failure.description)
+        shape = shape_of(self.seed, campaign_id, self.campaign_shape)
+        data = self._listed(campaign_id).details(shape, self._status_counts(campaign_id))
+        body = {
+            "request_id": _request_id(),
+            "method": "GET",
+            "http_code": 200,
+            "response": {"code": 200, "status": "success", "error_data": None, "data": data},
+        }
+        return web.Response(body=_dumps(body), content_type=_JSON)
+
+    def _known(self, campaign_id: str) -> str:
+        """Return ``campaign_id``, or raise the 404 of a campaign that does not exist."""
+        if campaign_id not in self._totals:
+            raise _Failure(404, 1000, "Not Found", f"No campaign with id {campaign_id}")
+        return campaign_id
+
+    def _serve_list(self, request: web.Request, *, channel_required: bool) -> web.Response:
+        """Check credentials and filters, then send one page of the campaign list."""
+        try:
+            self._authorize(request)
+            query = request.query
+            if channel_required:
+                _check_channel(query)
+            offset, limit = _window(query, CAMPAIGN_MAX_LIMIT)
+            chosen = self._select_campaigns(query)
+        except _Failure as failure:
+            return _v2_error(failure.status, failure.code, failure.message, failure.description)
+        start = 0 if self.faults.ignore_offset else offset
+        items = tuple(
+            _success_item(_dumps(listed.listing(self._shape(listed))).decode())
+            for listed in chosen[start : start + limit]
+        )
+        metadata = {"count": len(items), "offset": start, "total": len(chosen), "limit": limit}
+        return self._page_response(_Page(_dumps(metadata), items, b",".join(items)), offset)
+
+    def _shape(self, listed: Listed) -> str:
+        """The shape one campaign is served in."""
+        return shape_of(self.seed, listed.campaign.campaign_id, self.campaign_shape)
+
+    def _select_campaigns(self, query: MultiMapping[str]) -> list[Listed]:
+        """The campaigns a list query asks for, in its order; 400 for a bad filter."""
+        statuses = _campaign_statuses(query.get("status"))
+        name = query.get("name")
+        if name is not None and len(name.strip()) < 3:
+            raise _invalid("name must be at least 3 characters")
+        sort_by = query.get("sort_by", "date_created:asc")
+        if sort_by not in CAMPAIGN_SORT_ORDERS:
+            raise _invalid(f"sort_by must be one of {', '.join(CAMPAIGN_SORT_ORDERS)}")
+        chosen = [
+            self._listed(cid)
+            for cid, campaign in self._entries.items()
+            if (statuses is None or campaign.status.lower() in statuses)
+            and (name is None or name.strip().casefold() in (campaign.name or "").casefold())
+        ]
+        key, descending = CAMPAIGN_SORT_ORDERS[sort_by]
+        chosen.sort(key=key, reverse=descending)
+        return chosen
+
     async def _not_found(self, request: web.Request) -> web.Response:
         """Answer unknown paths with the v2 not-found envelope."""
         return _v2_error(404, 1000, "Not Found", f"No resource at {request.path}")
@@ -590,9 +769,9 @@ class Sandbox:
         """Check credentials, account, campaign and parameters, then send one page."""
         try:
             self._authorize(request)
-            campaign_id = request.match_info["cid"]
-            if campaign_id not in self._totals:
-                raise _Failure(404, 1000, "Not Found", f"No campaign with id {campaign_id}")
+            campaign_id = self._known(request.match_info["cid"])
+            if self.archived_gone and self._entries[campaign_id].status.lower() == "archived":
+                raise _Failure(404, 1000, "Not Found", f"Campaign {campaign_id} is archived")
             query = request.query
             if channel_required:
                 _check_channel(query)
@@ -603,6 +782,11 @@ class Sandbox:
             )
         except _Failure as failure:
             return _v2_error(failure.status, failure.code, failure.message, failure.description)
+        return self._page_response(page, offset)
+
+    def _page_response(self, page: _Page, offset: int) -> web.Response:
+        """Send a page, with the item failures and hostile shapes the faults call for."""
+        faults = self.faults
         joined, metadata = page.joined, page.metadata
         if faults.p_item_failure:
             joined = b",".join(self._maybe_fail(item) for item in page.items)
@@ -636,12 +820,7 @@ class Sandbox:
 
     def _parse_query(self, query: MultiMapping[str]) -> tuple[int, int, str | None, str | None]:
         """Validate offset, limit, number and sort_by, raising 400 (code 1002) on bad values."""
-        offset = _natural(query.get("offset"), 0)
-        if offset is None:
-            raise _invalid("offset must be a non-negative integer")
-        limit = _natural(query.get("limit"), 20)
-        if limit is None or not 1 <= limit <= self.max_limit:
-            raise _invalid(f"limit must be an integer between 1 and {self.max_limit}")
+        offset, limit = _window(query, self.max_limit)
         number = query.get("number")
         if number == "":
             raise _invalid("number must not be empty")
@@ -712,6 +891,28 @@ def _reflected(request: web.Request) -> web.Response:
 def _invalid(description: str) -> _Failure:
     """Return the 400 failure for an invalid parameter."""
     return _Failure(400, 1002, "Invalid parameter", description)
+
+
+def _window(query: MultiMapping[str], max_limit: int) -> tuple[int, int]:
+    """Validate ``offset`` and ``limit`` (default 20), raising 400 on bad values."""
+    offset = _natural(query.get("offset"), 0)
+    if offset is None:
+        raise _invalid("offset must be a non-negative integer")
+    limit = _natural(query.get("limit"), 20)
+    if limit is None or not 1 <= limit <= max_limit:
+        raise _invalid(f"limit must be an integer between 1 and {max_limit}")
+    return offset, limit
+
+
+def _campaign_statuses(raw: str | None) -> frozenset[str] | None:
+    """The states a ``status`` filter names (one, or several comma-separated), folded."""
+    if raw is None:
+        return None
+    wanted = frozenset(part.strip().lower() for part in raw.split(","))
+    unknown = sorted(wanted - set(CAMPAIGN_STATUSES))
+    if unknown:
+        raise _invalid(f"status must be among {', '.join(CAMPAIGN_STATUSES)}, got {unknown[0]!r}")
+    return wanted
 
 
 def _check_channel(query: MultiMapping[str]) -> None:

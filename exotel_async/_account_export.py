@@ -1,0 +1,429 @@
+"""Account-wide export: every campaign to its own file, a manifest beside them, resumable.
+
+Each campaign goes through ``run_export``, the single-campaign engine, with one shared
+client (so one rate controller for the account). Campaigns run side by side, each walking
+one page at a time and saving its checkpoint after every page: after a crash, ``resume``
+fetches again at most the one page each campaign had in hand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import AsyncIterable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._client import ExotelClient
+from ._errors import ExotelError, ExportRefused
+from ._export import FORMATS, ExportProgress, ExportRequest, _exclusive, run_export
+from ._models import Campaign, CampaignStatus
+from ._protocol import MAX_LIMIT, check_path_segment
+
+MANIFEST = "manifest.json"
+_MANIFEST_VERSION = 1
+#: Seconds between two writes of the manifest while campaigns finish; it is written at
+#: the end too. The campaigns' own checkpoints, not the manifest, decide what a resume does.
+_MANIFEST_SECONDS = 1.0
+
+
+def _statuses(value: object) -> frozenset[CampaignStatus] | None:
+    """Take one status or several, in any casing, as a set of ``CampaignStatus``."""
+    if value is None:
+        return None
+    names = [value] if isinstance(value, str) else list(value)  # type: ignore[call-overload]
+    if not names:
+        raise ValueError("status must name at least one campaign state")
+    states = frozenset(CampaignStatus(name) for name in names)
+    if CampaignStatus.UNKNOWN in states:
+        raise ValueError("status must name campaign states, not 'unknown'")
+    return states
+
+
+def _aware(_instance: object, attribute: attrs.Attribute[Any], value: datetime | None) -> None:
+    """Refuse a naive datetime: which day it means depends on a timezone."""
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f"{attribute.name} must be timezone-aware, got {value!r}")
+
+
+@attrs.frozen
+class AccountExportRequest:
+    """What to export of the account, and where.
+
+    Attributes:
+        output_dir: The folder for the campaign files and ``manifest.json``; created if
+            missing (its parent must exist).
+        format: ``jsonl``, ``csv`` or ``parquet`` (Parquet files cannot be resumed).
+        resume: Finish what an earlier run left unfinished; skip campaigns it completed.
+        force: Overwrite the files of an earlier run.
+        status: Only campaigns in these states (one or several, any casing).
+        since: Only campaigns created at or after this time. Exotel documents no date
+            filter, so this is applied to each listed campaign's ``date_created``; a
+            campaign without one is exported rather than silently left out.
+        campaigns_at_once: Campaigns exported at once, each one page at a time. Their
+            requests in flight are at most this many, and at most the client's
+            ``max_in_flight``: a client capped below this lets a campaign that is saving
+            its checkpoint leave its slot to another.
+        page_size: Records per request.
+        skip_item_errors: Pass over items Exotel reports as failed instead of failing the
+            campaign.
+    """
+
+    output_dir: Path = attrs.field(converter=Path)
+    format: str = attrs.field(default="jsonl", validator=attrs.validators.in_(FORMATS))
+    resume: bool = False
+    force: bool = False
+    status: frozenset[CampaignStatus] | None = attrs.field(default=None, converter=_statuses)
+    since: datetime | None = attrs.field(default=None, validator=_aware)
+    campaigns_at_once: int = attrs.field(
+        default=32,
+        validator=[attrs.validators.instance_of(int), attrs.validators.in_(range(1, 65))],
+    )
+    page_size: int = attrs.field(
+        default=50,
+        validator=[
+            attrs.validators.instance_of(int),
+            attrs.validators.in_(range(1, MAX_LIMIT + 1)),
+        ],
+    )
+    skip_item_errors: bool = False
+
+    def wants(self, campaign: Campaign) -> bool:
+        """Whether ``campaign`` passes the status and ``since`` filters."""
+        if self.status is not None and campaign.state not in self.status:
+            return False
+        created = campaign.date_created
+        return self.since is None or created is None or created >= self.since
+
+
+@attrs.frozen
+class ManifestEntry:
+    """One campaign of an account export, as ``manifest.json`` lists it.
+
+    Attributes:
+        campaign_id: The campaign's id.
+        name: Its name, as listed.
+        status: Its status, as listed.
+        records: Records its file holds.
+        file: Its file, relative to the output folder; None when none was written.
+        complete: Its file holds the whole campaign.
+        error: Why it stopped, when it failed (``NotFoundError: ...``), else None.
+    """
+
+    campaign_id: str
+    name: str | None = None
+    status: str | None = None
+    records: int = 0
+    file: str | None = None
+    complete: bool = False
+    error: str | None = None
+
+
+@attrs.frozen
+class Manifest:
+    """``manifest.json``: every campaign of the export and whether all are complete."""
+
+    format: str
+    campaigns: tuple[ManifestEntry, ...]
+    complete: bool = False
+    version: int = _MANIFEST_VERSION
+
+
+def manifest_path(output_dir: Path) -> Path:
+    """Where the manifest of an account export in ``output_dir`` is."""
+    return output_dir / MANIFEST
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read a manifest, refusing one that is not ours or from another version."""
+    try:
+        data = json.loads(path.read_text())
+        entries = tuple(ManifestEntry(**entry) for entry in data.pop("campaigns"))
+        manifest = Manifest(campaigns=entries, **data)
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ExportRefused(
+            f"cannot read manifest {path}: {exc}; start over with --force"
+        ) from None
+    if manifest.version != _MANIFEST_VERSION:
+        raise ExportRefused(f"manifest {path} is from another version of exotel-async")
+    return manifest
+
+
+def _save_manifest(path: Path, manifest: Manifest) -> None:
+    """Write the manifest atomically: a crash leaves the old one or the new one."""
+    fd, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(attrs.asdict(manifest), f, ensure_ascii=False, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+@attrs.define
+class AccountProgress:
+    """Where an account export stands; passed to the progress callback as it moves."""
+
+    #: Campaigns listed that pass the filters, so far.
+    campaigns: int = 0
+    #: Campaigns whose file is complete (including those an earlier run completed).
+    completed: int = 0
+    #: Campaigns that stopped on an error; the manifest says why.
+    failed: int = 0
+    #: The campaigns being exported now, with their own progress.
+    active: dict[str, ExportProgress] = attrs.Factory(dict)
+    #: Records in the files of the campaigns no longer active.
+    finished_records: int = 0
+    elapsed: float = 0.0
+    #: ``should_stop`` said so: the active campaigns saved their checkpoints.
+    interrupted: bool = False
+    entries: list[ManifestEntry] = attrs.Factory(list)
+
+    @property
+    def records(self) -> int:
+        """Records written in all, the active campaigns' included."""
+        return self.finished_records + sum(p.records for p in self.active.values())
+
+    @property
+    def complete(self) -> bool:
+        """Every campaign listed is complete and the run was not interrupted."""
+        return not self.interrupted and all(e.complete for e in self.entries)
+
+
+class _Run:
+    """One account export under way: its progress, its manifest, and their writes."""
+
+    def __init__(
+        self,
+        request: AccountExportRequest,
+        previous: Manifest | None,
+        on_progress: Callable[[AccountProgress], None] | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.request = request
+        self.path = manifest_path(request.output_dir)
+        self.progress = AccountProgress()
+        self.entries: dict[str, ManifestEntry] = {}
+        if previous is not None:  # campaigns not listed this time keep their line
+            self.entries = {e.campaign_id: e for e in previous.campaigns}
+        self.on_progress = on_progress
+        self.clock = clock
+        self.began = clock()
+        self.saved_at = self.began
+        self._lock = asyncio.Lock()
+
+    def report(self) -> None:
+        """Tell the progress callback."""
+        self.progress.elapsed = self.clock() - self.began
+        if self.on_progress is not None:
+            self.on_progress(self.progress)
+
+    def finish(self, entry: ManifestEntry) -> None:
+        """Record a campaign's outcome."""
+        self.entries[entry.campaign_id] = entry
+        progress = self.progress
+        progress.active.pop(entry.campaign_id, None)
+        progress.finished_records += entry.records
+        if entry.complete:
+            progress.completed += 1
+        elif entry.error is not None:
+            progress.failed += 1
+        self.report()
+
+    def manifest(self, *, listed: bool) -> Manifest:
+        """The manifest as things stand; complete only once the whole list was seen."""
+        entries = tuple(self.entries.values())
+        self.progress.entries = list(entries)
+        done = listed and not self.progress.interrupted and all(e.complete for e in entries)
+        return Manifest(format=self.request.format, campaigns=entries, complete=done)
+
+    async def save(self, *, listed: bool = False, now: bool = True) -> None:
+        """Write the manifest (at most every ``_MANIFEST_SECONDS`` unless ``now``)."""
+        if not now and self.clock() - self.saved_at < _MANIFEST_SECONDS:
+            return
+        self.saved_at = self.clock()
+        async with self._lock:
+            await asyncio.to_thread(_save_manifest, self.path, self.manifest(listed=listed))
+
+
+def _plan(request: AccountExportRequest) -> Manifest | None:
+    """Check the folder and an earlier run's manifest; return the manifest to resume."""
+    folder = request.output_dir
+    if folder.exists() and not folder.is_dir():
+        raise ExportRefused(f"{folder} is not a folder: give a folder for the campaign files")
+    if not folder.parent.is_dir():
+        raise ExportRefused(f"cannot create {folder}: the folder {folder.parent} does not exist")
+    if request.resume and request.force:
+        raise ExportRefused("--resume and --force contradict each other: choose one")
+    path = manifest_path(folder)
+    if not path.exists() or request.force:
+        return None
+    if not request.resume:
+        raise ExportRefused(
+            f"{folder} holds an account export: pass --resume to finish it, "
+            "--force to start over, or choose another --output-dir"
+        )
+    previous = load_manifest(path)
+    if previous.format != request.format:
+        raise ExportRefused(
+            f"{folder} holds a {previous.format} export: pass --format {previous.format} "
+            "to resume it, or --force to start over"
+        )
+    return previous
+
+
+async def run_account_export(
+    client: ExotelClient,
+    request: AccountExportRequest,
+    campaigns: AsyncIterable[Campaign] | None = None,
+    *,
+    on_progress: Callable[[AccountProgress], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+    clock: Callable[[], float] = time.monotonic,
+) -> AccountProgress:
+    """Export every campaign ``campaigns`` lists that passes the filters, one file each.
+
+    Up to ``request.campaigns_at_once`` campaigns run at once, each through ``run_export``
+    with the shared ``client``. A campaign that fails (archived, so 404; a failed item)
+    is recorded in the manifest with its error and the others go on. ``manifest.json`` is
+    rewritten atomically as campaigns finish and at the end.
+
+    Args:
+        client: An open client, shared by every campaign.
+        request: What to export, where, and whether to resume or overwrite.
+        campaigns: The campaigns to consider; by default ``client.campaigns()``, asked for
+            the one state ``request.status`` names, if it names one.
+        on_progress: Called as pages arrive and campaigns start and finish.
+        should_stop: Asked after every page; True checkpoints the active campaigns,
+            starts no more, and returns with ``interrupted`` set.
+        clock: Seconds from any origin.
+
+    Returns:
+        The progress: ``complete`` when every campaign listed is complete; ``entries``
+        are the manifest's lines.
+
+    Raises:
+        ExportRefused: The folder holds another run's files and neither ``resume`` nor
+            ``force`` was asked, or another export holds it.
+        ExotelError: Listing the campaigns failed; the manifest says what was done.
+    """
+    previous = _plan(request)
+    if campaigns is None:
+        one = next(iter(request.status)) if request.status and len(request.status) == 1 else None
+        # 50 a page, Exotel's largest: the list's requests share the slots with the pages'.
+        campaigns = client.campaigns(status=one, page_size=50)
+    request.output_dir.mkdir(exist_ok=True)
+    with _exclusive(manifest_path(request.output_dir)):
+        run = _Run(request, previous, on_progress, clock)
+        listed = False
+        try:
+            await _export_all(client, run, campaigns, should_stop)
+            listed = not run.progress.interrupted
+        finally:
+            run.progress.elapsed = clock() - run.began
+            await run.save(listed=listed)
+    return run.progress
+
+
+async def _export_all(
+    client: ExotelClient,
+    run: _Run,
+    campaigns: AsyncIterable[Campaign],
+    should_stop: Callable[[], bool],
+) -> None:
+    """Start a campaign whenever a slot is free, until the list ends or a stop is asked."""
+    slots = asyncio.Semaphore(run.request.campaigns_at_once)
+    tasks: set[asyncio.Task[None]] = set()
+    seen: set[str] = set()
+
+    async def one(campaign: Campaign) -> None:
+        try:
+            run.finish(await _export_campaign(client, run, campaign, should_stop))
+            await run.save(now=False)
+        finally:
+            slots.release()
+
+    try:
+        async for campaign in campaigns:
+            if campaign.campaign_id in seen or not run.request.wants(campaign):
+                continue
+            seen.add(campaign.campaign_id)
+            run.progress.campaigns += 1
+            # Listed order in the manifest, whatever order campaigns finish in.
+            run.entries.setdefault(
+                campaign.campaign_id,
+                ManifestEntry(campaign.campaign_id, campaign.name, campaign.status),
+            )
+            await slots.acquire()
+            if should_stop():
+                slots.release()
+                run.progress.interrupted = True
+                break
+            task = asyncio.ensure_future(one(campaign))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+    finally:
+        # Whatever ended the listing, the campaigns under way finish (or checkpoint).
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome  # not a campaign's API error, which its entry records: a bug
+    run.progress.interrupted = run.progress.interrupted or should_stop()
+
+
+async def _export_campaign(
+    client: ExotelClient, run: _Run, campaign: Campaign, should_stop: Callable[[], bool]
+) -> ManifestEntry:
+    """Export one campaign; record its error instead of raising it."""
+    request = run.request
+    entry = ManifestEntry(campaign.campaign_id, campaign.name, campaign.status)
+    try:
+        check_path_segment("campaign_id", campaign.campaign_id)  # it names a file too
+    except ValueError as exc:
+        return attrs.evolve(entry, error=f"ValueError: {exc}")
+    name = f"{campaign.campaign_id}.{request.format}"
+    sub = ExportRequest(
+        campaign_id=campaign.campaign_id,
+        output=request.output_dir / name,
+        format=request.format,
+        resume=request.resume,
+        force=request.force,
+        page_size=request.page_size,
+        concurrency=1,
+        skip_item_errors=request.skip_item_errors,
+        checkpoint_pages=1,
+    )
+    latest = ExportProgress()
+    run.progress.active[campaign.campaign_id] = latest
+    run.report()
+
+    def on_page(progress: ExportProgress) -> None:
+        run.progress.active[campaign.campaign_id] = progress
+        run.report()
+
+    try:
+        latest = await run_export(client, sub, on_page=on_page, should_stop=should_stop)
+    except (ExotelError, OSError) as exc:
+        latest = run.progress.active.get(campaign.campaign_id, latest)
+        written = latest.records if (request.output_dir / name).exists() else 0
+        return attrs.evolve(
+            entry, records=written, file=name if written else None, error=_error(exc)
+        )
+    return attrs.evolve(entry, records=latest.records, file=name, complete=latest.completed)
+
+
+def _error(exc: BaseException) -> str:
+    """An error as one manifest line: its class and message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
