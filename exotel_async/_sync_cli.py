@@ -5,11 +5,26 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ._account_export import campaign_wanted, list_campaigns
+from ._database import Database
+from ._errors import ExotelError
 from ._follow import FollowSummary
 from ._sync import follow_campaign, open_database, sync_campaign
-from .cli import EXIT_OK, _add_connection, _connect, _positive
+from .cli import (
+    EXIT_API,
+    EXIT_OK,
+    _add_connection,
+    _connect,
+    _error_line,
+    _positive,
+    _since,
+    _status,
+)
+
+if TYPE_CHECKING:
+    from ._client import ExotelClient
 
 #: A follow that reached its deadline with SMS still pending.
 EXIT_NOT_FINAL = 3
@@ -30,7 +45,9 @@ def add_parser(commands: Any) -> None:
     sync = commands.add_parser(
         "sync", help="upsert a campaign's SMS into SQLite or PostgreSQL; --follow until final"
     )
-    sync.add_argument("campaign_id", metavar="CAMPAIGN_ID", help="the campaign's sid")
+    sync.add_argument(
+        "campaign_id", metavar="CAMPAIGN_ID", nargs="?", help="the campaign's sid (or --all)"
+    )
     sync.add_argument(
         "--db",
         required=True,
@@ -68,7 +85,37 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="walk in schedule_time order; re-read only pages holding SMS not yet final",
     )
+    account = sync.add_argument_group("every campaign of the account (--all)")
+    account.add_argument("--all", action="store_true", help="sync every campaign, one by one")
+    account.add_argument(
+        "--status", type=_status, action="append", help="only campaigns in this state; repeatable"
+    )
+    account.add_argument(
+        "--since",
+        type=_since,
+        metavar="DATE",
+        help="only campaigns created at or after DATE (India time unless an offset is given)",
+    )
     _add_connection(sync)
+
+
+def _check(args: argparse.Namespace) -> None:
+    """One campaign, or --all with its filters; --follow for one campaign only.
+
+    ValueError, not cli's UsageError: run as ``python -m exotel_async.cli``, the module
+    that catches is ``__main__``, whose UsageError is another class. Both exit 2.
+    """
+    if args.all and args.campaign_id:
+        raise ValueError("--all syncs every campaign: drop CAMPAIGN_ID")
+    if not args.all and not args.campaign_id:
+        raise ValueError("give a CAMPAIGN_ID, or --all for every campaign")
+    if args.all and args.follow:
+        raise ValueError("--follow follows one campaign: give its CAMPAIGN_ID instead of --all")
+    filters = [
+        flag for flag, value in (("--status", args.status), ("--since", args.since)) if value
+    ]
+    if filters and not args.all:
+        raise ValueError(f"{filters[0]} applies to --all, not to one campaign")
 
 
 def _walk_line(summary: FollowSummary) -> str:
@@ -79,9 +126,12 @@ def _walk_line(summary: FollowSummary) -> str:
 
 async def run(args: argparse.Namespace) -> int:
     """Sync once, or follow; print the outcome on stderr."""
+    _check(args)
     if not args.follow and (args.until_final or args.deadline is not None):
         print("exotel-async: warning: --until-final and --deadline need --follow", file=sys.stderr)
     async with _connect(args) as client, open_database(args.db) as db:
+        if args.all:
+            return await _sync_all(args, client, db)
         if not args.follow:
             summary = await sync_campaign(
                 client, db, args.campaign_id, page_size=args.page_size, concurrency=args.concurrency
@@ -109,6 +159,29 @@ async def run(args: argparse.Namespace) -> int:
         print(f"exotel-async: deadline reached with {pending} SMS not final", file=sys.stderr)
         return EXIT_NOT_FINAL
     return EXIT_OK
+
+
+async def _sync_all(args: argparse.Namespace, client: ExotelClient, db: Database) -> int:
+    """Every campaign the filters pass, one after another; one failing stops no other."""
+    status = frozenset(args.status) if args.status else None
+    chosen = [
+        campaign.campaign_id
+        async for campaign in list_campaigns(client, status)
+        if campaign_wanted(campaign, status, args.since)
+    ]
+    failed = 0
+    for campaign_id in chosen:
+        try:
+            summary = await sync_campaign(
+                client, db, campaign_id, page_size=args.page_size, concurrency=args.concurrency
+            )
+        except ExotelError as exc:  # archived (404), a failed item: the others go on
+            failed += 1
+            print(f"exotel-async: error: {campaign_id}: {_error_line(exc)}", file=sys.stderr)
+            continue
+        print(_final_line(summary), file=sys.stderr)
+    print(f"synced {len(chosen) - failed} of {len(chosen)} campaigns", file=sys.stderr)
+    return EXIT_API if failed else EXIT_OK
 
 
 def _final_line(summary: FollowSummary) -> str:

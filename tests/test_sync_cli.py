@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from exotel_async._sync_cli import duration
-from exotel_async.testing import Sandbox, StatusProgress
+from exotel_async.testing import Sandbox, SandboxCampaign, StatusProgress
 from tests.test_cli import env_for, run
 
 
@@ -98,3 +98,59 @@ async def test_unreachable_postgres_is_one_line_without_password(sandbox: Sandbo
     assert result.stderr.startswith("exotel-async: error: database: cannot connect")
     assert result.stderr.count("\n") == 1
     assert "secret" not in result.stderr
+
+
+@pytest.fixture
+async def account() -> AsyncIterator[Sandbox]:
+    """Three completed campaigns, one paused, and one archived (its SMS gone: 404)."""
+    campaigns = [
+        SandboxCampaign("done-1", 30),
+        SandboxCampaign("done-2", 40),
+        SandboxCampaign("done-3", 0),
+        SandboxCampaign("paused", 25, status="paused"),
+        SandboxCampaign("gone", 10, status="archived"),
+    ]
+    async with Sandbox(campaigns=campaigns) as sb:
+        yield sb
+
+
+async def test_sync_all_stores_every_campaign_and_reports_the_archived(
+    account: Sandbox, tmp_path: Path
+) -> None:
+    """``sync --all`` syncs each listed campaign; an archived one fails alone, exit 1."""
+    db = tmp_path / "sms.db"
+    result = await run("sync", "--all", "--db", f"sqlite:///{db}", env=env_for(account))
+    counts = rows(db, "SELECT campaign_id, count(*) FROM exotel_sms GROUP BY campaign_id")
+    assert dict(counts) == {"done-1": 30, "done-2": 40, "paused": 25}  # type: ignore[arg-type]
+    assert result.code == 1
+    assert "gone: NotFoundError" in result.stderr
+    assert "synced 4 of 5 campaigns" in result.stderr
+
+
+async def test_sync_all_takes_the_status_filter(account: Sandbox, tmp_path: Path) -> None:
+    """``--all --status paused`` syncs only the paused campaign."""
+    db = tmp_path / "sms.db"
+    args = ["--all", "--status", "paused", "--db", f"sqlite:///{db}"]
+    result = await run("sync", *args, env=env_for(account))
+    assert result.code == 0, result.stderr
+    assert rows(db, "SELECT DISTINCT campaign_id FROM exotel_sms") == [("paused",)]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["c1", "--all"], "drop CAMPAIGN_ID"),
+        ([], "give a CAMPAIGN_ID, or --all"),
+        (["--all", "--follow"], "--follow follows one campaign"),
+        (["c1", "--status", "completed"], "--status applies to --all"),
+    ],
+)
+async def test_sync_all_mistakes_are_usage_errors(
+    account: Sandbox, tmp_path: Path, args: list[str], message: str
+) -> None:
+    """Mixing one campaign with --all, or --all with --follow, is one line, exit 2."""
+    db = f"sqlite:///{tmp_path / 'sms.db'}"
+    result = await run("sync", *args, "--db", db, env=env_for(account))
+    assert result.code == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
