@@ -64,6 +64,8 @@ class AccountExportRequest:
         resume: Finish what an earlier run left unfinished; skip campaigns it completed.
         force: Overwrite the files of an earlier run.
         status: Only campaigns in these states (one or several, any casing).
+        skip_status: Leave out campaigns in these states: ``archived``, whose SMS details
+            Exotel no longer serves, would otherwise fail every run.
         since: Only campaigns created at or after this time. Exotel documents no date
             filter, so this is applied to each listed campaign's ``date_created``; a
             campaign without one is exported rather than silently left out.
@@ -81,6 +83,7 @@ class AccountExportRequest:
     resume: bool = False
     force: bool = False
     status: frozenset[CampaignStatus] | None = attrs.field(default=None, converter=_statuses)
+    skip_status: frozenset[CampaignStatus] | None = attrs.field(default=None, converter=_statuses)
     since: datetime | None = attrs.field(default=None, validator=_aware)
     campaigns_at_once: int = attrs.field(
         default=32,
@@ -97,15 +100,21 @@ class AccountExportRequest:
 
     def wants(self, campaign: Campaign) -> bool:
         """Whether ``campaign`` passes the status and ``since`` filters."""
-        return campaign_wanted(campaign, self.status, self.since)
+        return campaign_wanted(campaign, self.status, self.since, self.skip_status)
 
 
 def campaign_wanted(
-    campaign: Campaign, status: frozenset[CampaignStatus] | None, since: datetime | None
+    campaign: Campaign,
+    status: frozenset[CampaignStatus] | None,
+    since: datetime | None,
+    skip_status: frozenset[CampaignStatus] | None = None,
 ) -> bool:
     """Whether ``campaign`` is in one of the states ``status`` names (any, for None) and
-    was created at or after ``since``; a campaign without ``date_created`` passes."""
+    none ``skip_status`` names, and was created at or after ``since``; a campaign without
+    ``date_created`` passes."""
     if status is not None and campaign.state not in status:
+        return False
+    if skip_status is not None and campaign.state in skip_status:
         return False
     created = campaign.date_created
     return since is None or created is None or created >= since

@@ -91,6 +91,13 @@ def add_parser(commands: Any) -> None:
         "--status", type=_status, action="append", help="only campaigns in this state; repeatable"
     )
     account.add_argument(
+        "--skip-status",
+        type=_status,
+        action="append",
+        metavar="STATUS",
+        help="leave out campaigns in this state (e.g. archived); repeatable",
+    )
+    account.add_argument(
         "--since",
         type=_since,
         metavar="DATE",
@@ -164,10 +171,11 @@ async def run(args: argparse.Namespace) -> int:
 async def _sync_all(args: argparse.Namespace, client: ExotelClient, db: Database) -> int:
     """Every campaign the filters pass, one after another; one failing stops no other."""
     status = frozenset(args.status) if args.status else None
+    skip = frozenset(args.skip_status) if args.skip_status else None
     chosen = [
         campaign.campaign_id
         async for campaign in list_campaigns(client, status)
-        if campaign_wanted(campaign, status, args.since)
+        if campaign_wanted(campaign, status, args.since, skip)
     ]
     failed = 0
     for campaign_id in chosen:

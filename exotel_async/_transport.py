@@ -279,15 +279,22 @@ class Transport:
         raise failure
 
     def _refusal(self, exc: aiohttp.ClientError) -> APIConnectionError | None:
-        """The error for a connection refused before any answer, not retried; else None."""
-        refused = isinstance(exc, aiohttp.ClientConnectorError) and isinstance(
-            exc.os_error, ConnectionRefusedError
-        )
-        if not refused or self._answered:
+        """The error for an address that cannot work, before any answer: not retried.
+
+        A refused connection or a host name that does not resolve, before the server ever
+        answered, is a wrong address or region, not a flaky network: retrying it would
+        only keep the caller waiting a minute. Afterwards it is a restart or an outage.
+        """
+        if self._answered or not isinstance(exc, aiohttp.ClientConnectorError):
+            return None
+        if isinstance(exc, aiohttp.ClientConnectorDNSError):
+            what = f"cannot resolve the host of {self._base}"
+        elif isinstance(exc.os_error, ConnectionRefusedError):
+            what = f"connection refused by {self._base}: nothing answers there"
+        else:
             return None
         return APIConnectionError(
-            f"connection refused by {self._base}: nothing answers there; "
-            "check the base URL or region (EXOTEL_BASE_URL, EXOTEL_REGION)",
+            f"{what}; check the base URL or region (EXOTEL_BASE_URL, EXOTEL_REGION)",
             retryable=False,
         )
 

@@ -26,12 +26,10 @@ from ._database import database_errors
 from ._errors import AuthenticationError, ExotelError, ExportRefused, PermissionDeniedError
 from ._export import FORMATS, ExportProgress, ExportRequest, run_export
 from ._models import Campaign, CampaignStatus
+from ._protocol import check_sort_by
 from ._report import CampaignSummary, render_html
 
 EXIT_OK, EXIT_API, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-#: The campaign the embedded sandbox serves for ``--sandbox``, beside a small account.
-DEMO_CAMPAIGN = "demo"
-DEMO_RECORDS = 5000
 #: Requests in flight for ``export --all``, shared by the campaigns exported at once.
 ACCOUNT_CONCURRENCY = 8
 #: Campaigns exported at once per request in flight: each waits on its own checkpoint
@@ -94,6 +92,32 @@ def _positive(text: str) -> int:
     return _whole_number(text, 1)
 
 
+def _page_size(text: str) -> int:
+    """Records per request: Exotel's documents allow 1 to 50, and it answers 400 above."""
+    value = _whole_number(text, 1)
+    if value > 50:
+        raise argparse.ArgumentTypeError(f"Exotel accepts 1 to 50, got {value}")
+    return value
+
+
+def _sort_by(text: str) -> str:
+    """A sort order as the library checks it, named in the command line's terms."""
+    try:
+        check_sort_by(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected FIELD:asc or FIELD:desc (e.g. schedule_time:asc), got {text!r}"
+        ) from None
+    return text
+
+
+def _name(text: str) -> str:
+    """A campaign name search: Exotel searches by 3 characters or more."""
+    if len(text) < 3:
+        raise argparse.ArgumentTypeError(f"expected at least 3 characters, got {text!r}")
+    return text
+
+
 def _non_negative(text: str) -> int:
     return _whole_number(text, 0)
 
@@ -121,7 +145,7 @@ def _add_walk(parser: argparse.ArgumentParser, *, optional_id: bool = False) -> 
     )
     parser.add_argument(
         "--page-size",
-        type=_positive,
+        type=_page_size,
         default=50,
         help="records per request; Exotel accepts 1 to 50 (50)",
     )
@@ -131,7 +155,9 @@ def _add_walk(parser: argparse.ArgumentParser, *, optional_id: bool = False) -> 
         help=f"pages in flight (4; with --all, across all campaigns: {ACCOUNT_CONCURRENCY})",
     )
     parser.add_argument("--number", help="only SMS to this phone number")
-    parser.add_argument("--sort-by", help="e.g. schedule_time:asc or date_created:desc")
+    parser.add_argument(
+        "--sort-by", type=_sort_by, help="e.g. schedule_time:asc or date_created:desc"
+    )
     parser.add_argument(
         "--skip-item-errors",
         action="store_true",
@@ -158,6 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     account.add_argument("--output-dir", metavar="DIR", help="folder for the files (--all)")
     account.add_argument(
         "--status", type=_status, action="append", help="only campaigns in this state; repeatable"
+    )
+    account.add_argument(
+        "--skip-status",
+        type=_status,
+        action="append",
+        metavar="STATUS",
+        help="leave out campaigns in this state (e.g. archived); repeatable",
     )
     account.add_argument(
         "--since",
@@ -194,8 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
     campaigns = commands.add_parser("campaigns", help="list the account's SMS campaigns")
     campaigns.add_argument("--json", action="store_true", help="print JSON instead of a table")
     campaigns.add_argument("--status", type=_status, help="only campaigns in this state")
-    campaigns.add_argument("--name", help="only campaigns whose name contains this (3+ chars)")
-    campaigns.add_argument("--sort-by", help="e.g. date_created:desc or name:asc")
+    campaigns.add_argument(
+        "--name", type=_name, help="only campaigns whose name contains this (3+ chars)"
+    )
+    campaigns.add_argument("--sort-by", type=_sort_by, help="e.g. date_created:desc or name:asc")
     _add_connection(campaigns)
 
     from . import _sync_cli
@@ -237,12 +272,12 @@ async def _connect(args: argparse.Namespace, **options: Any) -> AsyncIterator[Ex
         async with _client_from(args, **options) as client:
             yield client
         return
-    from .testing import Sandbox, SandboxCampaign, StatusProgress, make_account
+    from .testing import Sandbox, StatusProgress
+    from .testing._account import demo_account
 
-    campaigns = [SandboxCampaign(DEMO_CAMPAIGN, DEMO_RECORDS), *make_account(9, 12_000)]
     # A sync follows statuses that move: queued to final in under two minutes.
     progress = StatusProgress(time.time(), stage=10.0) if args.command == "sync" else None
-    async with Sandbox(campaigns=campaigns, progress=progress) as sandbox:
+    async with Sandbox(campaigns=demo_account(), progress=progress) as sandbox:
         client = ExotelClient(
             sandbox.api_key,
             sandbox.api_token,
@@ -336,8 +371,10 @@ def _final_line(progress: ExportProgress, where: str) -> str:
 def _check_export_target(args: argparse.Namespace) -> None:
     """One campaign to --output, or --all to --output-dir; nothing in between."""
     if args.all:
-        if args.campaign_id or args.output:
-            raise UsageError("--all exports every campaign to --output-dir: drop CAMPAIGN_ID")
+        if args.output:
+            raise UsageError("with --all, give --output-dir DIR instead of --output")
+        if args.campaign_id:
+            raise UsageError("--all exports every campaign: drop CAMPAIGN_ID")
         if not args.output_dir:
             raise UsageError("--all needs --output-dir DIR for the campaign files")
         single_only = {"--number": args.number, "--max-items": args.max_items}
@@ -350,7 +387,8 @@ def _check_export_target(args: argparse.Namespace) -> None:
         raise UsageError("give a CAMPAIGN_ID, or --all for every campaign")
     if not args.output:
         raise UsageError("give --output PATH, or - for stdout")
-    given = [f for f, v in (("--output-dir", args.output_dir), ("--status", args.status)) if v]
+    all_only = (("--output-dir", args.output_dir), ("--status", args.status))
+    given = [f for f, v in (*all_only, ("--skip-status", args.skip_status)) if v]
     given += ["--since"] if args.since else []
     if given:
         raise UsageError(f"{given[0]} applies to --all, not to one campaign")
@@ -444,6 +482,7 @@ async def _export_all(args: argparse.Namespace, argv: Sequence[str]) -> int:
         resume=args.resume,
         force=args.force,
         status=statuses,
+        skip_status=frozenset(args.skip_status) if args.skip_status else None,
         since=args.since,
         campaigns_at_once=min(in_flight * CAMPAIGNS_PER_SLOT, 64),
         page_size=args.page_size,
@@ -544,17 +583,34 @@ async def _campaigns(args: argparse.Namespace) -> int:
 
 
 def _print_campaigns(campaigns: list[Campaign]) -> None:
-    """A table: id, name, status as Exotel wrote it, creation time."""
+    """A table: id, name, status as Exotel wrote it, creation time.
+
+    On a terminal, a table that fits it; piped, one tab-separated line per campaign,
+    nothing wrapped or cut, for ``cut`` and ``grep``.
+    """
+    columns = ("id", "name", "status", "created")
+    rows = [
+        (
+            c.campaign_id,
+            c.name or "",
+            c.status or "",
+            c.date_created.isoformat(sep=" ") if c.date_created else "",
+        )
+        for c in campaigns
+    ]
+    if not sys.stdout.isatty():
+        for row in (columns, *rows):
+            print("\t".join(" ".join(cell.split()) for cell in row))
+        return
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"{len(campaigns)} SMS campaigns", title_justify="left")
     table.add_column("id", no_wrap=True)  # whole, to be copied into the next command
-    for column in ("name", "status", "created"):
+    for column in columns[1:]:
         table.add_column(column)
-    for c in campaigns:
-        created = c.date_created.isoformat(sep=" ") if c.date_created else ""
-        table.add_row(c.campaign_id, c.name or "", c.status or "", created)
+    for row in rows:
+        table.add_row(*row)
     Console().print(table)
 
 
@@ -661,7 +717,10 @@ def _run(argv: list[str]) -> int:
         print(f"exotel-async: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (ValueError, TypeError) as exc:
-        print(f"exotel-async: error: {exc}", file=sys.stderr)
+        print(
+            f"exotel-async: error: {exc} (see 'exotel-async {args.command} --help')",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except ExotelError as exc:
         print(f"exotel-async: error: {_error_line(exc)}", file=sys.stderr)

@@ -219,9 +219,11 @@ async def test_unknown_campaign_exits_1_with_the_request_id(
 async def test_bad_request_shows_exotels_description(sandbox: Sandbox, tmp_path: Path) -> None:
     """A 400 ends as one line carrying Exotel's own explanation of the refused parameter."""
     out = tmp_path / "o.jsonl"
-    result = await run("export", "c1", "-o", str(out), "--page-size", "1000", env=env_for(sandbox))
+    result = await run(
+        "export", "c1", "-o", str(out), "--sort-by", "cost:asc", env=env_for(sandbox)
+    )
     assert_one_line_error(result, 1)
-    assert "limit must be an integer between 1 and 50" in result.stderr
+    assert "sort_by must be one of schedule_time:asc" in result.stderr
 
 
 async def test_page_size_help_states_the_range_exotel_accepts() -> None:
@@ -515,6 +517,9 @@ async def test_progress_bar_is_drawn_on_a_terminal(sandbox: Sandbox, tmp_path: P
     ("args", "says"),
     [
         (["export", "c1", "-o", "x.jsonl", "--page-size", "abc"], "expected a whole number"),
+        (["export", "c1", "-o", "x.jsonl", "--page-size", "500"], "Exotel accepts 1 to 50"),
+        (["export", "c1", "-o", "x.jsonl", "--sort-by", "time"], "argument --sort-by"),
+        (["campaigns", "--name", "ab"], "argument --name: expected at least 3"),
         (["export", "c1", "-o", "x.jsonl", "--bogus"], "see 'exotel-async export --help'"),
         (["export", "c1"], "--output"),
         (["summary"], "CAMPAIGN_ID"),
@@ -629,7 +634,7 @@ async def test_sandbox_command_takes_the_modules_options() -> None:
     process, banner = await start_sandbox_command("--port", "0", "--campaign", "c9")
     process.send_signal(signal.SIGINT)
     await asyncio.wait_for(process.communicate(), timeout=30)
-    assert "# campaign c9: 10000 records\n" in banner
+    assert "# campaign c9: 5000 records\n" in banner
     assert process.returncode == 0
 
 

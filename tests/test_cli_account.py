@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from exotel_async import Campaign
 from exotel_async.cli import main
 from exotel_async.export import load_manifest, manifest_path
 from exotel_async.testing import Sandbox, SandboxCampaign, make_account
@@ -40,12 +42,14 @@ def assert_exact(sandbox: Sandbox, out: Path, campaigns: list[SandboxCampaign]) 
     [
         (["export", "--all"], "--all needs --output-dir"),
         (["export", "c1", "--all", "--output-dir", "d"], "drop CAMPAIGN_ID"),
+        (["export", "--all", "--output", "e5"], "give --output-dir DIR instead of --output"),
         (["export", "--all", "--output-dir", "d", "--number", "+9190"], "--number applies"),
         (["export", "--all", "--output-dir", "d", "--max-items", "3"], "--max-items applies"),
         (["export", "--output", "x.jsonl"], "give a CAMPAIGN_ID, or --all"),
         (["export", "c1"], "give --output"),
         (["export", "c1", "-o", "x.jsonl", "--output-dir", "d"], "--output-dir applies to --all"),
         (["export", "c1", "-o", "x.jsonl", "--since", "2026-11-01"], "--since applies to --all"),
+        (["export", "c1", "-o", "x.jsonl", "--skip-status", "paused"], "--skip-status applies"),
         (["export", "--all", "--output-dir", "d", "--status", "done"], "expected one of"),
         (["export", "--all", "--output-dir", "d", "--status", "unknown"], "expected one of"),
         (["export", "--all", "--output-dir", "d", "--since", "last week"], "expected a date"),
@@ -71,12 +75,15 @@ async def test_campaigns_json_lists_every_campaign(sandbox: Sandbox) -> None:
     ]
 
 
-async def test_campaigns_table_names_each_campaign(sandbox: Sandbox) -> None:
-    """``campaigns`` prints a table with a row per campaign."""
-    result = await run("campaigns", "--status", "archived", env=env_for(sandbox))
+async def test_campaigns_piped_prints_one_whole_line_per_campaign(sandbox: Sandbox) -> None:
+    """Piped, ``campaigns`` prints a header and one tab-separated line each, nothing cut."""
+    result = await run("campaigns", env=env_for(sandbox))
     assert result.code == 0, result.stderr
-    assert "1 SMS campaigns" in result.stdout
-    assert ARCHIVED in result.stdout
+    header, *lines = result.stdout.splitlines()
+    assert header.split("\t") == ["id", "name", "status", "created"]
+    rows = [line.split("\t") for line in lines]
+    assert [(r[0], r[2]) for r in rows] == [(c.campaign_id, c.status) for c in ACCOUNT]
+    assert all(len(r) == 4 and (r[3] == "" or r[3].count(":") >= 3) for r in rows)
 
 
 async def test_export_all_records_the_archived_campaign_and_exits_1(
@@ -101,6 +108,17 @@ async def test_export_all_with_status_exits_0(sandbox: Sandbox, tmp_path: Path) 
     assert result.code == 0, result.stderr
     completed = [c for c in ACCOUNT if c.status.lower() == "completed"]
     assert_exact(sandbox, out, completed)
+
+
+async def test_export_all_skipping_archived_exits_0(sandbox: Sandbox, tmp_path: Path) -> None:
+    """--skip-status archived leaves out the campaign whose details are gone: status 0."""
+    out = tmp_path / "out"
+    args = ("export", "--all", "--skip-status", "archived", "--output-dir", str(out))
+    result = await run(*args, env=env_for(sandbox))
+    assert result.code == 0, result.stderr
+    assert_exact(sandbox, out, SENT)
+    listed = {e.campaign_id for e in load_manifest(manifest_path(out)).campaigns}
+    assert ARCHIVED not in listed
 
 
 async def test_export_all_again_needs_resume_or_force(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -177,3 +195,27 @@ def test_progress_shows_totals_and_a_bar_for_the_first_active_campaigns() -> Non
     assert "7/? records" in shown
     assert "campaign07" in shown
     assert "campaign08" not in shown
+
+
+async def test_sandbox_command_serves_the_account_that_dash_dash_sandbox_does() -> None:
+    """``exotel-async sandbox`` with no options serves demo and nine more, as ``--sandbox``."""
+    from exotel_async.cli import build_parser
+    from exotel_async.testing.__main__ import campaigns_from
+    from exotel_async.testing._account import demo_account
+
+    args = build_parser().parse_args(["sandbox"])
+    assert campaigns_from(args) == demo_account()
+    assert len(demo_account()) == 10
+
+
+def test_campaigns_on_a_terminal_prints_a_titled_table(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a terminal, ``campaigns`` draws a table titled with the count."""
+    from exotel_async.cli import _print_campaigns  # the terminal path, no pty needed
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    _print_campaigns([Campaign(ARCHIVED, name="Old", status="Archived")])
+    out = capsys.readouterr().out
+    assert "1 SMS campaigns" in out
+    assert ARCHIVED in out

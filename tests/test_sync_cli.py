@@ -154,3 +154,12 @@ async def test_sync_all_mistakes_are_usage_errors(
     assert result.code == 2
     assert message in result.stderr
     assert result.stderr.count("\n") == 1
+
+
+async def test_sync_all_skips_a_status(account: Sandbox, tmp_path: Path) -> None:
+    """``--all --skip-status archived`` leaves the archived campaign out: nothing fails."""
+    db = tmp_path / "sms.db"
+    args = ["--all", "--skip-status", "archived", "--db", f"sqlite:///{db}"]
+    result = await run("sync", *args, env=env_for(account))
+    assert result.code == 0, result.stderr
+    assert "synced 4 of 4 campaigns" in result.stderr

@@ -7,6 +7,7 @@ import base64
 import logging
 import re
 from collections.abc import AsyncIterator, Mapping
+from types import SimpleNamespace
 
 import aiohttp
 import pytest
@@ -431,3 +432,17 @@ async def test_throttles_with_no_progress_anywhere_use_up_retries(
     with pytest.raises(RateLimitError) as info:
         await make_transport(session, sleep, max_retries=2).send(REQUEST, parse)
     assert info.value.attempts == 3
+
+
+async def test_unresolvable_host_before_any_answer_fails_at_once(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """A host name that does not resolve is a wrong region or URL: one attempt, one hint."""
+    key = SimpleNamespace(host="api.in.exotel.com", port=443, ssl=True)
+    dns = aiohttp.ClientConnectorDNSError(key, OSError(-2, "Name or service not known"))  # type: ignore[arg-type]
+    mocked.get(PAGE_URL, exception=dns, repeat=True)
+    with pytest.raises(APIConnectionError) as info:
+        await make_transport(session, sleep).send(REQUEST, parse)
+    assert info.value.attempts == 1
+    assert "cannot resolve the host of https://api.exotel.com" in str(info.value)
+    assert "EXOTEL_REGION" in str(info.value)

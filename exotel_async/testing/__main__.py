@@ -12,7 +12,13 @@ import sys
 import time
 from collections.abc import Sequence
 
-from exotel_async.testing._account import CAMPAIGN_SHAPES, SandboxCampaign, make_account
+from exotel_async.testing._account import (
+    CAMPAIGN_SHAPES,
+    DEMO_RECORDS,
+    SandboxCampaign,
+    demo_account,
+    make_account,
+)
 from exotel_async.testing._data import StatusProgress
 from exotel_async.testing._ratelimits import RESET_FORMATS, WINDOW_KINDS, RateLimit
 from exotel_async.testing._server import Faults, Sandbox
@@ -33,13 +39,15 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     """The sandbox's options, shared by this module and ``exotel-async sandbox``."""
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=_port, default=8080, help="TCP port, 0 for any (8080)")
-    parser.add_argument("--records", type=int, default=10_000, help="records per campaign")
+    parser.add_argument(
+        "--records", type=int, default=DEMO_RECORDS, help=f"records per campaign ({DEMO_RECORDS})"
+    )
     parser.add_argument(
         "--campaign",
         action="append",
         dest="campaigns",
         metavar="ID",
-        help="campaign id to serve; repeatable (default: demo)",
+        help="campaign id to serve; repeatable (default: demo, and nine generated campaigns)",
     )
     parser.add_argument(
         "--account",
@@ -155,8 +163,9 @@ def progress_from(args: argparse.Namespace) -> StatusProgress | None:
 
 def campaigns_from(args: argparse.Namespace) -> list[SandboxCampaign]:
     """The campaigns ``--campaign``, ``--records`` and ``--account`` describe."""
-    named = args.campaigns or ([] if args.account else ["demo"])
-    campaigns = [SandboxCampaign(cid, args.records) for cid in named]
+    if not args.campaigns and not args.account:
+        return demo_account(args.records)
+    campaigns = [SandboxCampaign(cid, args.records) for cid in args.campaigns or ()]
     if args.account:
         total = args.account * 2500 if args.account_records is None else args.account_records
         campaigns += make_account(args.account, total, max_records=args.max_records, seed=args.seed)

@@ -233,3 +233,17 @@ CAMPAIGN_SORT_ORDERS: Final[dict[str, tuple[Callable[[Listed], Any], bool]]] = {
     )
     for way in ("asc", "desc")
 }
+
+
+#: The campaign every sandbox serves unless told otherwise, and its records.
+DEMO_CAMPAIGN = "demo"
+DEMO_RECORDS = 5000
+
+
+def demo_account(records: int = DEMO_RECORDS) -> list[SandboxCampaign]:
+    """What ``--sandbox`` and ``exotel-async sandbox`` serve: ``demo`` and nine campaigns.
+
+    The nine are a generated account of 12,000 records in several states, so that
+    ``campaigns`` and ``export --all`` have something to show whichever way it starts.
+    """
+    return [SandboxCampaign(DEMO_CAMPAIGN, records), *make_account(9, 12_000)]
