@@ -100,12 +100,33 @@ class AccountExportRequest:
 
     def wants(self, campaign: Campaign) -> bool:
         """Whether ``campaign`` passes the status and ``since`` filters."""
-        if self.status is not None and campaign.state not in self.status:
-            return False
-        if self.skip_status is not None and campaign.state in self.skip_status:
-            return False
-        created = campaign.date_created
-        return self.since is None or created is None or created >= self.since
+        return campaign_wanted(campaign, self.status, self.since, self.skip_status)
+
+
+def campaign_wanted(
+    campaign: Campaign,
+    status: frozenset[CampaignStatus] | None,
+    since: datetime | None,
+    skip_status: frozenset[CampaignStatus] | None = None,
+) -> bool:
+    """Whether ``campaign`` is in one of the states ``status`` names (any, for None) and
+    none ``skip_status`` names, and was created at or after ``since``; a campaign without
+    ``date_created`` passes."""
+    if status is not None and campaign.state not in status:
+        return False
+    if skip_status is not None and campaign.state in skip_status:
+        return False
+    created = campaign.date_created
+    return since is None or created is None or created >= since
+
+
+def list_campaigns(
+    client: ExotelClient, status: frozenset[CampaignStatus] | None
+) -> AsyncIterable[Campaign]:
+    """The account's campaigns, asked for the one state ``status`` names, if it names one."""
+    one = next(iter(status)) if status and len(status) == 1 else None
+    # 50 a page, Exotel's largest: the list's requests share the slots with the pages'.
+    return client.campaigns(status=one, page_size=50)
 
 
 @attrs.frozen
@@ -325,9 +346,7 @@ async def run_account_export(
     """
     previous = _plan(request)
     if campaigns is None:
-        one = next(iter(request.status)) if request.status and len(request.status) == 1 else None
-        # 50 a page, Exotel's largest: the list's requests share the slots with the pages'.
-        campaigns = client.campaigns(status=one, page_size=50)
+        campaigns = list_campaigns(client, request.status)
     request.output_dir.mkdir(exist_ok=True)
     with _exclusive(manifest_path(request.output_dir)):
         run = _Run(request, previous, on_progress, clock)

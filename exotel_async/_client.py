@@ -12,6 +12,7 @@ import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
+from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeAlias, TypeVar
 
@@ -43,6 +44,9 @@ from ._transport import (
     RetryPolicy,
     Transport,
 )
+
+if TYPE_CHECKING:
+    from ._follow import Follow, FollowSummary
 
 logger = logging.getLogger("exotel_async")
 
@@ -288,6 +292,8 @@ class ExotelClient:
             clock=clock,
             sleep=sleep,
         )
+        # Follows wait on the same clock as retries and the rate limit.
+        self._clock, self._sleep = clock, sleep
 
     @classmethod
     def from_env(cls, **overrides: object) -> ExotelClient:
@@ -636,3 +642,86 @@ class ExotelClient:
             return await send(request.at(offset, limit), parse, observer)
 
         return fetch
+
+    # --- following a campaign ---------------------------------------------------------------
+
+    def follow(
+        self,
+        campaign_id: str,
+        *,
+        interval: float | timedelta = 300.0,
+        until_final: bool = True,
+        deadline: float | timedelta | None = None,
+        skip_final_pages: bool = False,
+        page_size: int = 50,
+        concurrency: int = 4,
+    ) -> Follow:
+        """Re-walk a campaign every ``interval`` seconds, yielding each change of status.
+
+        Args:
+            campaign_id: The campaign sid.
+            interval: Seconds (or a ``timedelta``) from one walk's start to the next's.
+            until_final: End once every SMS is delivered or failed.
+            deadline: End after a last walk this long after the start; None never.
+            skip_final_pages: Walk in ``schedule_time`` order and re-read only the pages
+                that held an SMS not yet final (see "Sync to a database").
+            page_size: Records asked per request.
+            concurrency: Pages in flight at once.
+
+        Returns:
+            An async iterator of ``Transition`` (old status, new status, record): the first
+            walk learns each SMS's status, later walks yield the SMS whose status or
+            detailed status changed. ``.summary`` says how it ended.
+
+        Example:
+            ```python
+            async for change in client.follow("491dd6c9...", interval=60):
+                print(change.record.sid, change.old_status, "->", change.new_status)
+            ```
+        """
+        from ._sync import follow
+
+        return follow(
+            self,
+            campaign_id,
+            interval=interval,
+            until_final=until_final,
+            deadline=deadline,
+            skip_final_pages=skip_final_pages,
+            page_size=page_size,
+            concurrency=concurrency,
+        )
+
+    async def wait_until_final(
+        self,
+        campaign_id: str,
+        *,
+        deadline: float | timedelta | None = None,
+        interval: float | timedelta = 300.0,
+        skip_final_pages: bool = False,
+        page_size: int = 50,
+        concurrency: int = 4,
+    ) -> FollowSummary:
+        """Re-walk a campaign until every SMS is delivered or failed, or ``deadline`` passes.
+
+        Returns:
+            The summary: ``final`` says whether every SMS settled before the deadline, and
+            ``outcomes`` counts the SMS by outcome.
+
+        Example:
+            ```python
+            summary = await client.wait_until_final("491dd6c9...", deadline=timedelta(hours=48))
+            print(summary.final, summary.outcomes)
+            ```
+        """
+        from ._sync import wait_until_final
+
+        return await wait_until_final(
+            self,
+            campaign_id,
+            deadline=deadline,
+            interval=interval,
+            skip_final_pages=skip_final_pages,
+            page_size=page_size,
+            concurrency=concurrency,
+        )

@@ -11,6 +11,7 @@ import os
 import shlex
 import signal
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
@@ -21,6 +22,7 @@ from . import __version__
 from ._account_export import AccountExportRequest, AccountProgress, run_account_export
 from ._client import ExotelClient, MissingCredentials, Region
 from ._converter import converter, parse_datetime
+from ._database import database_errors
 from ._errors import AuthenticationError, ExotelError, ExportRefused, PermissionDeniedError
 from ._export import FORMATS, ExportProgress, ExportRequest, run_export
 from ._models import Campaign, CampaignStatus
@@ -231,8 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     campaigns.add_argument("--sort-by", type=_sort_by, help="e.g. date_created:desc or name:asc")
     _add_connection(campaigns)
 
+    from . import _sync_cli
     from .testing.__main__ import add_options
 
+    _sync_cli.add_parser(commands)
     add_options(commands.add_parser("sandbox", help="serve the bundled fake Exotel server"))
     return parser
 
@@ -268,10 +272,12 @@ async def _connect(args: argparse.Namespace, **options: Any) -> AsyncIterator[Ex
         async with _client_from(args, **options) as client:
             yield client
         return
-    from .testing import Sandbox
+    from .testing import Sandbox, StatusProgress
     from .testing._account import demo_account
 
-    async with Sandbox(campaigns=demo_account()) as sandbox:
+    # A sync follows statuses that move: queued to final in under two minutes.
+    progress = StatusProgress(time.time(), stage=10.0) if args.command == "sync" else None
+    async with Sandbox(campaigns=demo_account(), progress=progress) as sandbox:
         client = ExotelClient(
             sandbox.api_key,
             sandbox.api_token,
@@ -663,6 +669,10 @@ async def _main(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return await _export(args, argv)
     if args.command == "campaigns":
         return await _campaigns(args)
+    if args.command == "sync":
+        from . import _sync_cli
+
+        return await _sync_cli.run(args)
     return await _summary(args)
 
 
@@ -714,6 +724,9 @@ def _run(argv: list[str]) -> int:
         return EXIT_USAGE
     except ExotelError as exc:
         print(f"exotel-async: error: {_error_line(exc)}", file=sys.stderr)
+        return EXIT_API
+    except database_errors() as exc:
+        print(f"exotel-async: error: database: {exc}", file=sys.stderr)
         return EXIT_API
     except BrokenPipeError:  # the reader of stdout is gone (| head): stop quietly
         _silence_stdout()

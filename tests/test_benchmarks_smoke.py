@@ -25,6 +25,7 @@ SCENARIOS = (
     "first_record",
     "scaling",
     "account_export",
+    "sync",
 )
 #: The product page's baseline uses ``requests``, which only the ``bench`` extra installs.
 HAVE_REQUESTS = importlib.util.find_spec("requests") is not None

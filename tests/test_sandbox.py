@@ -811,6 +811,7 @@ def test_public_names_are_pinned() -> None:
         "Sandbox",
         "SandboxCampaign",
         "SandboxStats",
+        "StatusProgress",
         "make_account",
     ]
 

@@ -13,7 +13,7 @@ from exotel_async.testing._account import (
     SandboxCampaign,
     make_account,
 )
-from exotel_async.testing._data import SORT_ORDERS, Record
+from exotel_async.testing._data import SORT_ORDERS, Record, StatusProgress
 from exotel_async.testing._ratelimits import RESET_FORMATS, WINDOW_KINDS, RateLimit
 from exotel_async.testing._server import Faults, LoggedRequest, Sandbox, SandboxStats
 
@@ -30,5 +30,6 @@ __all__ = [
     "Sandbox",
     "SandboxCampaign",
     "SandboxStats",
+    "StatusProgress",
     "make_account",
 ]

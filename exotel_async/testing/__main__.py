@@ -9,6 +9,7 @@ import errno
 import shlex
 import signal
 import sys
+import time
 from collections.abc import Sequence
 
 from exotel_async.testing._account import (
@@ -18,6 +19,7 @@ from exotel_async.testing._account import (
     demo_account,
     make_account,
 )
+from exotel_async.testing._data import StatusProgress
 from exotel_async.testing._ratelimits import RESET_FORMATS, WINDOW_KINDS, RateLimit
 from exotel_async.testing._server import Faults, Sandbox
 
@@ -93,6 +95,12 @@ def add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-retry-after", action="store_true", help="throttle without Retry-After"
     )
+    parser.add_argument(
+        "--advance-statuses",
+        type=float,
+        metavar="SECONDS",
+        help="statuses advance from queued to final from start-up, each stage about SECONDS",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -146,6 +154,13 @@ def rate_limit_from(args: argparse.Namespace) -> RateLimit | None:
     )
 
 
+def progress_from(args: argparse.Namespace) -> StatusProgress | None:
+    """Statuses advancing from now, as ``--advance-statuses`` asks, or None."""
+    if args.advance_statuses is None:
+        return None
+    return StatusProgress(time.time(), stage=args.advance_statuses)
+
+
 def campaigns_from(args: argparse.Namespace) -> list[SandboxCampaign]:
     """The campaigns ``--campaign``, ``--records`` and ``--account`` describe."""
     if not args.campaigns and not args.account:
@@ -167,6 +182,7 @@ async def _serve(args: argparse.Namespace) -> None:
         faults=Faults(latency=args.latency, rate_limit=rate_limit_from(args)),
         host=args.host,
         port=args.port,
+        progress=progress_from(args),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

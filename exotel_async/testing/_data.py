@@ -25,7 +25,9 @@ from datetime import datetime, timedelta, timezone
 from itertools import accumulate
 from typing import Any, Final
 
-__all__ = ["SORT_ORDERS", "CampaignData", "Record"]
+import attrs
+
+__all__ = ["SORT_ORDERS", "CampaignData", "Record", "StatusProgress"]
 
 Record = dict[str, Any]
 
@@ -70,6 +72,14 @@ _STATUSES: Final = (
     (250, "invalid", ("FAILED_INVALID_DESTINATION_NUMBER",)),
     (150, "expired", ("FAILED_EXPIRED",)),
     (250, "undelivered", ("FAILED_UNKNOWN_ERROR",)),
+)
+#: Statuses still on their way; with ``StatusProgress`` such a record ends delivered instead.
+_IN_FLIGHT: Final = frozenset({"queued", "sending", "submitted"})
+#: The stages every record passes through before its final status, with ``StatusProgress``.
+_STAGES: Final = (
+    ("queued", "PENDING_TO_OPERATOR"),
+    ("submitted", "PENDING_TO_OPERATOR"),
+    ("sent", "PENDING_TO_OPERATOR"),
 )
 _STATUS_CUTS: Final = tuple(accumulate(weight for weight, _, _ in _STATUSES))
 _STATUS_SCALE: Final = _STATUS_CUTS[-1]
@@ -131,6 +141,43 @@ _MESSAGES: Final[tuple[tuple[str, Callable[[int], tuple[int, ...]]], ...]] = (
     ),
     ('Reminder: "Team sync", 5pm, Room {}, Bengaluru', lambda bits: (1 + bits % 40,)),
 )
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    """Reject numbers that are not > 0."""
+    if not value > 0:
+        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+
+
+@attrs.frozen
+class StatusProgress:
+    """Statuses that advance over the sandbox's clock, as a real campaign's do.
+
+    Record ``i`` is queued at ``start + i * gap``, then submitted, then sent (pending at the
+    operator), then reaches its final status: the one it has without this knob, or
+    ``delivered`` for a record generated as still in flight. Each of the three stages lasts
+    between 0.5 and 1.5 times ``stage`` seconds, fixed per record by the seed.
+    """
+
+    start: float
+    stage: float = attrs.field(default=60.0, validator=_positive)
+    gap: float = attrs.field(default=0.01, validator=_positive)
+
+    def settled_at(self, total: int) -> float:
+        """A time by which every record of a ``total``-record campaign is final."""
+        return self.start + max(total - 1, 0) * self.gap + 4.5 * self.stage
+
+    def status(self, index: int, now: float, final: tuple[str, str], roll: int) -> tuple[str, str]:
+        """The ``(status, detailed_status)`` of record ``index`` at ``now``."""
+        elapsed = now - (self.start + index * self.gap)
+        for stage in _STAGES:
+            elapsed -= self.stage * (0.5 + (roll & 0xFFFF) / 65536)
+            if elapsed < 0:
+                return stage
+            roll >>= 16
+        if final[0] in _IN_FLIGHT:
+            return "delivered", "DELIVERED_TO_HANDSET"
+        return final
 
 
 def _name_member(name: object) -> str:
@@ -275,9 +322,9 @@ class CampaignData:
         """Return the scheduled time of ``index`` in epoch seconds (nondecreasing in index)."""
         return self._start + index // self._pace
 
-    def record(self, index: int) -> Record:
+    def record(self, index: int, progress: StatusProgress | None = None, now: float = 0) -> Record:
         """Return the ``data`` object of the record at ``index`` as a fresh dict."""
-        record: Record = json.loads(self.record_json(index))
+        record: Record = json.loads(self.record_json(index, progress, now))
         return record
 
     def _digest(self, index: int) -> bytes:
@@ -293,8 +340,13 @@ class CampaignData:
             counts[_status_of(self._digest(index))[0]] += 1
         return counts
 
-    def record_json(self, index: int) -> str:
-        """Return the ``data`` object of the record at ``index`` as compact JSON text."""
+    def record_json(
+        self, index: int, progress: StatusProgress | None = None, now: float = 0
+    ) -> str:
+        """Return the ``data`` object of the record at ``index`` as compact JSON text.
+
+        With ``progress``, the status is the one the record has reached at ``now``.
+        """
         digest = self._digest(index)
         if index % _REPEAT_STRIDE == _REPEAT_PHASE:
             value, name = self._regulars[(index // _REPEAT_STRIDE) % _POOL_SIZE]
@@ -307,6 +359,10 @@ class CampaignData:
         template, arguments = _MESSAGE_JSON[message_roll // 4]
         text = template.format(*arguments(bits))
         status, details = _status_of(digest)
+        detail = details[detail_roll % len(details)]
+        if progress is not None:
+            roll = _splitmix64(int.from_bytes(digest[:8], "big"))
+            status, detail = progress.status(index, now, (status, detail), roll)
         scheduled = self.schedule_epoch(index)
         extra = ""
         if extra_roll < 3:  # fields newer than the documentation, which clients must keep
@@ -318,7 +374,7 @@ class CampaignData:
         return (
             f'{{"number":"+91{_NUMBER_BASE + value}"{name}'
             f',"{text_key}":{text}'
-            f',"status":"{status}","detailed_status":"{details[detail_roll % len(details)]}"'
+            f',"status":"{status}","detailed_status":"{detail}"'
             f',"schedule_time":"{self._time(scheduled)}"'
             f',"date_created":"{self._time(scheduled - self._lag)}"'
             f',"sender_id":"{sender}"'

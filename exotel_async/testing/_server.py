@@ -33,7 +33,13 @@ from exotel_async.testing._account import (
     SandboxCampaign,
     shape_of,
 )
-from exotel_async.testing._data import IST, SORT_ORDERS, CampaignData, Record
+from exotel_async.testing._data import (
+    IST,
+    SORT_ORDERS,
+    CampaignData,
+    Record,
+    StatusProgress,
+)
 from exotel_async.testing._ratelimits import Counter, RateLimit
 
 __all__ = ["Faults", "LoggedRequest", "Sandbox", "SandboxStats"]
@@ -248,14 +254,16 @@ class Sandbox:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         campaign_shape: str = "flat",
         archived_gone: bool = True,
+        progress: StatusProgress | None = None,
     ) -> None:
         """Configure the sandbox; nothing listens until ``start()`` or ``async with``.
 
         ``campaigns`` maps ids to record counts (each a completed campaign), or lists
         ``SandboxCampaign`` objects (``make_account`` generates many). ``clock`` (epoch
-        seconds) drives the rate limit, its headers and the request log's times, and
-        ``sleep`` the ``latency`` knob; tests may pass fake ones. ``campaign_shape`` and
-        ``archived_gone`` may be changed at any time.
+        seconds) drives the rate limit, its headers, the request log's times and
+        ``progress`` (statuses that advance over time), and ``sleep`` the ``latency`` knob;
+        tests may pass fake ones. ``campaign_shape``, ``archived_gone`` and ``progress``
+        may be changed at any time.
         """
         if max_limit < 1:
             raise ValueError(f"max_limit must be >= 1, got {max_limit!r}")
@@ -300,6 +308,7 @@ class Sandbox:
         self._counter: tuple[RateLimit, Counter] | None = None
         self._clock = clock
         self._sleep = sleep
+        self.progress = progress
         self._runner: web.AppRunner | None = None
         #: While holding, requests past the ``_passes`` left wait in ``_held`` for release().
         self._holding = False
@@ -407,7 +416,7 @@ class Sandbox:
         total = self._totals[campaign_id]
         if not 0 <= index < total:
             raise IndexError(f"index {index} out of range for {total} records")
-        return self._campaign(campaign_id).record(index)
+        return self._campaign(campaign_id).record(index, self.progress, self._clock())
 
     def records(
         self,
@@ -427,7 +436,8 @@ class Sandbox:
         data = self._campaign(campaign_id)
         order = data.select(total, number=number, sort_by=sort_by)
         stop = None if limit is None else offset + limit
-        return [data.record(index) for index in order[offset:stop]]
+        now = self._clock()
+        return [data.record(index, self.progress, now) for index in order[offset:stop]]
 
     def hold(self, *, after: int = 0) -> None:
         """Answer ``after`` more requests, then keep every later one waiting for ``release()``.
@@ -827,14 +837,18 @@ class Sandbox:
         key = (campaign_id, offset, limit, number, sort_by, total)
         cache = self._cache
         page = cache.get(key)
-        if page is not None:
+        if page is not None and self.progress is None:
             cache.move_to_end(key)
             return page
         data = self._campaign(campaign_id)
         order = data.select(total, number=number, sort_by=sort_by)
-        items = tuple(_success_item(data.record_json(i)) for i in order[offset : offset + limit])
+        progress, now = self.progress, self._clock()
+        window = order[offset : offset + limit]
+        items = tuple(_success_item(data.record_json(i, progress, now)) for i in window)
         metadata = {"count": len(items), "offset": offset, "total": len(order), "limit": limit}
         page = _Page(_dumps(metadata), items, b",".join(items))
+        if progress is not None:
+            return page  # statuses move with the clock: nothing to reuse
         cache[key] = page
         if len(cache) > self._cache_pages:
             cache.popitem(last=False)

