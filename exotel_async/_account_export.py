@@ -9,10 +9,7 @@ fetches again at most the one page each campaign had in hand.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import AsyncIterable, Callable
 from datetime import datetime
@@ -23,7 +20,14 @@ import attrs
 
 from ._client import ExotelClient
 from ._errors import ExotelError, ExportRefused
-from ._export import FORMATS, ExportProgress, ExportRequest, _exclusive, run_export
+from ._export import (
+    FORMATS,
+    ExportProgress,
+    ExportRequest,
+    _exclusive,
+    run_export,
+    write_json_atomically,
+)
 from ._models import Campaign, CampaignStatus
 from ._protocol import MAX_LIMIT, check_path_segment
 
@@ -184,17 +188,7 @@ def load_manifest(path: Path) -> Manifest:
 
 def _save_manifest(path: Path, manifest: Manifest) -> None:
     """Write the manifest atomically: a crash leaves the old one or the new one."""
-    fd, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(attrs.asdict(manifest), f, ensure_ascii=False, indent=1)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    write_json_atomically(path, attrs.asdict(manifest), indent=1)
 
 
 @attrs.define

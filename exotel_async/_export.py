@@ -300,12 +300,17 @@ def checkpoint_path(output: Path) -> Path:
 
 def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
     """Write the checkpoint atomically: a crash leaves the old one or the new one."""
+    write_json_atomically(path, attrs.asdict(checkpoint))
+
+
+def write_json_atomically(path: Path, data: object, *, indent: int | None = None) -> None:
+    """Write ``data`` as JSON to ``path`` so that a crash leaves the old file or the new one."""
     # A fresh name created exclusively (O_EXCL, O_NOFOLLOW): never a file or symlink
     # planted beside the output, nor the temporary file of another process.
     fd, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(json.dumps(attrs.asdict(checkpoint)))
+            json.dump(data, f, ensure_ascii=False, indent=indent)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temporary, path)
