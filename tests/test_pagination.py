@@ -22,6 +22,7 @@ from exotel_async import (
     SmsPage,
     SmsRecord,
 )
+from exotel_async._pagination import _RecentKeys
 
 
 def sid_of(record: SmsRecord) -> str:
@@ -328,6 +329,32 @@ async def test_repeat_up_to_the_dedupe_window_back_is_dropped(
     got = await collect(s)
     assert got == [r.sid for i, r in enumerate(records) if i not in repeats]
     assert s.stats.duplicates_dropped == len(repeats)
+
+
+async def test_repeat_a_window_back_across_a_page_boundary_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pages that do not divide the window still find a repeat 19 back across a boundary."""
+    monkeypatch.setattr(SmsDetailsStream, "MIN_DEDUPE_WINDOW", 20)
+    records = make_records(200)
+    repeats = {140: 121, 147: 128, 196: 177}  # each the first of a page of 7
+    for at, earlier in repeats.items():
+        records[at] = records[earlier]
+    s = stream(FakeCampaign(records), page_size=7, concurrency=1)
+    got = await collect(s)
+    assert got == [r.sid for i, r in enumerate(records) if i not in repeats]
+    assert s.stats.duplicates_dropped == len(repeats)
+
+
+def test_recent_keys_hold_at_most_a_quarter_more_than_the_window() -> None:
+    """The dedupe window of 1,000 keys never holds more than 1,250 plus a page."""
+    recent = _RecentKeys(sid_of, 1_000)
+    records = make_records(10_000)
+    most = 0
+    for start in range(0, len(records), 50):
+        recent.fresh(records[start : start + 50])
+        most = max(most, recent.held())
+    assert 1_000 <= most <= 1_250 + 50
 
 
 async def test_duplicates_do_not_count_towards_max_items() -> None:
