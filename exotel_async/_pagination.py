@@ -58,18 +58,20 @@ class StreamStats:
     ended_early: bool = False
 
 
+_HEX_DIGITS = frozenset("0123456789abcdef")
+
+
 def compact_key(text: str) -> Hashable:
     """``text`` as a dedupe key in less memory: a lowercase hex id as an int, else itself.
 
-    A 32-digit hex sid is an 81-byte str but a 44-byte int, and an account export holds
-    some 100,000 keys at once. Exact: only a text its int prints back as is converted
-    (so ``0ab``, ``AB`` and ``_ab`` stay apart from ``ab``), and no int equals a str.
+    A 32-digit hex sid costs 81 bytes as a str and 44 as an int, and an account export
+    holds some 100,000 keys at once. Exact: only lowercase hex digits are converted, each
+    text of them to its own int (so ``0ab``, ``AB`` and ``_ab`` stay apart from ``ab``), and
+    no int equals a str.
     """
-    try:
-        number = int("1" + text, 16)  # the leading 1 keeps leading zeros
-    except ValueError:
-        return text
-    return number if f"{number:x}"[1:] == text else text
+    if _HEX_DIGITS.issuperset(text):
+        return int("1" + text, 16)  # the leading 1 keeps leading zeros
+    return text
 
 
 class _RecentKeys(Generic[T]):
