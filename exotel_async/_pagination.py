@@ -58,20 +58,19 @@ class StreamStats:
     ended_early: bool = False
 
 
-_HEX_DIGITS = frozenset("0123456789abcdef")
-
-
 def compact_key(text: str) -> Hashable:
-    """``text`` as a dedupe key in less memory: a lowercase hex id as an int, else itself.
+    """``text`` as a dedupe key in less memory: a lowercase hex id as bytes, else itself.
 
-    A 32-digit hex sid costs 81 bytes as a str and 44 as an int, and an account export
-    holds some 100,000 keys at once. Exact: only lowercase hex digits are converted, each
-    text of them to its own int (so ``0ab``, ``AB`` and ``_ab`` stay apart from ``ab``), and
-    no int equals a str.
+    A 32-digit hex sid costs 81 bytes as a str and 49 as the 16 bytes it spells, and an
+    account export holds some 100,000 keys at once. Exact: only a text its bytes spell back
+    is converted (so ``0ab``, ``AB`` and `` ab`` stay apart from ``ab``), and no bytes equal
+    a str. Bytes, not an int (44 bytes): parsing an int cost 0.5 µs a record, bytes 0.1.
     """
-    if _HEX_DIGITS.issuperset(text):
-        return int("1" + text, 16)  # the leading 1 keeps leading zeros
-    return text
+    try:
+        spelt = bytes.fromhex(text)
+    except ValueError:
+        return text
+    return spelt if spelt.hex() == text else text
 
 
 class _RecentKeys(Generic[T]):

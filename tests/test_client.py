@@ -339,8 +339,8 @@ def sids_page(offset: int, sids: list[str], total: int) -> dict[str, Any]:
 async def test_sms_stream_keeps_sids_apart_that_differ_only_in_spelling(
     mocked: aioresponses,
 ) -> None:
-    """Sids one hex number could stand for (case, leading zeros, ``_``) are all yielded."""
-    sids = ["ab", "0ab", "AB", "_ab", "a_b", "0xab", " ab", "-ab", "", "abg"]
+    """Sids that could spell the same bytes (case, zeros, spaces) are all yielded."""
+    sids = ["ab", "0ab", "00ab", "AB", "a b", " ab", "ab ", "_ab", "0xab", "-ab", "", "abg"]
     mocked.get(PAGE_URL, payload=sids_page(0, sids, len(sids)))
     async with client() as c:
         stream = c.sms_details("c1", page_size=len(sids))
