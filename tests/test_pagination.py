@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 
 import attrs
 import pytest
@@ -22,7 +23,7 @@ from exotel_async import (
     SmsPage,
     SmsRecord,
 )
-from exotel_async._pagination import _RecentKeys
+from exotel_async._pagination import _RecentKeys, compact_key
 
 
 def sid_of(record: SmsRecord) -> str:
@@ -355,6 +356,13 @@ def test_recent_keys_hold_at_most_a_fifth_more_than_the_window() -> None:
         recent.fresh(records[start : start + 50])
         most = max(most, recent.held())
     assert 1_000 <= most <= 1_200 + 50
+
+
+def test_a_hex_sid_is_kept_in_less_memory_than_its_text() -> None:
+    """A 32-digit lowercase hex sid's dedupe key is its 16 bytes, not the 81-byte str."""
+    sid = "34d67d290cb761c0606b7fe9590015b0"
+    assert compact_key(sid) == bytes.fromhex(sid)
+    assert sys.getsizeof(compact_key(sid)) < sys.getsizeof(sid)
 
 
 async def test_duplicates_do_not_count_towards_max_items() -> None:
