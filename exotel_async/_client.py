@@ -21,7 +21,7 @@ import attrs
 from yarl import URL
 
 from ._models import Campaign, CampaignStatus, Page, SmsPage, SmsRecord
-from ._pagination import FetchPage, PagedStream
+from ._pagination import FetchPage, PagedStream, compact_key
 from ._protocol import (
     MAX_LIMIT,
     PageRequest,
@@ -178,8 +178,8 @@ def _check_record_class(item_type: object) -> None:
         raise TypeError(f"item_type must be an attrs class, got {item_type!r}")
 
 
-def _sid(record: SmsRecord) -> str:
-    return record.sid
+def _sid(record: SmsRecord) -> Hashable:
+    return compact_key(record.sid)
 
 
 def _campaign_id(campaign: Campaign) -> str:

@@ -329,6 +329,40 @@ async def test_filters_are_sent_on_every_page(mocked: aioresponses) -> None:
     assert all(q["sort_by"] == "date_created:desc" for q in queries)
 
 
+def sids_page(offset: int, sids: list[str], total: int) -> dict[str, Any]:
+    body = page_body(offset, len(sids), total)
+    for item, sid in zip(body["response"], sids, strict=True):
+        item["data"]["sid"] = sid
+    return body
+
+
+async def test_sms_stream_keeps_sids_apart_that_differ_only_in_spelling(
+    mocked: aioresponses,
+) -> None:
+    """Sids that could spell the same bytes (case, zeros, spaces) are all yielded."""
+    sids = ["ab", "0ab", "00ab", "AB", "a b", " ab", "ab ", "_ab", "0xab", "-ab", "", "abg"]
+    mocked.get(PAGE_URL, payload=sids_page(0, sids, len(sids)))
+    async with client() as c:
+        stream = c.sms_details("c1", page_size=len(sids))
+        got = [r.sid async for r in stream]
+    assert got == sids
+    assert stream.stats.duplicates_dropped == 0
+
+
+async def test_sms_stream_drops_a_hex_sid_repeated_across_a_page_boundary(
+    mocked: aioresponses,
+) -> None:
+    """A 32-digit hex sid served again at the start of the next page is yielded once."""
+    sids = [f"{n:032x}" for n in range(5)]
+    for offset, page in ((0, sids[:2]), (2, sids[1:3]), (4, sids[3:])):
+        mocked.get(PAGE_URL, payload=sids_page(offset, page, 6))
+    async with client() as c:
+        stream = c.sms_details("c1", page_size=2, concurrency=1)
+        got = [r.sid async for r in stream]
+    assert got == sids
+    assert stream.stats.duplicates_dropped == 1
+
+
 async def test_message_campaigns_path_form(mocked: aioresponses) -> None:
     """The newer URL form is one option away and sends ``channel=sms``."""
     mocked.get(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sys
 
 import attrs
 import pytest
@@ -22,6 +23,7 @@ from exotel_async import (
     SmsPage,
     SmsRecord,
 )
+from exotel_async._pagination import _RecentKeys, compact_key
 
 
 def sid_of(record: SmsRecord) -> str:
@@ -328,6 +330,39 @@ async def test_repeat_up_to_the_dedupe_window_back_is_dropped(
     got = await collect(s)
     assert got == [r.sid for i, r in enumerate(records) if i not in repeats]
     assert s.stats.duplicates_dropped == len(repeats)
+
+
+async def test_repeat_a_window_back_across_a_page_boundary_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Pages that do not divide the window still find a repeat 19 back across a boundary."""
+    monkeypatch.setattr(SmsDetailsStream, "MIN_DEDUPE_WINDOW", 20)
+    records = make_records(200)
+    repeats = {140: 121, 147: 128, 196: 177}  # each the first of a page of 7
+    for at, earlier in repeats.items():
+        records[at] = records[earlier]
+    s = stream(FakeCampaign(records), page_size=7, concurrency=1)
+    got = await collect(s)
+    assert got == [r.sid for i, r in enumerate(records) if i not in repeats]
+    assert s.stats.duplicates_dropped == len(repeats)
+
+
+def test_recent_keys_hold_at_most_a_fifth_more_than_the_window() -> None:
+    """The dedupe window of 1,000 keys never holds more than 1,200 plus a page."""
+    recent = _RecentKeys(sid_of, 1_000)
+    records = make_records(10_000)
+    most = 0
+    for start in range(0, len(records), 50):
+        recent.fresh(records[start : start + 50])
+        most = max(most, recent.held())
+    assert 1_000 <= most <= 1_200 + 50
+
+
+def test_a_hex_sid_is_kept_in_less_memory_than_its_text() -> None:
+    """A 32-digit lowercase hex sid's dedupe key is its 16 bytes, not the 81-byte str."""
+    sid = "34d67d290cb761c0606b7fe9590015b0"
+    assert compact_key(sid) == bytes.fromhex(sid)
+    assert sys.getsizeof(compact_key(sid)) < sys.getsizeof(sid)
 
 
 async def test_duplicates_do_not_count_towards_max_items() -> None:
