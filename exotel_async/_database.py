@@ -17,6 +17,7 @@ import asyncio
 import functools
 import json
 import operator
+import re
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -57,17 +58,40 @@ _NAMES = [name for name, _ in RECORD_COLUMNS]
 _COLUMNS = ["campaign_id", *_NAMES]
 _TIMES = [i for i, (_, kind) in enumerate(RECORD_COLUMNS) if kind == "time"]
 _JSONS = [i for i, (_, kind) in enumerate(RECORD_COLUMNS) if kind == "json"]
+_TEXTS = [i for i, (_, kind) in enumerate(RECORD_COLUMNS) if kind == "text"]
 _values = operator.attrgetter(*_NAMES)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: ``\u0000`` in JSON text, not preceded by an escaped backslash.
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _text(value: str) -> str:
+    """Text either database stores: NULs dropped (PostgreSQL refuses them), a lone surrogate
+    (half an emoji, valid JSON but not UTF-8) as the ``\\udXXX`` text the JSONL export writes.
+
+    Stored as sent, such a value would fail its batch at every resume, for ever.
+    """
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if value.isascii():
+        return value
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode()
+    return value
 
 
 def _json_text(value: Any) -> str | None:
-    """Unknown fields as JSON text; None when there are none."""
+    """Unknown fields as JSON text, cleaned as ``_text`` cleans; None when there are none."""
     if not value:
         return None
     try:
-        return orjson.dumps(dict(value)).decode()
-    except orjson.JSONEncodeError:  # a lone surrogate: the standard encoder escapes it
-        return json.dumps(dict(value))
+        text = orjson.dumps(dict(value)).decode()
+    except orjson.JSONEncodeError:  # a lone surrogate: escape its backslash, as JSONB refuses it
+        text = json.dumps(dict(value), ensure_ascii=False)
+        text = _SURROGATE.sub(lambda m: f"\\\\u{ord(m[0]):04x}", text)
+    return _NUL_ESCAPE.sub(r"\1", text) if "\\u0000" in text else text
 
 
 def _latest(records: Sequence[SmsRecord]) -> list[SmsRecord]:
@@ -89,6 +113,9 @@ def _rows(
         for i in _TIMES:
             if values[i] is not None:
                 values[i] = time(values[i])
+        for i in _TEXTS:
+            if values[i] is not None:
+                values[i] = _text(values[i])
         for i in _JSONS:
             values[i] = _json_text(values[i])
         rows.append((campaign_id, *values, *tail))

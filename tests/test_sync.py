@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import re
 import sqlite3
 import uuid
@@ -194,6 +195,28 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match="99"):
         async with open_database(f"sqlite:///{path}"):
             pass
+
+
+@pytest.mark.parametrize(
+    ("record", "column", "stored"),
+    [
+        (SmsRecord("s1", "1", message="a\x00b"), "message", "ab"),
+        (SmsRecord("s1", "1", message="a\ud83db"), "message", "a\\ud83db"),
+        (SmsRecord("s1", "1", extra={"k": "a\x00b"}), "extra", {"k": "ab"}),
+        (SmsRecord("s1", "1", extra={"k": "a\ud83db"}), "extra", {"k": "a\\ud83db"}),
+    ],
+    ids=["nul-text", "surrogate-text", "nul-json", "surrogate-json"],
+)
+async def test_values_no_database_takes_are_cleaned_not_refused(
+    record: SmsRecord, column: str, stored: Any, db_url: str
+) -> None:
+    """A NUL is dropped and a lone surrogate kept as its \\udXXX text, as the JSONL export does."""
+    async with open_database(db_url) as db:
+        await db.observe("c1", [record], 1)
+        ((value,),) = await fetch(db, f"SELECT {column} FROM {SMS_TABLE}")
+        position = await db.position("c1")
+    assert (json.loads(value) if column == "extra" else value) == stored
+    assert position == (1, False)
 
 
 def test_columns_are_the_record_fields() -> None:
