@@ -183,13 +183,18 @@ async def _sync_all(args: argparse.Namespace, client: ExotelClient, db: Database
             summary = await sync_campaign(
                 client, db, campaign_id, page_size=args.page_size, concurrency=args.concurrency
             )
-        except ExotelError as exc:  # archived (404), a failed item: the others go on
+        except Exception as exc:  # archived (404), the database: the others go on
             failed += 1
-            print(f"exotel-async: error: {campaign_id}: {_error_line(exc)}", file=sys.stderr)
+            print(f"exotel-async: error: {campaign_id}: {_failure(exc)}", file=sys.stderr)
             continue
         print(_final_line(summary), file=sys.stderr)
     print(f"synced {len(chosen) - failed} of {len(chosen)} campaigns", file=sys.stderr)
     return EXIT_API if failed else EXIT_OK
+
+
+def _failure(exc: Exception) -> str:
+    """What one campaign's sync failed on, as a line."""
+    return _error_line(exc) if isinstance(exc, ExotelError) else f"{type(exc).__name__}: {exc}"
 
 
 def _final_line(summary: FollowSummary) -> str:

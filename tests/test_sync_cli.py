@@ -6,11 +6,15 @@ import itertools
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from exotel_async._sync_cli import duration
+from exotel_async._sync_cli import _sync_all, duration
+from exotel_async.cli import build_parser, main
+from exotel_async.sync import Database, open_database
 from exotel_async.testing import Sandbox, SandboxCampaign, StatusProgress
+from tests._clients import fast_client
 from tests.test_cli import env_for, run
 
 
@@ -163,3 +167,49 @@ async def test_sync_all_skips_a_status(account: Sandbox, tmp_path: Path) -> None
     result = await run("sync", *args, env=env_for(account))
     assert result.code == 0, result.stderr
     assert "synced 4 of 4 campaigns" in result.stderr
+
+
+class FailsOn:
+    """A database whose writes for one campaign raise an error no sync expects."""
+
+    def __init__(self, db: Database, campaign_id: str) -> None:
+        self._db = db
+        self._campaign_id = campaign_id
+
+    async def observe(self, campaign_id: str, *args: Any) -> Any:
+        if campaign_id == self._campaign_id:
+            raise RuntimeError("disk on fire")
+        return await self._db.observe(campaign_id, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+async def test_sync_all_goes_on_past_a_campaign_failing_with_any_error(
+    account: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A campaign whose sync raises something other than an ExotelError fails alone, exit 1."""
+    url = f"sqlite:///{tmp_path / 'sms.db'}"
+    args = build_parser().parse_args(["sync", "--all", "--skip-status", "archived", "--db", url])
+    async with fast_client(account) as client, open_database(url) as db:
+        code = await _sync_all(args, client, FailsOn(db, "done-1"))  # type: ignore[arg-type]
+    counts = rows(tmp_path / "sms.db", "SELECT campaign_id, count(*) FROM exotel_sms GROUP BY 1")
+    assert dict(counts) == {"done-2": 40, "paused": 25}  # type: ignore[arg-type]
+    assert code == 1
+    stderr = capsys.readouterr().err
+    assert "done-1: RuntimeError: disk on fire" in stderr
+    assert "synced 3 of 4 campaigns" in stderr
+
+
+def test_an_encoding_error_while_syncing_is_not_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A UnicodeError (a ValueError) raised by a sync's data exits 1, not 2, in one line."""
+    from exotel_async import _sync_cli
+
+    async def fails(args: Any) -> int:
+        raise UnicodeEncodeError("utf-8", "\ud83d", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr(_sync_cli, "run", fails)
+    assert main(["sync", "c1", "--db", "sqlite:///sms.db"]) == 1
+    assert capsys.readouterr().err.startswith("exotel-async: error: UnicodeEncodeError:")
