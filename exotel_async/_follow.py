@@ -268,8 +268,9 @@ class Follow:
         known = self._known if self._options.skip_final_pages else None
         for pages in (known, None):
             walk = _Walk(self._client, self.summary.campaign_id, self._observer, self._options)
-            # After pages that moved, the whole campaign; else resume an interrupted walk.
-            start = 0 if pages is None and known is not None else None
+            # The first walk resumes an interrupted run; every later one reads from the start,
+            # even after a walk that ended early, which left its position incomplete.
+            start = None if self.summary.walks == 0 else 0
             async for transition in walk.run(pages, start):
                 yield transition
             self.summary.pages += walk.pages
@@ -313,9 +314,10 @@ class _Walk:
             self.resumed = start > 0
             pages = self._everything(start)
         else:
+            start = 0
             pages = self._pending_pages(known)
         batch: list[SmsRecord] = []
-        position = 0
+        position = start  # a walk that reads nothing leaves the position where it was
         storing: asyncio.Task[list[Transition]] | None = None
         try:
             async for offset, end, page in pages:

@@ -15,6 +15,8 @@ from typing import Any
 
 import attrs
 import pytest
+from aioresponses import CallbackResult, aioresponses
+from yarl import URL
 
 from exotel_async import ExotelClient, ServerError, SmsRecord
 from exotel_async.sync import (
@@ -268,6 +270,39 @@ async def test_follow_stops_at_deadline_when_not_final(
     # The sandbox's static data keeps some SMS queued forever.
     assert (run.summary.final, run.summary.walks, time.now) == (False, 4, 150)
     assert run.summary.outcomes["pending"] > 0
+
+
+def _short_campaign(url: URL, **kwargs: Any) -> CallbackResult:
+    """A page of a campaign that claims 200 SMS and serves the first 150, all queued."""
+    offset, limit = int(url.query["offset"]), int(url.query["limit"])
+    items = [
+        {
+            "code": 200,
+            "status": "success",
+            "data": {"sid": f"s{i}", "number": "1", "status": "queued"},
+        }
+        for i in range(offset, min(offset + limit, 150))
+    ]
+    metadata = {"count": len(items), "offset": offset, "total": 200, "limit": limit}
+    return CallbackResult(payload={"metadata": metadata, "response": items})
+
+
+async def test_follow_after_a_walk_that_ended_early_reads_from_the_start(tmp_path: Path) -> None:
+    """Each walk after one that stopped at an empty page below the total reads every SMS again."""
+    time = FakeTime(0.0)
+    url = re.compile(r"^https://api\.exotel\.com/.*")
+    with aioresponses() as mocked:
+        mocked.get(url, callback=_short_campaign, repeat=True)
+        async with (
+            ExotelClient("k", "t", "acc") as client,
+            open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db,
+        ):
+            run = follow_campaign(
+                client, db, "c1", interval=60, deadline=150, clock=time, sleep=time.sleep
+            )
+            async for _ in run:
+                pass
+    assert (run.summary.walks, run.summary.records) == (4, 4 * 150)
 
 
 SQL_FENCE = re.compile(r"^```sql\n(.*?)^```", re.DOTALL | re.MULTILINE)
