@@ -660,7 +660,8 @@ class ExotelClient:
 
         Args:
             campaign_id: The campaign sid.
-            interval: Seconds (or a ``timedelta``) from one walk's start to the next's.
+            interval: Seconds (or a ``timedelta``) from one walk's start to the next's;
+                at least 1.
             until_final: End once every SMS is delivered or failed.
             deadline: End after a last walk this long after the start; None never.
             skip_final_pages: Walk in ``schedule_time`` order and re-read only the pages

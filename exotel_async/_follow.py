@@ -141,16 +141,22 @@ class MemoryObserver:
         return Counter(classify_status(*state) for state in self._states.values())
 
 
-def seconds(name: str, value: float | timedelta | None) -> float | None:
-    """A duration in seconds from a number or a ``timedelta``; None stays None."""
+#: The shortest interval between walks: a shorter one would hammer the API for nothing.
+MIN_INTERVAL = 1.0
+
+
+def seconds(name: str, value: float | timedelta | None, minimum: float = 0.0) -> float | None:
+    """A duration in seconds from a number or a ``timedelta``, more than 0 and at least
+    ``minimum``; None stays None."""
     if value is None:
         return None
     if isinstance(value, timedelta):
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be seconds or a timedelta, got {type(value).__name__}")
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value}")
+    if not value > 0 or value < minimum or value == float("inf"):
+        least = f"at least {minimum:g}" if minimum else "more than 0"
+        raise ValueError(f"{name} must be a finite number of seconds, {least}; got {value}")
     return float(value)
 
 

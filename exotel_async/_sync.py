@@ -9,7 +9,16 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from ._database import Database, PostgresDatabase, SqliteDatabase
-from ._follow import Follow, FollowSummary, MemoryObserver, Sleep, Transition, WalkOptions, seconds
+from ._follow import (
+    MIN_INTERVAL,
+    Follow,
+    FollowSummary,
+    MemoryObserver,
+    Sleep,
+    Transition,
+    WalkOptions,
+    seconds,
+)
 from ._models import Outcome, SmsRecord
 from ._protocol import check_int
 
@@ -95,7 +104,7 @@ def _options(
         concurrency=concurrency,
         batch_records=check_int("batch_records", batch_records, minimum=1, maximum=1_000_000),
         skip_final_pages=skip_final_pages,
-        interval=seconds("interval", interval) or 0.0,
+        interval=seconds("interval", interval, MIN_INTERVAL) or MIN_INTERVAL,
         until_final=until_final,
         deadline=seconds("deadline", deadline),
         once=once,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ._account_export import campaign_wanted, list_campaigns
 from ._database import Database
 from ._errors import ExotelError
-from ._follow import FollowSummary
+from ._follow import MIN_INTERVAL, FollowSummary
 from ._sync import follow_campaign, open_database, sync_campaign
 from .cli import (
     EXIT_API,
@@ -40,6 +40,22 @@ def duration(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def _interval(text: str) -> float:
+    """A duration of at least MIN_INTERVAL."""
+    value = duration(text)
+    if value < MIN_INTERVAL:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_INTERVAL:g}s, got {text!r}")
+    return value
+
+
+def _deadline(text: str) -> float:
+    """A duration of more than 0."""
+    value = duration(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return value
+
+
 def add_parser(commands: Any) -> None:
     """The ``sync`` subcommand's options."""
     sync = commands.add_parser(
@@ -66,7 +82,7 @@ def add_parser(commands: Any) -> None:
     )
     follow.add_argument(
         "--interval",
-        type=duration,
+        type=_interval,
         default=300.0,
         metavar="DURATION",
         help="from one walk's start to the next's: 30s, 5m, 2h, 1d (5m)",
@@ -76,7 +92,7 @@ def add_parser(commands: Any) -> None:
     )
     follow.add_argument(
         "--deadline",
-        type=duration,
+        type=_deadline,
         metavar="DURATION",
         help="stop after a last walk this long after the start",
     )

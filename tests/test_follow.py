@@ -95,6 +95,9 @@ async def test_skipping_final_pages_reads_less_and_sees_the_same() -> None:
     ("options", "error"),
     [
         ({"interval": -1}, ValueError),
+        ({"interval": 0}, ValueError),
+        ({"interval": 0.5}, ValueError),
+        ({"deadline": 0}, ValueError),
         ({"interval": "5m"}, TypeError),
         ({"deadline": float("nan")}, ValueError),
         ({"until_final": 1}, TypeError),

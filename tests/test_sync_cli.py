@@ -47,23 +47,32 @@ async def test_sync_stores_the_campaign(sandbox: Sandbox, tmp_path: Path) -> Non
 
 
 async def test_follow_prints_each_transition_once_until_final(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """``--follow --until-final`` prints every change of state once and stops when final."""
+    from exotel_async import _sync_cli
+
     db = tmp_path / "sms.db"
-    args = ["--follow", "--interval", "0", "--until-final"]
-    result = await run("sync", "c1", "--db", f"sqlite:///{db}", *args, env=env_for(sandbox))
-    assert result.code == 0, result.stderr
-    lines = result.stdout.splitlines()
+    argv = ["sync", "c1", "--db", f"sqlite:///{db}", "--follow", "--interval", "1s"]
+    args = build_parser().parse_args([*argv, "--until-final"])
+    # In this process, so that the follow waits out its intervals on the client's fake clock.
+    monkeypatch.setattr(_sync_cli, "_connect", lambda args: fast_client(sandbox))
+    code = await _sync_cli.run(args)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = out.splitlines()
     assert len(lines) == len(set(lines)) == 60  # queued->submitted->sent->final, 20 SMS
-    assert "every SMS final" in result.stderr
+    assert "every SMS final" in err
     assert rows(db, "SELECT count(*) FROM exotel_status_history") == [(60,)]
 
 
 async def test_deadline_before_final_exits_3(tmp_path: Path) -> None:
     """A follow whose deadline passes with SMS pending exits 3, saying how many."""
     async with Sandbox(campaigns={"c1": 200}) as still:  # some SMS stay queued forever
-        args = ["--follow", "--until-final", "--deadline", "0"]
+        args = ["--follow", "--until-final", "--deadline", "0.001"]
         db = f"sqlite:///{tmp_path / 'sms.db'}"
         result = await run("sync", "c1", "--db", db, *args, env=env_for(still))
     assert result.code == 3
@@ -92,6 +101,25 @@ async def test_bad_duration_is_a_usage_error(sandbox: Sandbox, tmp_path: Path) -
     result = await run("sync", "c1", "--db", db, "--interval", "soon", env=env_for(sandbox))
     assert result.code == 2
     assert "expected a duration like 30s, 5m or 48h" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--interval", "0", "at least 1s"),
+        ("--interval", "0.5s", "at least 1s"),
+        ("--deadline", "0", "more than 0"),
+    ],
+)
+async def test_too_short_interval_or_deadline_is_a_usage_error(
+    sandbox: Sandbox, tmp_path: Path, flag: str, value: str, message: str
+) -> None:
+    """An --interval under a second or a --deadline of 0 is one line, exit 2."""
+    db = f"sqlite:///{tmp_path / 'sms.db'}"
+    result = await run("sync", "c1", "--db", db, "--follow", flag, value, env=env_for(sandbox))
+    assert result.code == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
 
 
 async def test_unreachable_postgres_is_one_line_without_password(sandbox: Sandbox) -> None:
