@@ -500,6 +500,9 @@ class PostgresDatabase:
         db, now = self._db, self._now()
         records = _latest(records)
         async with db.transaction():
+            # One writer per campaign at a time: before PostgreSQL 18 the old states are read
+            # by a statement of their own, and two syncs would both log the same change.
+            await db.execute(_CAMPAIGN_LOCK, campaign_id)
             await db.copy_records_to_table(
                 _STAGING, records=_rows(campaign_id, records, _same), columns=_COLUMNS
             )
@@ -514,6 +517,10 @@ class PostgresDatabase:
     async def outcomes(self, campaign_id: str) -> Counter[Outcome]:
         """The campaign's SMS by outcome."""
         return _outcomes(await self._db.fetch(_POSTGRES.states(), campaign_id))
+
+
+#: Held to the end of the transaction; two keys, apart from the schema lock's one.
+_CAMPAIGN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('exotel_async'), hashtext($1))"
 
 
 def _postgres_statements(major: int) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
 import re
@@ -55,9 +56,15 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'sms.db'}"
         return
+    async with fresh_postgres(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres(server: str) -> AsyncIterator[str]:
+    """The URL of a new, empty database on ``server``, dropped afterwards."""
     import asyncpg
 
-    server: str = request.getfixturevalue("postgres_url")
     name = f"t_{uuid.uuid4().hex}"
     admin = await asyncpg.connect(server)
     try:
@@ -341,6 +348,30 @@ async def test_postgres_before_18_logs_the_same_changes(postgres_url: str) -> No
         rows = await fetch(db, f"SELECT old_status FROM {HISTORY_TABLE} WHERE campaign_id = 'c1'")
     assert (changes, again, len(rows)) == (20, 0, 20)
     assert {old for (old,) in rows} == {"queued"}
+
+
+@pytest.mark.parametrize("major", [17, 18])
+async def test_concurrent_syncs_of_a_campaign_log_each_change_once(
+    postgres_url: str, major: int
+) -> None:
+    """Two syncs storing the same change of a campaign at once log it once, on any version."""
+    from exotel_async._database import _postgres_statements
+
+    queued = [SmsRecord(f"s{i}", "1", status="queued") for i in range(500)]
+    sent = [attrs.evolve(record, status="sent") for record in queued]
+    async with (
+        fresh_postgres(postgres_url) as url,
+        open_database(url) as first,
+        open_database(url) as second,
+    ):
+        for db in (first, second):
+            db._statements = _postgres_statements(major)  # type: ignore[attr-defined]
+        await first.observe("c1", queued, 500)
+        changes = await asyncio.gather(
+            first.observe("c1", sent, 500), second.observe("c1", sent, 500)
+        )
+        logged = await history_count(first)
+    assert (logged, sum(map(len, changes))) == (500, 500)
 
 
 async def test_follow_skipping_final_pages_after_a_resumed_walk_still_ends_final(
