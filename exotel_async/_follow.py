@@ -141,6 +141,8 @@ class MemoryObserver:
         return Counter(classify_status(*state) for state in self._states.values())
 
 
+#: How long a follow goes on unless told otherwise: delivery reports come within two days.
+DEFAULT_DEADLINE = timedelta(hours=48)
 #: The shortest interval between walks: a shorter one would hammer the API for nothing.
 MIN_INTERVAL = 1.0
 
@@ -204,6 +206,9 @@ class Follow:
 
     Each walk reads the whole campaign, then waits out ``interval`` from the walk's start. It
     ends when every SMS is final (with ``until_final``), or at ``deadline`` after a last walk.
+    The deadline is checked between walks, so a follow ends at most one walk past it. Every
+    SMS is final when the walk completed, every SMS kept is delivered or failed, and as many
+    are kept as the campaign's total.
 
     With ``skip_final_pages`` the walks go in ``schedule_time`` order, and each walk after a
     complete one re-reads only the pages that held an SMS not yet final. Each such page must
@@ -235,6 +240,7 @@ class Follow:
         self._on_walk = on_walk
         self._known: _Known | None = None
         self._complete = False
+        self._total: int | None = None
         self.summary = FollowSummary(campaign_id)
 
     def __aiter__(self) -> AsyncIterator[Transition]:
@@ -254,7 +260,11 @@ class Follow:
                 summary.walks += 1
                 outcomes = await self._observer.outcomes()
                 summary.outcomes = {o.value: outcomes[o] for o in Outcome}
-                summary.final = self._complete and all(o in FINAL_OUTCOMES for o in +outcomes)
+                summary.final = (
+                    self._complete
+                    and sum(outcomes.values()) == self._total
+                    and all(o in FINAL_OUTCOMES for o in +outcomes)
+                )
                 if self._on_walk is not None:
                     self._on_walk(summary)
                 if options.once or (summary.final and options.until_final):
@@ -284,6 +294,7 @@ class Follow:
             if not walk.moved:
                 break
         self._complete = walk.complete
+        self._total = walk.total
         # A walk resumed midway saw only the pages after its start: all must be read again.
         whole = walk.complete and not walk.resumed
         self._known = _Known(walk.total, tuple(walk.pending)) if whole else None

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ._database import Database, PostgresDatabase, SqliteDatabase
 from ._follow import (
+    DEFAULT_DEADLINE,
     MIN_INTERVAL,
     Follow,
     FollowSummary,
@@ -144,7 +145,7 @@ def follow_campaign(
     *,
     interval: float | timedelta = 300.0,
     until_final: bool = True,
-    deadline: float | timedelta | None = None,
+    deadline: float | timedelta | None = DEFAULT_DEADLINE,
     skip_final_pages: bool = False,
     page_size: int = 50,
     concurrency: int = 4,
@@ -156,7 +157,8 @@ def follow_campaign(
     """Sync a campaign into ``db`` again every ``interval``, yielding each change stored.
 
     Ends when every SMS is final (with ``until_final``), or at ``deadline`` (seconds from
-    the start) after a last walk; ``follow.summary`` then says which. ``on_walk`` is called
+    the start, 48 hours unless given; None never) after a last walk, at most one walk past
+    it; ``follow.summary`` then says which. ``on_walk`` is called
     with the summary after each walk.
     """
     options = _options(
@@ -178,7 +180,7 @@ def follow(
     *,
     interval: float | timedelta = 300.0,
     until_final: bool = True,
-    deadline: float | timedelta | None = None,
+    deadline: float | timedelta | None = DEFAULT_DEADLINE,
     skip_final_pages: bool = False,
     page_size: int = 50,
     concurrency: int = 4,
@@ -206,7 +208,7 @@ async def wait_until_final(
     client: ExotelClient,
     campaign_id: str,
     *,
-    deadline: float | timedelta | None = None,
+    deadline: float | timedelta | None = DEFAULT_DEADLINE,
     interval: float | timedelta = 300.0,
     skip_final_pages: bool = False,
     page_size: int = 50,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ._account_export import campaign_wanted, list_campaigns
 from ._database import Database
 from ._errors import ExotelError
-from ._follow import MIN_INTERVAL, FollowSummary
+from ._follow import DEFAULT_DEADLINE, MIN_INTERVAL, FollowSummary
 from ._sync import follow_campaign, open_database, sync_campaign
 from .cli import (
     EXIT_API,
@@ -94,7 +94,7 @@ def add_parser(commands: Any) -> None:
         "--deadline",
         type=_deadline,
         metavar="DURATION",
-        help="stop after a last walk this long after the start",
+        help="stop after a last walk this long after the start (48h)",
     )
     follow.add_argument(
         "--skip-final-pages",
@@ -167,7 +167,7 @@ async def run(args: argparse.Namespace) -> int:
             args.campaign_id,
             interval=args.interval,
             until_final=args.until_final,
-            deadline=args.deadline,
+            deadline=DEFAULT_DEADLINE if args.deadline is None else args.deadline,
             skip_final_pages=args.skip_final_pages,
             page_size=args.page_size,
             concurrency=args.concurrency,
