@@ -19,6 +19,7 @@ import json
 import operator
 import re
 import sqlite3
+import urllib.parse
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
@@ -279,6 +280,15 @@ def database_errors() -> tuple[type[Exception], ...]:
     return (*errors, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
+def _cannot_use(url: str, exc: Exception) -> str:
+    """Why a database URL cannot be used, naming its scheme and host, never its password."""
+    parts = urllib.parse.urlsplit(url)
+    reason = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).splitlines()[0]
+    if parts.password:
+        reason = reason.replace(parts.password, "***")
+    return f"cannot connect to database URL ({parts.scheme}, host {parts.hostname}): {reason}"
+
+
 def _check_version(found: int | None) -> None:
     """Refuse a schema newer than this release; there is nothing older to migrate yet."""
     if found is not None and found != SCHEMA_VERSION:
@@ -335,7 +345,12 @@ class SqliteDatabase:
         await asyncio.to_thread(self._open)
 
     def _open(self) -> None:
-        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:  # no such directory, no permission: name the file
+            raise UnreachableDatabase(
+                f"cannot use database URL (sqlite, {self._path}): {exc}"
+            ) from None
         try:
             # WAL with NORMAL sync: a crash of the process loses no committed batch, and a
             # power cut may lose the last batches but never mixes a batch with its position.
@@ -458,9 +473,10 @@ class PostgresDatabase:
             raise ValueError(f"PostgreSQL needs asyncpg: {hint}") from None
         try:
             connection = await asyncpg.connect(self._url)
-        except OSError as exc:  # refused, unreachable: say where, never the password
-            where = f"{exc.strerror or exc}" if exc.strerror else type(exc).__name__
-            raise UnreachableDatabase(f"cannot connect to the PostgreSQL server: {where}") from None
+        except asyncpg.PostgresError:  # the server's own answer (a wrong password): as it is
+            raise
+        except Exception as exc:  # refused, a bad port, a timeout: where, never the password
+            raise UnreachableDatabase(_cannot_use(self._url, exc)) from None
         try:
             async with connection.transaction():
                 await connection.execute("SELECT pg_advisory_xact_lock(hashtext('exotel_async'))")

@@ -39,6 +39,8 @@ def database(url: str) -> Database:
         path = rest[1:] if rest.startswith("/") else rest
         if not path:
             raise ValueError(f"the database URL names no file: use {_SCHEMES}")
+        if path == ":memory:":  # gone at the end of the run, with every SMS synced
+            raise ValueError(f"sqlite:///:memory: keeps nothing: name a file, {_SCHEMES}")
         return SqliteDatabase(path)
     if sep and scheme in ("postgresql", "postgres"):
         return PostgresDatabase(url)

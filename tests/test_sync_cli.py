@@ -241,3 +241,37 @@ def test_an_encoding_error_while_syncing_is_not_a_usage_error(
     monkeypatch.setattr(_sync_cli, "run", fails)
     assert main(["sync", "c1", "--db", "sqlite:///sms.db"]) == 1
     assert capsys.readouterr().err.startswith("exotel-async: error: UnicodeEncodeError:")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:secret@127.0.0.1:99999/sms",
+        "postgresql://app:secret@127.0.0.1:abc/sms",
+        "postgresql://app:secret@127.0.0.1:1/sms?target_session_attrs=x",
+    ],
+)
+async def test_bad_postgres_url_is_one_line_naming_scheme_and_host(
+    sandbox: Sandbox, url: str
+) -> None:
+    """A PostgreSQL URL that cannot be used is one line naming scheme and host, exit 1."""
+    result = await run("sync", "c1", "--db", url, env=env_for(sandbox))
+    assert result.code == 1, result.stderr
+    assert "(postgresql, host 127.0.0.1)" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "secret" not in result.stderr
+
+
+async def test_sqlite_file_in_a_missing_directory_is_named(sandbox: Sandbox) -> None:
+    """A SQLite file that cannot be opened is one line naming the file, exit 1."""
+    result = await run("sync", "c1", "--db", "sqlite:////no/such/dir/sms.db", env=env_for(sandbox))
+    assert result.code == 1
+    assert "/no/such/dir/sms.db" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+async def test_sqlite_in_memory_is_refused() -> None:
+    """sqlite:///:memory: would keep nothing after the run: a ValueError at the call."""
+    with pytest.raises(ValueError, match="keeps nothing"):
+        async with open_database("sqlite:///:memory:"):
+            pass
