@@ -21,7 +21,7 @@ import re
 import sqlite3
 import urllib.parse
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -327,9 +327,16 @@ class SqliteDatabase:
     #: Seconds to wait for another writer before giving up, as ``busy_timeout`` would.
     LOCK_WAIT = 30.0
 
-    def __init__(self, path: str, *, now: Callable[[], datetime] = _now) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        now: Callable[[], datetime] = _now,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._path = path
         self._now = now
+        self._sleep = sleep
         self._connection: sqlite3.Connection | None = None
         marks = ", ".join("?" for _ in range(len(_COLUMNS) + 3))
         self._upsert = _SQLITE.upsert(f"VALUES ({marks})")
@@ -404,7 +411,7 @@ class SqliteDatabase:
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or waited >= self.LOCK_WAIT:
                     raise
-            await asyncio.sleep(0.05)
+            await self._sleep(0.05)
             waited += 0.05
 
     def _observe(

@@ -457,3 +457,48 @@ def test_server_binaries_fall_back_to_path(
     bin_dir = _fake_install(tmp_path / "bin")
     monkeypatch.setenv("PATH", str(bin_dir if on_path else tmp_path))
     assert _postgres.find_binaries() == (bin_dir if on_path else None)
+
+
+async def test_sqlite_waits_for_another_writer_on_the_given_sleep(tmp_path: Path) -> None:
+    """A batch meeting another writer's lock waits on the injected sleep, then is stored."""
+    from exotel_async._database import SqliteDatabase
+
+    path = tmp_path / "sms.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    waits: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        waits.append(delay)
+        if len(waits) == 3:
+            other.execute("ROLLBACK")
+
+    db = SqliteDatabase(str(path), sleep=sleep)
+    await db.open()
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        await db.observe("c1", [SmsRecord("s1", "1")], 1)
+        rows = await fetch(db, f"SELECT sid FROM {SMS_TABLE}")
+    finally:
+        await db.close()
+        other.close()
+    assert (len(waits), rows) == (3, [("s1",)])
+
+
+async def test_failure_inside_a_batch_rolls_back_rows_history_and_position(
+    tmp_path: Path,
+) -> None:
+    """A batch whose position cannot be saved leaves no row, history or position of it."""
+    async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
+        await db.observe("c1", [SmsRecord("s1", "1", status="queued")], 1)
+        connection: Any = db._connection  # type: ignore[attr-defined]
+        connection.execute(
+            "CREATE TRIGGER no_position BEFORE UPDATE ON exotel_sync_state "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+        moved = [SmsRecord("s1", "1", status="sent"), SmsRecord("s2", "1", status="sent")]
+        with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+            await db.observe("c1", moved, 2)
+        rows = await fetch(db, f"SELECT sid, status FROM {SMS_TABLE}")
+        history = await history_count(db)
+        position = await db.position("c1")
+    assert (rows, history, position) == ([("s1", "queued")], 0, (1, False))
