@@ -289,12 +289,21 @@ def _cannot_use(url: str, exc: Exception) -> str:
     return f"cannot connect to database URL ({parts.scheme}, host {parts.hostname}): {reason}"
 
 
-def _check_version(found: int | None) -> None:
-    """Refuse a schema newer than this release; there is nothing older to migrate yet."""
+def _check_version(found: int | None, existed: bool) -> None:
+    """Refuse tables of another schema version, or of an unknown one (``existed`` before
+    this first use stamped them); there is nothing older to migrate yet."""
+    if found is None and existed:
+        raise SchemaError(
+            f"the database holds a {SMS_TABLE} table but no schema version: it was not "
+            "made by exotel-async, or its version was lost; use another database"
+        )
     if found is not None and found != SCHEMA_VERSION:
+        advice = (
+            "upgrade exotel-async" if found > SCHEMA_VERSION else "this release cannot migrate it"
+        )
         raise SchemaError(
             f"the database's exotel tables are at schema version {found}, and this "
-            f"exotel-async knows version {SCHEMA_VERSION}: upgrade exotel-async"
+            f"exotel-async knows version {SCHEMA_VERSION}: {advice}"
         )
 
 
@@ -369,10 +378,13 @@ class SqliteDatabase:
             connection.execute("PRAGMA journal_size_limit=67108864")
             connection.execute(f"PRAGMA busy_timeout={self.LOCK_WAIT * 1000:.0f}")
             with _transaction(connection):
+                existed = connection.execute(
+                    "SELECT 1 FROM sqlite_master WHERE name = ?", (SMS_TABLE,)
+                ).fetchone()
                 for statement in [*_schema(_SQLITE), _SQLITE_HISTORY_TRIGGER]:
                     connection.execute(statement)
                 row = connection.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
-                _check_version(row[0])
+                _check_version(row[0], existed is not None)
                 if row[0] is None:
                     connection.execute(f"INSERT INTO {VERSION_TABLE} VALUES (?)", (SCHEMA_VERSION,))
             # From here on a write fails at once on another writer's lock: _write() waits
@@ -487,10 +499,11 @@ class PostgresDatabase:
         try:
             async with connection.transaction():
                 await connection.execute("SELECT pg_advisory_xact_lock(hashtext('exotel_async'))")
+                existed = await connection.fetchval("SELECT to_regclass($1)", SMS_TABLE)
                 for statement in _schema(_POSTGRES):
                     await connection.execute(statement)
                 found = await connection.fetchval(f"SELECT max(version) FROM {VERSION_TABLE}")
-                _check_version(found)
+                _check_version(found, existed is not None)
                 if found is None:
                     await connection.execute(
                         f"INSERT INTO {VERSION_TABLE} VALUES ($1)", SCHEMA_VERSION

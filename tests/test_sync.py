@@ -502,3 +502,30 @@ async def test_failure_inside_a_batch_rolls_back_rows_history_and_position(
         history = await history_count(db)
         position = await db.position("c1")
     assert (rows, history, position) == ([("s1", "queued")], 0, (1, False))
+
+
+async def test_tables_without_a_schema_version_are_refused(db_url: str) -> None:
+    """exotel tables whose version row is gone are refused, not stamped as the current one."""
+    async with open_database(db_url) as db:
+        connection: Any = db._connection  # type: ignore[attr-defined]
+        sql = f"DELETE FROM {VERSION_TABLE}"
+        if isinstance(connection, sqlite3.Connection):
+            connection.execute(sql)
+        else:
+            await connection.execute(sql)
+    with pytest.raises(SchemaError, match="no schema version"):
+        async with open_database(db_url):
+            pass
+
+
+async def test_older_schema_is_not_told_to_upgrade(tmp_path: Path) -> None:
+    """A schema number older than this release's is refused without 'upgrade' advice."""
+    path = tmp_path / "sms.db"
+    async with open_database(f"sqlite:///{path}"):
+        pass
+    with sqlite3.connect(path) as connection:
+        connection.execute(f"UPDATE {VERSION_TABLE} SET version = 0")
+    connection.close()
+    with pytest.raises(SchemaError, match="cannot migrate"):
+        async with open_database(f"sqlite:///{path}"):
+            pass
