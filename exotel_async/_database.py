@@ -321,6 +321,7 @@ class Database(Protocol):
 
 
 def _now() -> datetime:
+    """The time now, in UTC."""
     return datetime.now(timezone.utc)
 
 
@@ -594,4 +595,5 @@ def _postgres_statements(major: int) -> tuple[str, ...]:
 
 
 def _same(moment: datetime) -> datetime:
+    """A time as it is: asyncpg takes aware datetimes."""
     return moment

@@ -134,9 +134,12 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError("give a CAMPAIGN_ID, or --all for every campaign")
     if args.all and args.follow:
         raise ValueError("--follow follows one campaign: give its CAMPAIGN_ID instead of --all")
-    filters = [
-        flag for flag, value in (("--status", args.status), ("--since", args.since)) if value
-    ]
+    given = (
+        ("--status", args.status),
+        ("--skip-status", args.skip_status),
+        ("--since", args.since),
+    )
+    filters = [flag for flag, value in given if value]
     if filters and not args.all:
         raise ValueError(f"{filters[0]} applies to --all, not to one campaign")
 

@@ -175,6 +175,7 @@ async def test_sync_all_takes_the_status_filter(account: Sandbox, tmp_path: Path
         ([], "give a CAMPAIGN_ID, or --all"),
         (["--all", "--follow"], "--follow follows one campaign"),
         (["c1", "--status", "completed"], "--status applies to --all"),
+        (["c1", "--skip-status", "archived"], "--skip-status applies to --all"),
     ],
 )
 async def test_sync_all_mistakes_are_usage_errors(
