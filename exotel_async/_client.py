@@ -20,6 +20,7 @@ import aiohttp
 import attrs
 from yarl import URL
 
+from ._follow import DEFAULT_DEADLINE
 from ._models import Campaign, CampaignStatus, Page, SmsPage, SmsRecord
 from ._pagination import FetchPage, PagedStream, compact_key
 from ._protocol import (
@@ -651,7 +652,7 @@ class ExotelClient:
         *,
         interval: float | timedelta = 300.0,
         until_final: bool = True,
-        deadline: float | timedelta | None = None,
+        deadline: float | timedelta | None = DEFAULT_DEADLINE,
         skip_final_pages: bool = False,
         page_size: int = 50,
         concurrency: int = 4,
@@ -660,9 +661,11 @@ class ExotelClient:
 
         Args:
             campaign_id: The campaign sid.
-            interval: Seconds (or a ``timedelta``) from one walk's start to the next's.
+            interval: Seconds (or a ``timedelta``) from one walk's start to the next's;
+                at least 1.
             until_final: End once every SMS is delivered or failed.
-            deadline: End after a last walk this long after the start; None never.
+            deadline: End after a last walk this long after the start (48 hours); None
+                never. Checked between walks: the follow ends at most one walk past it.
             skip_final_pages: Walk in ``schedule_time`` order and re-read only the pages
                 that held an SMS not yet final (see "Sync to a database").
             page_size: Records asked per request.
@@ -696,7 +699,7 @@ class ExotelClient:
         self,
         campaign_id: str,
         *,
-        deadline: float | timedelta | None = None,
+        deadline: float | timedelta | None = DEFAULT_DEADLINE,
         interval: float | timedelta = 300.0,
         skip_final_pages: bool = False,
         page_size: int = 50,

@@ -17,9 +17,11 @@ import asyncio
 import functools
 import json
 import operator
+import re
 import sqlite3
+import urllib.parse
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -57,17 +59,40 @@ _NAMES = [name for name, _ in RECORD_COLUMNS]
 _COLUMNS = ["campaign_id", *_NAMES]
 _TIMES = [i for i, (_, kind) in enumerate(RECORD_COLUMNS) if kind == "time"]
 _JSONS = [i for i, (_, kind) in enumerate(RECORD_COLUMNS) if kind == "json"]
+_TEXTS = [i for i, (_, kind) in enumerate(RECORD_COLUMNS) if kind == "text"]
 _values = operator.attrgetter(*_NAMES)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: ``\u0000`` in JSON text, not preceded by an escaped backslash.
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def _text(value: str) -> str:
+    """Text either database stores: NULs dropped (PostgreSQL refuses them), a lone surrogate
+    (half an emoji, valid JSON but not UTF-8) as the ``\\udXXX`` text the JSONL export writes.
+
+    Stored as sent, such a value would fail its batch at every resume, for ever.
+    """
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if value.isascii():
+        return value
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode()
+    return value
 
 
 def _json_text(value: Any) -> str | None:
-    """Unknown fields as JSON text; None when there are none."""
+    """Unknown fields as JSON text, cleaned as ``_text`` cleans; None when there are none."""
     if not value:
         return None
     try:
-        return orjson.dumps(dict(value)).decode()
-    except orjson.JSONEncodeError:  # a lone surrogate: the standard encoder escapes it
-        return json.dumps(dict(value))
+        text = orjson.dumps(dict(value)).decode()
+    except orjson.JSONEncodeError:  # a lone surrogate: escape its backslash, as JSONB refuses it
+        text = json.dumps(dict(value), ensure_ascii=False)
+        text = _SURROGATE.sub(lambda m: f"\\\\u{ord(m[0]):04x}", text)
+    return _NUL_ESCAPE.sub(r"\1", text) if "\\u0000" in text else text
 
 
 def _latest(records: Sequence[SmsRecord]) -> list[SmsRecord]:
@@ -89,6 +114,9 @@ def _rows(
         for i in _TIMES:
             if values[i] is not None:
                 values[i] = time(values[i])
+        for i in _TEXTS:
+            if values[i] is not None:
+                values[i] = _text(values[i])
         for i in _JSONS:
             values[i] = _json_text(values[i])
         rows.append((campaign_id, *values, *tail))
@@ -252,12 +280,30 @@ def database_errors() -> tuple[type[Exception], ...]:
     return (*errors, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
-def _check_version(found: int | None) -> None:
-    """Refuse a schema newer than this release; there is nothing older to migrate yet."""
+def _cannot_use(url: str, exc: Exception) -> str:
+    """Why a database URL cannot be used, naming its scheme and host, never its password."""
+    parts = urllib.parse.urlsplit(url)
+    reason = (getattr(exc, "strerror", None) or str(exc) or type(exc).__name__).splitlines()[0]
+    if parts.password:
+        reason = reason.replace(parts.password, "***")
+    return f"cannot connect to database URL ({parts.scheme}, host {parts.hostname}): {reason}"
+
+
+def _check_version(found: int | None, existed: bool) -> None:
+    """Refuse tables of another schema version, or of an unknown one (``existed`` before
+    this first use stamped them); there is nothing older to migrate yet."""
+    if found is None and existed:
+        raise SchemaError(
+            f"the database holds a {SMS_TABLE} table but no schema version: it was not "
+            "made by exotel-async, or its version was lost; use another database"
+        )
     if found is not None and found != SCHEMA_VERSION:
+        advice = (
+            "upgrade exotel-async" if found > SCHEMA_VERSION else "this release cannot migrate it"
+        )
         raise SchemaError(
             f"the database's exotel tables are at schema version {found}, and this "
-            f"exotel-async knows version {SCHEMA_VERSION}: upgrade exotel-async"
+            f"exotel-async knows version {SCHEMA_VERSION}: {advice}"
         )
 
 
@@ -275,6 +321,7 @@ class Database(Protocol):
 
 
 def _now() -> datetime:
+    """The time now, in UTC."""
     return datetime.now(timezone.utc)
 
 
@@ -290,9 +337,16 @@ class SqliteDatabase:
     #: Seconds to wait for another writer before giving up, as ``busy_timeout`` would.
     LOCK_WAIT = 30.0
 
-    def __init__(self, path: str, *, now: Callable[[], datetime] = _now) -> None:
+    def __init__(
+        self,
+        path: str,
+        *,
+        now: Callable[[], datetime] = _now,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._path = path
         self._now = now
+        self._sleep = sleep
         self._connection: sqlite3.Connection | None = None
         marks = ", ".join("?" for _ in range(len(_COLUMNS) + 3))
         self._upsert = _SQLITE.upsert(f"VALUES ({marks})")
@@ -308,7 +362,12 @@ class SqliteDatabase:
         await asyncio.to_thread(self._open)
 
     def _open(self) -> None:
-        connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        try:
+            connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:  # no such directory, no permission: name the file
+            raise UnreachableDatabase(
+                f"cannot use database URL (sqlite, {self._path}): {exc}"
+            ) from None
         try:
             # WAL with NORMAL sync: a crash of the process loses no committed batch, and a
             # power cut may lose the last batches but never mixes a batch with its position.
@@ -320,10 +379,13 @@ class SqliteDatabase:
             connection.execute("PRAGMA journal_size_limit=67108864")
             connection.execute(f"PRAGMA busy_timeout={self.LOCK_WAIT * 1000:.0f}")
             with _transaction(connection):
+                existed = connection.execute(
+                    "SELECT 1 FROM sqlite_master WHERE name = ?", (SMS_TABLE,)
+                ).fetchone()
                 for statement in [*_schema(_SQLITE), _SQLITE_HISTORY_TRIGGER]:
                     connection.execute(statement)
                 row = connection.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()
-                _check_version(row[0])
+                _check_version(row[0], existed is not None)
                 if row[0] is None:
                     connection.execute(f"INSERT INTO {VERSION_TABLE} VALUES (?)", (SCHEMA_VERSION,))
             # From here on a write fails at once on another writer's lock: _write() waits
@@ -362,7 +424,7 @@ class SqliteDatabase:
             except sqlite3.OperationalError as exc:
                 if "locked" not in str(exc) or waited >= self.LOCK_WAIT:
                     raise
-            await asyncio.sleep(0.05)
+            await self._sleep(0.05)
             waited += 0.05
 
     def _observe(
@@ -431,16 +493,18 @@ class PostgresDatabase:
             raise ValueError(f"PostgreSQL needs asyncpg: {hint}") from None
         try:
             connection = await asyncpg.connect(self._url)
-        except OSError as exc:  # refused, unreachable: say where, never the password
-            where = f"{exc.strerror or exc}" if exc.strerror else type(exc).__name__
-            raise UnreachableDatabase(f"cannot connect to the PostgreSQL server: {where}") from None
+        except asyncpg.PostgresError:  # the server's own answer (a wrong password): as it is
+            raise
+        except Exception as exc:  # refused, a bad port, a timeout: where, never the password
+            raise UnreachableDatabase(_cannot_use(self._url, exc)) from None
         try:
             async with connection.transaction():
                 await connection.execute("SELECT pg_advisory_xact_lock(hashtext('exotel_async'))")
+                existed = await connection.fetchval("SELECT to_regclass($1)", SMS_TABLE)
                 for statement in _schema(_POSTGRES):
                     await connection.execute(statement)
                 found = await connection.fetchval(f"SELECT max(version) FROM {VERSION_TABLE}")
-                _check_version(found)
+                _check_version(found, existed is not None)
                 if found is None:
                     await connection.execute(
                         f"INSERT INTO {VERSION_TABLE} VALUES ($1)", SCHEMA_VERSION
@@ -473,6 +537,9 @@ class PostgresDatabase:
         db, now = self._db, self._now()
         records = _latest(records)
         async with db.transaction():
+            # One writer per campaign at a time: before PostgreSQL 18 the old states are read
+            # by a statement of their own, and two syncs would both log the same change.
+            await db.execute(_CAMPAIGN_LOCK, campaign_id)
             await db.copy_records_to_table(
                 _STAGING, records=_rows(campaign_id, records, _same), columns=_COLUMNS
             )
@@ -487,6 +554,10 @@ class PostgresDatabase:
     async def outcomes(self, campaign_id: str) -> Counter[Outcome]:
         """The campaign's SMS by outcome."""
         return _outcomes(await self._db.fetch(_POSTGRES.states(), campaign_id))
+
+
+#: Held to the end of the transaction; two keys, apart from the schema lock's one.
+_CAMPAIGN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('exotel_async'), hashtext($1))"
 
 
 def _postgres_statements(major: int) -> tuple[str, ...]:
@@ -524,4 +595,5 @@ def _postgres_statements(major: int) -> tuple[str, ...]:
 
 
 def _same(moment: datetime) -> datetime:
+    """A time as it is: asyncpg takes aware datetimes."""
     return moment

@@ -141,16 +141,24 @@ class MemoryObserver:
         return Counter(classify_status(*state) for state in self._states.values())
 
 
-def seconds(name: str, value: float | timedelta | None) -> float | None:
-    """A duration in seconds from a number or a ``timedelta``; None stays None."""
+#: How long a follow goes on unless told otherwise: delivery reports come within two days.
+DEFAULT_DEADLINE = timedelta(hours=48)
+#: The shortest interval between walks: a shorter one would hammer the API for nothing.
+MIN_INTERVAL = 1.0
+
+
+def seconds(name: str, value: float | timedelta | None, minimum: float = 0.0) -> float | None:
+    """A duration in seconds from a number or a ``timedelta``, more than 0 and at least
+    ``minimum``; None stays None."""
     if value is None:
         return None
     if isinstance(value, timedelta):
         value = value.total_seconds()
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be seconds or a timedelta, got {type(value).__name__}")
-    if not value >= 0 or value == float("inf"):
-        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {value}")
+    if not value > 0 or value < minimum or value == float("inf"):
+        least = f"at least {minimum:g}" if minimum else "more than 0"
+        raise ValueError(f"{name} must be a finite number of seconds, {least}; got {value}")
     return float(value)
 
 
@@ -198,6 +206,9 @@ class Follow:
 
     Each walk reads the whole campaign, then waits out ``interval`` from the walk's start. It
     ends when every SMS is final (with ``until_final``), or at ``deadline`` after a last walk.
+    The deadline is checked between walks, so a follow ends at most one walk past it. Every
+    SMS is final when the walk completed, every SMS kept is delivered or failed, and as many
+    are kept as the campaign's total.
 
     With ``skip_final_pages`` the walks go in ``schedule_time`` order, and each walk after a
     complete one re-reads only the pages that held an SMS not yet final. Each such page must
@@ -229,6 +240,7 @@ class Follow:
         self._on_walk = on_walk
         self._known: _Known | None = None
         self._complete = False
+        self._total: int | None = None
         self.summary = FollowSummary(campaign_id)
 
     def __aiter__(self) -> AsyncIterator[Transition]:
@@ -248,7 +260,11 @@ class Follow:
                 summary.walks += 1
                 outcomes = await self._observer.outcomes()
                 summary.outcomes = {o.value: outcomes[o] for o in Outcome}
-                summary.final = self._complete and all(o in FINAL_OUTCOMES for o in +outcomes)
+                summary.final = (
+                    self._complete
+                    and sum(outcomes.values()) == self._total
+                    and all(o in FINAL_OUTCOMES for o in +outcomes)
+                )
                 if self._on_walk is not None:
                     self._on_walk(summary)
                 if options.once or (summary.final and options.until_final):
@@ -268,8 +284,9 @@ class Follow:
         known = self._known if self._options.skip_final_pages else None
         for pages in (known, None):
             walk = _Walk(self._client, self.summary.campaign_id, self._observer, self._options)
-            # After pages that moved, the whole campaign; else resume an interrupted walk.
-            start = 0 if pages is None and known is not None else None
+            # The first walk resumes an interrupted run; every later one reads from the start,
+            # even after a walk that ended early, which left its position incomplete.
+            start = None if self.summary.walks == 0 else 0
             async for transition in walk.run(pages, start):
                 yield transition
             self.summary.pages += walk.pages
@@ -277,6 +294,7 @@ class Follow:
             if not walk.moved:
                 break
         self._complete = walk.complete
+        self._total = walk.total
         # A walk resumed midway saw only the pages after its start: all must be read again.
         whole = walk.complete and not walk.resumed
         self._known = _Known(walk.total, tuple(walk.pending)) if whole else None
@@ -313,9 +331,10 @@ class _Walk:
             self.resumed = start > 0
             pages = self._everything(start)
         else:
+            start = 0
             pages = self._pending_pages(known)
         batch: list[SmsRecord] = []
-        position = 0
+        position = start  # a walk that reads nothing leaves the position where it was
         storing: asyncio.Task[list[Transition]] | None = None
         try:
             async for offset, end, page in pages:

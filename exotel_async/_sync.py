@@ -9,7 +9,17 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from ._database import Database, PostgresDatabase, SqliteDatabase
-from ._follow import Follow, FollowSummary, MemoryObserver, Sleep, Transition, WalkOptions, seconds
+from ._follow import (
+    DEFAULT_DEADLINE,
+    MIN_INTERVAL,
+    Follow,
+    FollowSummary,
+    MemoryObserver,
+    Sleep,
+    Transition,
+    WalkOptions,
+    seconds,
+)
 from ._models import Outcome, SmsRecord
 from ._protocol import check_int
 
@@ -29,6 +39,8 @@ def database(url: str) -> Database:
         path = rest[1:] if rest.startswith("/") else rest
         if not path:
             raise ValueError(f"the database URL names no file: use {_SCHEMES}")
+        if path == ":memory:":  # gone at the end of the run, with every SMS synced
+            raise ValueError(f"sqlite:///:memory: keeps nothing: name a file, {_SCHEMES}")
         return SqliteDatabase(path)
     if sep and scheme in ("postgresql", "postgres"):
         return PostgresDatabase(url)
@@ -95,7 +107,7 @@ def _options(
         concurrency=concurrency,
         batch_records=check_int("batch_records", batch_records, minimum=1, maximum=1_000_000),
         skip_final_pages=skip_final_pages,
-        interval=seconds("interval", interval) or 0.0,
+        interval=seconds("interval", interval, MIN_INTERVAL) or MIN_INTERVAL,
         until_final=until_final,
         deadline=seconds("deadline", deadline),
         once=once,
@@ -135,7 +147,7 @@ def follow_campaign(
     *,
     interval: float | timedelta = 300.0,
     until_final: bool = True,
-    deadline: float | timedelta | None = None,
+    deadline: float | timedelta | None = DEFAULT_DEADLINE,
     skip_final_pages: bool = False,
     page_size: int = 50,
     concurrency: int = 4,
@@ -147,7 +159,8 @@ def follow_campaign(
     """Sync a campaign into ``db`` again every ``interval``, yielding each change stored.
 
     Ends when every SMS is final (with ``until_final``), or at ``deadline`` (seconds from
-    the start) after a last walk; ``follow.summary`` then says which. ``on_walk`` is called
+    the start, 48 hours unless given; None never) after a last walk, at most one walk past
+    it; ``follow.summary`` then says which. ``on_walk`` is called
     with the summary after each walk.
     """
     options = _options(
@@ -169,7 +182,7 @@ def follow(
     *,
     interval: float | timedelta = 300.0,
     until_final: bool = True,
-    deadline: float | timedelta | None = None,
+    deadline: float | timedelta | None = DEFAULT_DEADLINE,
     skip_final_pages: bool = False,
     page_size: int = 50,
     concurrency: int = 4,
@@ -197,7 +210,7 @@ async def wait_until_final(
     client: ExotelClient,
     campaign_id: str,
     *,
-    deadline: float | timedelta | None = None,
+    deadline: float | timedelta | None = DEFAULT_DEADLINE,
     interval: float | timedelta = 300.0,
     skip_final_pages: bool = False,
     page_size: int = 50,

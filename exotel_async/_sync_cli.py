@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ._account_export import campaign_wanted, list_campaigns
 from ._database import Database
 from ._errors import ExotelError
-from ._follow import FollowSummary
+from ._follow import DEFAULT_DEADLINE, MIN_INTERVAL, FollowSummary
 from ._sync import follow_campaign, open_database, sync_campaign
 from .cli import (
     EXIT_API,
@@ -40,6 +40,22 @@ def duration(text: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def _interval(text: str) -> float:
+    """A duration of at least MIN_INTERVAL."""
+    value = duration(text)
+    if value < MIN_INTERVAL:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_INTERVAL:g}s, got {text!r}")
+    return value
+
+
+def _deadline(text: str) -> float:
+    """A duration of more than 0."""
+    value = duration(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return value
+
+
 def add_parser(commands: Any) -> None:
     """The ``sync`` subcommand's options."""
     sync = commands.add_parser(
@@ -66,7 +82,7 @@ def add_parser(commands: Any) -> None:
     )
     follow.add_argument(
         "--interval",
-        type=duration,
+        type=_interval,
         default=300.0,
         metavar="DURATION",
         help="from one walk's start to the next's: 30s, 5m, 2h, 1d (5m)",
@@ -76,9 +92,9 @@ def add_parser(commands: Any) -> None:
     )
     follow.add_argument(
         "--deadline",
-        type=duration,
+        type=_deadline,
         metavar="DURATION",
-        help="stop after a last walk this long after the start",
+        help="stop after a last walk this long after the start (48h)",
     )
     follow.add_argument(
         "--skip-final-pages",
@@ -118,9 +134,12 @@ def _check(args: argparse.Namespace) -> None:
         raise ValueError("give a CAMPAIGN_ID, or --all for every campaign")
     if args.all and args.follow:
         raise ValueError("--follow follows one campaign: give its CAMPAIGN_ID instead of --all")
-    filters = [
-        flag for flag, value in (("--status", args.status), ("--since", args.since)) if value
-    ]
+    given = (
+        ("--status", args.status),
+        ("--skip-status", args.skip_status),
+        ("--since", args.since),
+    )
+    filters = [flag for flag, value in given if value]
     if filters and not args.all:
         raise ValueError(f"{filters[0]} applies to --all, not to one campaign")
 
@@ -151,7 +170,7 @@ async def run(args: argparse.Namespace) -> int:
             args.campaign_id,
             interval=args.interval,
             until_final=args.until_final,
-            deadline=args.deadline,
+            deadline=DEFAULT_DEADLINE if args.deadline is None else args.deadline,
             skip_final_pages=args.skip_final_pages,
             page_size=args.page_size,
             concurrency=args.concurrency,
@@ -183,13 +202,18 @@ async def _sync_all(args: argparse.Namespace, client: ExotelClient, db: Database
             summary = await sync_campaign(
                 client, db, campaign_id, page_size=args.page_size, concurrency=args.concurrency
             )
-        except ExotelError as exc:  # archived (404), a failed item: the others go on
+        except Exception as exc:  # archived (404), the database: the others go on
             failed += 1
-            print(f"exotel-async: error: {campaign_id}: {_error_line(exc)}", file=sys.stderr)
+            print(f"exotel-async: error: {campaign_id}: {_failure(exc)}", file=sys.stderr)
             continue
         print(_final_line(summary), file=sys.stderr)
     print(f"synced {len(chosen) - failed} of {len(chosen)} campaigns", file=sys.stderr)
     return EXIT_API if failed else EXIT_OK
+
+
+def _failure(exc: Exception) -> str:
+    """What one campaign's sync failed on, as a line."""
+    return _error_line(exc) if isinstance(exc, ExotelError) else f"{type(exc).__name__}: {exc}"
 
 
 def _final_line(summary: FollowSummary) -> str:

@@ -716,6 +716,9 @@ def _run(argv: list[str]) -> int:
     except ExportRefused as exc:
         print(f"exotel-async: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except UnicodeError as exc:  # a ValueError, but from the data, never the command line
+        print(f"exotel-async: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_API
     except (ValueError, TypeError) as exc:
         print(
             f"exotel-async: error: {exc} (see 'exotel-async {args.command} --help')",

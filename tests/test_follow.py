@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from aioresponses import CallbackResult, aioresponses
+from yarl import URL
 
 from exotel_async import ExotelClient
 from exotel_async.sync import Transition
@@ -95,6 +99,9 @@ async def test_skipping_final_pages_reads_less_and_sees_the_same() -> None:
     ("options", "error"),
     [
         ({"interval": -1}, ValueError),
+        ({"interval": 0}, ValueError),
+        ({"interval": 0.5}, ValueError),
+        ({"deadline": 0}, ValueError),
         ({"interval": "5m"}, TypeError),
         ({"deadline": float("nan")}, ValueError),
         ({"until_final": 1}, TypeError),
@@ -116,3 +123,36 @@ def test_transition_reads_as_old_to_new() -> None:
     record = SmsRecord("s1", "+919800000000", status="sent", detailed_status="PENDING")
     change = Transition(record, "queued", "PENDING")
     assert str(change) == "s1: queued/PENDING -> sent/PENDING"
+
+
+def _repeating_campaign(url: URL, **kwargs: Any) -> CallbackResult:
+    """A page of a campaign of 200 SMS, all delivered, that holds only 150 distinct sids."""
+    offset, limit = int(url.query["offset"]), int(url.query["limit"])
+    items = [
+        {
+            "code": 200,
+            "status": "success",
+            "data": {"sid": f"s{i % 150}", "number": "1", "status": "delivered"},
+        }
+        for i in range(offset, min(offset + limit, 200))
+    ]
+    metadata = {"count": len(items), "offset": offset, "total": 200, "limit": limit}
+    return CallbackResult(payload={"metadata": metadata, "response": items})
+
+
+async def test_not_final_while_fewer_sms_are_known_than_the_total(time: FakeTime) -> None:
+    """All SMS seen delivered is not final while fewer are known than the campaign's total."""
+    with aioresponses() as mocked:
+        mocked.get(
+            re.compile(r"^https://api\.exotel\.com/.*"), callback=_repeating_campaign, repeat=True
+        )
+        async with ExotelClient("k", "t", "acc", clock=time, sleep=time.sleep) as client:
+            summary = await client.wait_until_final("c1", interval=60, deadline=100)
+    assert (summary.final, summary.outcomes["delivered"], summary.walks) == (False, 150, 3)
+
+
+async def test_wait_until_final_gives_up_after_48_hours_by_default() -> None:
+    """Without a deadline, waiting on a campaign that never settles ends after 48 hours."""
+    async with Sandbox(campaigns={"c1": 230}) as sandbox, fast_client(sandbox) as client:
+        summary = await client.wait_until_final("c1", interval=3600)
+    assert (summary.final, summary.walks, summary.elapsed) == (False, 49, 48 * 3600)

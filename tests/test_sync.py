@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
+import json
 import re
 import sqlite3
 import uuid
@@ -14,6 +16,8 @@ from typing import Any
 
 import attrs
 import pytest
+from aioresponses import CallbackResult, aioresponses
+from yarl import URL
 
 from exotel_async import ExotelClient, ServerError, SmsRecord
 from exotel_async.sync import (
@@ -52,9 +56,15 @@ async def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'sms.db'}"
         return
+    async with fresh_postgres(request.getfixturevalue("postgres_url")) as url:
+        yield url
+
+
+@contextlib.asynccontextmanager
+async def fresh_postgres(server: str) -> AsyncIterator[str]:
+    """The URL of a new, empty database on ``server``, dropped afterwards."""
     import asyncpg
 
-    server: str = request.getfixturevalue("postgres_url")
     name = f"t_{uuid.uuid4().hex}"
     admin = await asyncpg.connect(server)
     try:
@@ -196,6 +206,28 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
             pass
 
 
+@pytest.mark.parametrize(
+    ("record", "column", "stored"),
+    [
+        (SmsRecord("s1", "1", message="a\x00b"), "message", "ab"),
+        (SmsRecord("s1", "1", message="a\ud83db"), "message", "a\\ud83db"),
+        (SmsRecord("s1", "1", extra={"k": "a\x00b"}), "extra", {"k": "ab"}),
+        (SmsRecord("s1", "1", extra={"k": "a\ud83db"}), "extra", {"k": "a\\ud83db"}),
+    ],
+    ids=["nul-text", "surrogate-text", "nul-json", "surrogate-json"],
+)
+async def test_values_no_database_takes_are_cleaned_not_refused(
+    record: SmsRecord, column: str, stored: Any, db_url: str
+) -> None:
+    """A NUL is dropped and a lone surrogate kept as its \\udXXX text, as the JSONL export does."""
+    async with open_database(db_url) as db:
+        await db.observe("c1", [record], 1)
+        ((value,),) = await fetch(db, f"SELECT {column} FROM {SMS_TABLE}")
+        position = await db.position("c1")
+    assert (json.loads(value) if column == "extra" else value) == stored
+    assert position == (1, False)
+
+
 def test_columns_are_the_record_fields() -> None:
     """The stored columns are SmsRecord's attrs fields, in order."""
     assert [name for name, _ in RECORD_COLUMNS] == [a.name for a in attrs.fields(SmsRecord)]
@@ -247,6 +279,39 @@ async def test_follow_stops_at_deadline_when_not_final(
     assert run.summary.outcomes["pending"] > 0
 
 
+def _short_campaign(url: URL, **kwargs: Any) -> CallbackResult:
+    """A page of a campaign that claims 200 SMS and serves the first 150, all queued."""
+    offset, limit = int(url.query["offset"]), int(url.query["limit"])
+    items = [
+        {
+            "code": 200,
+            "status": "success",
+            "data": {"sid": f"s{i}", "number": "1", "status": "queued"},
+        }
+        for i in range(offset, min(offset + limit, 150))
+    ]
+    metadata = {"count": len(items), "offset": offset, "total": 200, "limit": limit}
+    return CallbackResult(payload={"metadata": metadata, "response": items})
+
+
+async def test_follow_after_a_walk_that_ended_early_reads_from_the_start(tmp_path: Path) -> None:
+    """Each walk after one that stopped at an empty page below the total reads every SMS again."""
+    time = FakeTime(0.0)
+    url = re.compile(r"^https://api\.exotel\.com/.*")
+    with aioresponses() as mocked:
+        mocked.get(url, callback=_short_campaign, repeat=True)
+        async with (
+            ExotelClient("k", "t", "acc") as client,
+            open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db,
+        ):
+            run = follow_campaign(
+                client, db, "c1", interval=60, deadline=150, clock=time, sleep=time.sleep
+            )
+            async for _ in run:
+                pass
+    assert (run.summary.walks, run.summary.records) == (4, 4 * 150)
+
+
 SQL_FENCE = re.compile(r"^```sql\n(.*?)^```", re.DOTALL | re.MULTILINE)
 DOCS_SQL = SQL_FENCE.findall((Path(__file__).parent.parent / "docs" / "sync.md").read_text())
 
@@ -283,6 +348,30 @@ async def test_postgres_before_18_logs_the_same_changes(postgres_url: str) -> No
         rows = await fetch(db, f"SELECT old_status FROM {HISTORY_TABLE} WHERE campaign_id = 'c1'")
     assert (changes, again, len(rows)) == (20, 0, 20)
     assert {old for (old,) in rows} == {"queued"}
+
+
+@pytest.mark.parametrize("major", [17, 18])
+async def test_concurrent_syncs_of_a_campaign_log_each_change_once(
+    postgres_url: str, major: int
+) -> None:
+    """Two syncs storing the same change of a campaign at once log it once, on any version."""
+    from exotel_async._database import _postgres_statements
+
+    queued = [SmsRecord(f"s{i}", "1", status="queued") for i in range(500)]
+    sent = [attrs.evolve(record, status="sent") for record in queued]
+    async with (
+        fresh_postgres(postgres_url) as url,
+        open_database(url) as first,
+        open_database(url) as second,
+    ):
+        for db in (first, second):
+            db._statements = _postgres_statements(major)  # type: ignore[attr-defined]
+        await first.observe("c1", queued, 500)
+        changes = await asyncio.gather(
+            first.observe("c1", sent, 500), second.observe("c1", sent, 500)
+        )
+        logged = await history_count(first)
+    assert (logged, sum(map(len, changes))) == (500, 500)
 
 
 async def test_follow_skipping_final_pages_after_a_resumed_walk_still_ends_final(
@@ -368,3 +457,75 @@ def test_server_binaries_fall_back_to_path(
     bin_dir = _fake_install(tmp_path / "bin")
     monkeypatch.setenv("PATH", str(bin_dir if on_path else tmp_path))
     assert _postgres.find_binaries() == (bin_dir if on_path else None)
+
+
+async def test_sqlite_waits_for_another_writer_on_the_given_sleep(tmp_path: Path) -> None:
+    """A batch meeting another writer's lock waits on the injected sleep, then is stored."""
+    from exotel_async._database import SqliteDatabase
+
+    path = tmp_path / "sms.db"
+    other = sqlite3.connect(path, isolation_level=None)
+    waits: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        waits.append(delay)
+        if len(waits) == 3:
+            other.execute("ROLLBACK")
+
+    db = SqliteDatabase(str(path), sleep=sleep)
+    await db.open()
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        await db.observe("c1", [SmsRecord("s1", "1")], 1)
+        rows = await fetch(db, f"SELECT sid FROM {SMS_TABLE}")
+    finally:
+        await db.close()
+        other.close()
+    assert (len(waits), rows) == (3, [("s1",)])
+
+
+async def test_failure_inside_a_batch_rolls_back_rows_history_and_position(
+    tmp_path: Path,
+) -> None:
+    """A batch whose position cannot be saved leaves no row, history or position of it."""
+    async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
+        await db.observe("c1", [SmsRecord("s1", "1", status="queued")], 1)
+        connection: Any = db._connection  # type: ignore[attr-defined]
+        connection.execute(
+            "CREATE TRIGGER no_position BEFORE UPDATE ON exotel_sync_state "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+        moved = [SmsRecord("s1", "1", status="sent"), SmsRecord("s2", "1", status="sent")]
+        with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+            await db.observe("c1", moved, 2)
+        rows = await fetch(db, f"SELECT sid, status FROM {SMS_TABLE}")
+        history = await history_count(db)
+        position = await db.position("c1")
+    assert (rows, history, position) == ([("s1", "queued")], 0, (1, False))
+
+
+async def test_tables_without_a_schema_version_are_refused(db_url: str) -> None:
+    """exotel tables whose version row is gone are refused, not stamped as the current one."""
+    async with open_database(db_url) as db:
+        connection: Any = db._connection  # type: ignore[attr-defined]
+        sql = f"DELETE FROM {VERSION_TABLE}"
+        if isinstance(connection, sqlite3.Connection):
+            connection.execute(sql)
+        else:
+            await connection.execute(sql)
+    with pytest.raises(SchemaError, match="no schema version"):
+        async with open_database(db_url):
+            pass
+
+
+async def test_older_schema_is_not_told_to_upgrade(tmp_path: Path) -> None:
+    """A schema number older than this release's is refused without 'upgrade' advice."""
+    path = tmp_path / "sms.db"
+    async with open_database(f"sqlite:///{path}"):
+        pass
+    with sqlite3.connect(path) as connection:
+        connection.execute(f"UPDATE {VERSION_TABLE} SET version = 0")
+    connection.close()
+    with pytest.raises(SchemaError, match="cannot migrate"):
+        async with open_database(f"sqlite:///{path}"):
+            pass

@@ -6,11 +6,15 @@ import itertools
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from exotel_async._sync_cli import duration
+from exotel_async._sync_cli import _sync_all, duration
+from exotel_async.cli import build_parser, main
+from exotel_async.sync import Database, open_database
 from exotel_async.testing import Sandbox, SandboxCampaign, StatusProgress
+from tests._clients import fast_client
 from tests.test_cli import env_for, run
 
 
@@ -43,23 +47,32 @@ async def test_sync_stores_the_campaign(sandbox: Sandbox, tmp_path: Path) -> Non
 
 
 async def test_follow_prints_each_transition_once_until_final(
-    sandbox: Sandbox, tmp_path: Path
+    sandbox: Sandbox,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """``--follow --until-final`` prints every change of state once and stops when final."""
+    from exotel_async import _sync_cli
+
     db = tmp_path / "sms.db"
-    args = ["--follow", "--interval", "0", "--until-final"]
-    result = await run("sync", "c1", "--db", f"sqlite:///{db}", *args, env=env_for(sandbox))
-    assert result.code == 0, result.stderr
-    lines = result.stdout.splitlines()
+    argv = ["sync", "c1", "--db", f"sqlite:///{db}", "--follow", "--interval", "1s"]
+    args = build_parser().parse_args([*argv, "--until-final"])
+    # In this process, so that the follow waits out its intervals on the client's fake clock.
+    monkeypatch.setattr(_sync_cli, "_connect", lambda args: fast_client(sandbox))
+    code = await _sync_cli.run(args)
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = out.splitlines()
     assert len(lines) == len(set(lines)) == 60  # queued->submitted->sent->final, 20 SMS
-    assert "every SMS final" in result.stderr
+    assert "every SMS final" in err
     assert rows(db, "SELECT count(*) FROM exotel_status_history") == [(60,)]
 
 
 async def test_deadline_before_final_exits_3(tmp_path: Path) -> None:
     """A follow whose deadline passes with SMS pending exits 3, saying how many."""
     async with Sandbox(campaigns={"c1": 200}) as still:  # some SMS stay queued forever
-        args = ["--follow", "--until-final", "--deadline", "0"]
+        args = ["--follow", "--until-final", "--deadline", "0.001"]
         db = f"sqlite:///{tmp_path / 'sms.db'}"
         result = await run("sync", "c1", "--db", db, *args, env=env_for(still))
     assert result.code == 3
@@ -88,6 +101,25 @@ async def test_bad_duration_is_a_usage_error(sandbox: Sandbox, tmp_path: Path) -
     result = await run("sync", "c1", "--db", db, "--interval", "soon", env=env_for(sandbox))
     assert result.code == 2
     assert "expected a duration like 30s, 5m or 48h" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "message"),
+    [
+        ("--interval", "0", "at least 1s"),
+        ("--interval", "0.5s", "at least 1s"),
+        ("--deadline", "0", "more than 0"),
+    ],
+)
+async def test_too_short_interval_or_deadline_is_a_usage_error(
+    sandbox: Sandbox, tmp_path: Path, flag: str, value: str, message: str
+) -> None:
+    """An --interval under a second or a --deadline of 0 is one line, exit 2."""
+    db = f"sqlite:///{tmp_path / 'sms.db'}"
+    result = await run("sync", "c1", "--db", db, "--follow", flag, value, env=env_for(sandbox))
+    assert result.code == 2
+    assert message in result.stderr
+    assert result.stderr.count("\n") == 1
 
 
 async def test_unreachable_postgres_is_one_line_without_password(sandbox: Sandbox) -> None:
@@ -143,6 +175,7 @@ async def test_sync_all_takes_the_status_filter(account: Sandbox, tmp_path: Path
         ([], "give a CAMPAIGN_ID, or --all"),
         (["--all", "--follow"], "--follow follows one campaign"),
         (["c1", "--status", "completed"], "--status applies to --all"),
+        (["c1", "--skip-status", "archived"], "--skip-status applies to --all"),
     ],
 )
 async def test_sync_all_mistakes_are_usage_errors(
@@ -163,3 +196,83 @@ async def test_sync_all_skips_a_status(account: Sandbox, tmp_path: Path) -> None
     result = await run("sync", *args, env=env_for(account))
     assert result.code == 0, result.stderr
     assert "synced 4 of 4 campaigns" in result.stderr
+
+
+class FailsOn:
+    """A database whose writes for one campaign raise an error no sync expects."""
+
+    def __init__(self, db: Database, campaign_id: str) -> None:
+        self._db = db
+        self._campaign_id = campaign_id
+
+    async def observe(self, campaign_id: str, *args: Any) -> Any:
+        if campaign_id == self._campaign_id:
+            raise RuntimeError("disk on fire")
+        return await self._db.observe(campaign_id, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+async def test_sync_all_goes_on_past_a_campaign_failing_with_any_error(
+    account: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A campaign whose sync raises something other than an ExotelError fails alone, exit 1."""
+    url = f"sqlite:///{tmp_path / 'sms.db'}"
+    args = build_parser().parse_args(["sync", "--all", "--skip-status", "archived", "--db", url])
+    async with fast_client(account) as client, open_database(url) as db:
+        code = await _sync_all(args, client, FailsOn(db, "done-1"))  # type: ignore[arg-type]
+    counts = rows(tmp_path / "sms.db", "SELECT campaign_id, count(*) FROM exotel_sms GROUP BY 1")
+    assert dict(counts) == {"done-2": 40, "paused": 25}  # type: ignore[arg-type]
+    assert code == 1
+    stderr = capsys.readouterr().err
+    assert "done-1: RuntimeError: disk on fire" in stderr
+    assert "synced 3 of 4 campaigns" in stderr
+
+
+def test_an_encoding_error_while_syncing_is_not_a_usage_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A UnicodeError (a ValueError) raised by a sync's data exits 1, not 2, in one line."""
+    from exotel_async import _sync_cli
+
+    async def fails(args: Any) -> int:
+        raise UnicodeEncodeError("utf-8", "\ud83d", 0, 1, "surrogates not allowed")
+
+    monkeypatch.setattr(_sync_cli, "run", fails)
+    assert main(["sync", "c1", "--db", "sqlite:///sms.db"]) == 1
+    assert capsys.readouterr().err.startswith("exotel-async: error: UnicodeEncodeError:")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://app:secret@127.0.0.1:99999/sms",
+        "postgresql://app:secret@127.0.0.1:abc/sms",
+        "postgresql://app:secret@127.0.0.1:1/sms?target_session_attrs=x",
+    ],
+)
+async def test_bad_postgres_url_is_one_line_naming_scheme_and_host(
+    sandbox: Sandbox, url: str
+) -> None:
+    """A PostgreSQL URL that cannot be used is one line naming scheme and host, exit 1."""
+    result = await run("sync", "c1", "--db", url, env=env_for(sandbox))
+    assert result.code == 1, result.stderr
+    assert "(postgresql, host 127.0.0.1)" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "secret" not in result.stderr
+
+
+async def test_sqlite_file_in_a_missing_directory_is_named(sandbox: Sandbox) -> None:
+    """A SQLite file that cannot be opened is one line naming the file, exit 1."""
+    result = await run("sync", "c1", "--db", "sqlite:////no/such/dir/sms.db", env=env_for(sandbox))
+    assert result.code == 1
+    assert "/no/such/dir/sms.db" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+async def test_sqlite_in_memory_is_refused() -> None:
+    """sqlite:///:memory: would keep nothing after the run: a ValueError at the call."""
+    with pytest.raises(ValueError, match="keeps nothing"):
+        async with open_database("sqlite:///:memory:"):
+            pass
