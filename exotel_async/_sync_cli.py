@@ -19,8 +19,7 @@ from .cli import (
     _connect,
     _error_line,
     _positive,
-    _since,
-    _status,
+    add_campaign_filters,
 )
 
 if TYPE_CHECKING:
@@ -103,22 +102,7 @@ def add_parser(commands: Any) -> None:
     )
     account = sync.add_argument_group("every campaign of the account (--all)")
     account.add_argument("--all", action="store_true", help="sync every campaign, one by one")
-    account.add_argument(
-        "--status", type=_status, action="append", help="only campaigns in this state; repeatable"
-    )
-    account.add_argument(
-        "--skip-status",
-        type=_status,
-        action="append",
-        metavar="STATUS",
-        help="leave out campaigns in this state (e.g. archived); repeatable",
-    )
-    account.add_argument(
-        "--since",
-        type=_since,
-        metavar="DATE",
-        help="only campaigns created at or after DATE (India time unless an offset is given)",
-    )
+    add_campaign_filters(account)
     _add_connection(sync)
 
 

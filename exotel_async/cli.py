@@ -122,6 +122,26 @@ def _non_negative(text: str) -> int:
     return _whole_number(text, 0)
 
 
+def add_campaign_filters(group: argparse._ArgumentGroup) -> None:
+    """``--status``, ``--skip-status`` and ``--since``: which campaigns ``--all`` takes."""
+    group.add_argument(
+        "--status", type=_status, action="append", help="only campaigns in this state; repeatable"
+    )
+    group.add_argument(
+        "--skip-status",
+        type=_status,
+        action="append",
+        metavar="STATUS",
+        help="leave out campaigns in this state (e.g. archived); repeatable",
+    )
+    group.add_argument(
+        "--since",
+        type=_since,
+        metavar="DATE",
+        help="only campaigns created at or after DATE (India time unless an offset is given)",
+    )
+
+
 def _add_connection(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "connection",
@@ -182,22 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     account.add_argument("--all", action="store_true", help="export every campaign")
     account.add_argument("--output-dir", metavar="DIR", help="folder for the files (--all)")
-    account.add_argument(
-        "--status", type=_status, action="append", help="only campaigns in this state; repeatable"
-    )
-    account.add_argument(
-        "--skip-status",
-        type=_status,
-        action="append",
-        metavar="STATUS",
-        help="leave out campaigns in this state (e.g. archived); repeatable",
-    )
-    account.add_argument(
-        "--since",
-        type=_since,
-        metavar="DATE",
-        help="only campaigns created at or after DATE (India time unless an offset is given)",
-    )
+    add_campaign_filters(account)
     export.add_argument(
         "--format",
         choices=FORMATS,
