@@ -21,6 +21,10 @@ IST = timezone(timedelta(hours=5, minutes=30), "IST")
 EXTRA = "extra"
 #: Field metadata: other keys Exotel sends the same value under (``body`` for ``message``).
 ALIASES = "aliases"
+#: How deep an unknown field may nest. Exotel's records are flat; a deeper value could not
+#: be written back out (orjson stops at 255 levels, the standard encoder at the recursion
+#: limit), so it would stop an export at the same record on every resume.
+MAX_NESTING = 64
 
 StructureHook = Callable[[Any, type], Any]
 Fields = tuple["attrs.Attribute[Any]", ...]
@@ -79,6 +83,19 @@ def is_record_class(cls: Any) -> bool:
     return attrs.has(cls) and any(a.name == EXTRA for a in attrs.fields(cls))
 
 
+def _nests_deeper(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests lists or objects more than ``limit`` levels, without recursion."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 class _Splitter:
     """Sorts a record's keys into those its fields read and the unknown ones, for ``extra``."""
 
@@ -97,10 +114,17 @@ class _Splitter:
                     yield name, alias
 
     def unknown(self, data: dict[str, Any]) -> dict[str, Any]:
-        """The keys no field reads, in a fresh dict."""
+        """The keys no field reads, in a fresh dict; refuse one nested past ``MAX_NESTING``.
+
+        Only records with unknown keys come here, so the nesting bound costs the others
+        nothing.
+        """
         extra = {k: v for k, v in data.items() if k not in self._names}
         for _, alias in self._aliases_in_use(data):
             del extra[alias]
+        for name, value in extra.items():
+            if _nests_deeper(value, MAX_NESTING):
+                raise ValueError(f"unknown field {name!r} nests deeper than {MAX_NESTING} levels")
         return extra
 
     def known(self, data: dict[str, Any]) -> dict[str, Any]:

@@ -163,6 +163,15 @@ def test_not_an_object_is_a_type_error() -> None:
         converter.structure(["a", "1"], SmsRecord)
 
 
+def test_unknown_field_nested_too_deep_is_a_value_error_naming_it() -> None:
+    """The converter itself bounds the nesting of unknown fields, naming the field."""
+    deep: list[Any] = []
+    for _ in range(65):
+        deep = [deep]
+    with pytest.raises(ValueError, match="unknown field 'junk' nests deeper than 64 levels"):
+        converter.structure({"sid": "a1", "number": "1", "junk": deep}, SmsRecord)
+
+
 def test_any_record_class_with_extra_keeps_unknown_fields() -> None:
     """The hook is generic: another attrs class with ``extra`` gets aliases and extras too."""
 
