@@ -10,6 +10,7 @@ import attrs
 import pytest
 
 from exotel_async import Outcome, SmsRecord, classify_status, converter
+from exotel_async._converter import _MAX_TIMESTAMPS, _TIMESTAMPS
 
 
 @pytest.mark.parametrize(
@@ -155,6 +156,16 @@ def test_record_built_from_python_datetimes() -> None:
     assert record.schedule_time == datetime(
         2021, 11, 24, 14, 55, tzinfo=timezone(timedelta(hours=5, minutes=30))
     )
+
+
+def test_timestamp_cache_stays_bounded() -> None:
+    """Distinct timestamps past the cache's size never grow it beyond that size."""
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    for second in range(_MAX_TIMESTAMPS + 10):
+        stamp = (start + timedelta(seconds=second)).isoformat()
+        record = converter.structure({"sid": "a", "number": "1", "date_created": stamp}, SmsRecord)
+        assert record.date_created == start + timedelta(seconds=second)
+    assert len(_TIMESTAMPS) <= _MAX_TIMESTAMPS
 
 
 def test_not_an_object_is_a_type_error() -> None:
