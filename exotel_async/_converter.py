@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from types import MemberDescriptorType
@@ -180,20 +181,42 @@ def _field_code(i: int, a: attrs.Attribute[Any]) -> list[str]:
 
 def _build_code(cls: type, every: Fields, values: list[str], names: dict[str, Any]) -> list[str]:
     """Lines that build the record from ``values``, one per field of ``every``."""
+    builder = _builder(cls, every)
+    if builder is None:
+        arguments = ", ".join(f"{a.alias}={v}" for a, v in zip(every, values, strict=True))
+        return [f"return cls({arguments})"]
+    # The frozen __init__ sets each slot through object.__setattr__, a call each. The
+    # builder's own attribute stores reach the same slots without a call, and taking the
+    # class back makes the object the frozen record itself: a third of the time.
+    names["Builder"] = builder
+    lines = ["o = new(Builder)"]
+    lines += [f"o.{a.name} = {value}" for a, value in zip(every, values, strict=True)]
+    return [*lines, "o.__class__ = cls", "return o"]
+
+
+def _builder(cls: type, every: Fields) -> type | None:
+    """A subclass of ``cls`` whose instances take attribute stores, or None if unsafe.
+
+    Only for a slotted class that attrs' ``__init__`` would fill with nothing but the
+    values: no validators, converters or init hooks, a plain metaclass and no
+    ``__init_subclass__`` (making the builder must run no code of the caller's).
+    """
     plain = not any(a.validator or a.converter for a in every) and not any(
         hasattr(cls, hook) for hook in ("__attrs_pre_init__", "__attrs_post_init__")
     )
-    slots: list[Any] = [getattr(cls, a.name, None) for a in every]
-    if not plain or not all(isinstance(s, MemberDescriptorType) for s in slots):
-        arguments = ", ".join(f"{a.alias}={v}" for a, v in zip(every, values, strict=True))
-        return [f"return cls({arguments})"]
-    # The frozen __init__ sets each slot through object.__setattr__; the slots' own
-    # setters do the same job in a third less time.
-    lines = ["o = new(cls)"]
-    for i, (slot, value) in enumerate(zip(slots, values, strict=True)):
-        names[f"S{i}"] = slot.__set__
-        lines.append(f"S{i}(o, {value})")
-    return [*lines, "return o"]
+    slotted = all(isinstance(getattr(cls, a.name, None), MemberDescriptorType) for a in every)
+    named = all(a.name.isidentifier() and not keyword.iskeyword(a.name) for a in every)
+    hooked = any("__init_subclass__" in vars(k) for k in cls.__mro__[:-1])
+    if not (plain and slotted and named) or hooked or type(cls) is not type:
+        return None
+    # No slots of its own, so it shares the record's layout and __class__ can be set back;
+    # object's __delattr__ too, or Python would route every store through __setattr__.
+    namespace = {
+        "__slots__": (),
+        "__setattr__": object.__setattr__,
+        "__delattr__": object.__delattr__,
+    }
+    return type(f"_{cls.__name__}Builder", (cls,), namespace)
 
 
 def make_record_hook(cls: type, converter: cattrs.Converter) -> StructureHook:

@@ -66,6 +66,15 @@ def test_record_is_frozen_and_slotted() -> None:
     assert not hasattr(record, "__dict__")
 
 
+def test_record_from_json_is_the_frozen_class_itself() -> None:
+    """A structured record is of exactly its class, frozen, and equal to one built by hand."""
+    record = converter.structure({"sid": "a", "number": "1", "units": 2}, SmsRecord)
+    assert type(record) is SmsRecord
+    assert record == SmsRecord(sid="a", number="1", extra={"units": 2})
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        record.sid = "b"  # type: ignore[misc]
+
+
 def test_records_with_extra_fields_are_hashable() -> None:
     """A record with ``extra`` data can still go in a set."""
     record = converter.structure({"sid": "a", "number": "1", "units": [1]}, SmsRecord)
@@ -207,6 +216,22 @@ def test_record_class_validators_still_run() -> None:
     assert converter.structure({"count": 2}, Positive).count == 2
     with pytest.raises(ValueError, match="count"):
         converter.structure({"count": -1}, Positive)
+
+
+def test_record_class_with_init_subclass_runs_none_of_it() -> None:
+    """Structuring never subclasses a record class whose ``__init_subclass__`` runs code."""
+    subclassed: list[type] = []
+
+    @attrs.frozen
+    class Registered:
+        id: str
+        extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+        def __init_subclass__(cls, **kwargs: Any) -> None:
+            subclassed.append(cls)
+
+    assert converter.structure({"id": "a"}, Registered) == Registered(id="a")
+    assert subclassed == []
 
 
 def test_record_subclass_fills_inherited_and_own_fields() -> None:
