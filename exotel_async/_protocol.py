@@ -9,15 +9,13 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from itertools import compress, count, islice
-from operator import attrgetter
 from typing import Any, TypeVar
 
 import attrs
 import cattrs
 import orjson
 
-from ._converter import EXTRA, converter
+from ._converter import converter
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -41,10 +39,6 @@ _NUMBER = re.compile(r"\+?[0-9]{4,20}")
 # Dotted fields too: the campaign list sorts by ``schedule.start_time``.
 _SORT_BY = re.compile(r"[a-z_]+(\.[a-z_]+)*:(asc|desc)")
 _EXCERPT_CHARS = 200
-#: How deep an unknown field may nest. Exotel's records are flat; a deeper value could not
-#: be written back out (orjson stops at 255 levels, the standard encoder at the recursion
-#: limit), so it would stop an export at the same record on every resume.
-MAX_NESTING = 64
 
 
 class PathForm(str, enum.Enum):
@@ -369,7 +363,6 @@ def parse_page(
     records, failures = _structure_items(
         item_type, payload["response"], metadata.offset, status, request_id
     )
-    _check_nesting(records, payload["response"], metadata.offset, status, request_id)
     return Page(
         records=tuple(records),
         metadata=metadata,
@@ -401,7 +394,6 @@ def parse_item(item_type: type[T], status: int, headers: Mapping[str, str], body
     records, failures = _structure_items(item_type, [item], 0, status, request_id)
     if failures:
         raise failures[0]
-    _check_nesting(records, [item], 0, status, request_id)
     return records[0]
 
 
@@ -417,45 +409,6 @@ def _success_payload(
         # An error envelope behind a 200 (a proxy, or Exotel's own http_code): same meaning.
         raise error_from_response(embedded, headers, body)
     return payload, _request_id(payload)
-
-
-def _check_nesting(
-    records: list[Any], items: list[Any], offset: int, status: int, request_id: str | None
-) -> None:
-    """Refuse a record whose unknown fields nest deeper than ``MAX_NESTING``."""
-    if not records or not hasattr(records[0], EXTRA):
-        return
-    # Most records have no unknown field: find those that do without a Python-level loop.
-    for position in compress(count(), map(attrgetter(EXTRA), records)):
-        record = records[position]
-        for name, value in getattr(record, EXTRA).items():
-            if _nests_deeper(value, MAX_NESTING):
-                # Named by its offset: a record's own fields may be personal (a number).
-                raise ResponseDecodeError(
-                    f"item at offset {_offset_of(items, offset, position)}: unknown field {name!r} "
-                    f"nests deeper than {MAX_NESTING} levels",
-                    status_code=status,
-                    request_id=request_id,
-                )
-
-
-def _offset_of(items: list[Any], offset: int, position: int) -> int:
-    """The offset of the ``position``-th record among ``items``, failed items skipped."""
-    succeeded = (p for p, item in enumerate(items, offset) if item.get("status") != "failure")
-    return next(islice(succeeded, position, None))
-
-
-def _nests_deeper(value: Any, limit: int) -> bool:
-    """Whether ``value`` nests lists or objects more than ``limit`` levels, without recursion."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, (dict, list)):
-            if depth > limit:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-    return False
 
 
 def _structure_items(

@@ -74,7 +74,7 @@ async def test_server_ignoring_offset_stops_the_walk_after_a_few_requests(
 async def test_deeply_nested_unknown_field_is_refused_naming_the_offset(sandbox: Sandbox) -> None:
     """A field orjson could not write back fails the page at once, naming the item's offset."""
     sandbox.faults = Faults(nesting_depth=1000)
-    with pytest.raises(ResponseDecodeError, match=r"item at offset 0: .*nested.*deeper than 64"):
+    with pytest.raises(ResponseDecodeError, match=r"item at offset 0 .*nested.*deeper than 64"):
         await first_page(sandbox)
     assert sandbox.stats.requests == 1
 

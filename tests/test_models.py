@@ -10,6 +10,7 @@ import attrs
 import pytest
 
 from exotel_async import Outcome, SmsRecord, classify_status, converter
+from exotel_async._converter import _MAX_TIMESTAMPS, _TIMESTAMPS
 
 
 @pytest.mark.parametrize(
@@ -63,6 +64,15 @@ def test_record_is_frozen_and_slotted() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         record.sid = "b"  # type: ignore[misc]
     assert not hasattr(record, "__dict__")
+
+
+def test_record_from_json_is_the_frozen_class_itself() -> None:
+    """A structured record is of exactly its class, frozen, and equal to one built by hand."""
+    record = converter.structure({"sid": "a", "number": "1", "units": 2}, SmsRecord)
+    assert type(record) is SmsRecord
+    assert record == SmsRecord(sid="a", number="1", extra={"units": 2})
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        record.sid = "b"  # type: ignore[misc]
 
 
 def test_records_with_extra_fields_are_hashable() -> None:
@@ -157,10 +167,29 @@ def test_record_built_from_python_datetimes() -> None:
     )
 
 
+def test_timestamp_cache_stays_bounded() -> None:
+    """Distinct timestamps past the cache's size never grow it beyond that size."""
+    start = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    for second in range(_MAX_TIMESTAMPS + 10):
+        stamp = (start + timedelta(seconds=second)).isoformat()
+        record = converter.structure({"sid": "a", "number": "1", "date_created": stamp}, SmsRecord)
+        assert record.date_created == start + timedelta(seconds=second)
+    assert len(_TIMESTAMPS) <= _MAX_TIMESTAMPS
+
+
 def test_not_an_object_is_a_type_error() -> None:
     """A record that is not a JSON object is a TypeError saying what it was."""
     with pytest.raises(TypeError, match="expected an object, got list"):
         converter.structure(["a", "1"], SmsRecord)
+
+
+def test_unknown_field_nested_too_deep_is_a_value_error_naming_it() -> None:
+    """The converter itself bounds the nesting of unknown fields, naming the field."""
+    deep: list[Any] = []
+    for _ in range(65):
+        deep = [deep]
+    with pytest.raises(ValueError, match="unknown field 'junk' nests deeper than 64 levels"):
+        converter.structure({"sid": "a1", "number": "1", "junk": deep}, SmsRecord)
 
 
 def test_any_record_class_with_extra_keeps_unknown_fields() -> None:
@@ -187,6 +216,22 @@ def test_record_class_validators_still_run() -> None:
     assert converter.structure({"count": 2}, Positive).count == 2
     with pytest.raises(ValueError, match="count"):
         converter.structure({"count": -1}, Positive)
+
+
+def test_record_class_with_init_subclass_runs_none_of_it() -> None:
+    """Structuring never subclasses a record class whose ``__init_subclass__`` runs code."""
+    subclassed: list[type] = []
+
+    @attrs.frozen
+    class Registered:
+        id: str
+        extra: Mapping[str, Any] = attrs.field(factory=dict)
+
+        def __init_subclass__(cls, **kwargs: Any) -> None:
+            subclassed.append(cls)
+
+    assert converter.structure({"id": "a"}, Registered) == Registered(id="a")
+    assert subclassed == []
 
 
 def test_record_subclass_fills_inherited_and_own_fields() -> None:
