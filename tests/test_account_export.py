@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -391,3 +392,26 @@ async def test_a_day_old_since_keeps_only_recent_campaigns(
         for c in SENT
         if c.campaign_id in {e.campaign_id for e in progress.entries}
     )
+
+
+async def test_the_campaign_with_most_pages_left_goes_on_first(tmp_path: Path) -> None:
+    """After every campaign's first page, the one with most pages left runs first, even
+    when it was listed last: it would otherwise walk alone at the end of the run."""
+    small = [SandboxCampaign(f"small{i}", 150) for i in range(2)]
+    big = SandboxCampaign("big", 500)
+    async with Sandbox(campaigns=[*small, big], seed=3) as sandbox, fast_client(sandbox) as c:
+        await export(c, tmp_path, [*small, big], campaigns_at_once=1)
+        served = [(e.path.split("/")[-2], e.query["offset"]) for e in sandbox.request_log]
+    assert served[:3] == [("small0", "0"), ("small1", "0"), ("big", "0")]
+    assert served[3:12] == [("big", str(offset)) for offset in range(50, 500, 50)]
+    assert {name for name, _ in served[12:]} == {"small0", "small1"}
+
+
+async def test_parking_a_campaign_after_its_first_page_costs_no_request(
+    sandbox: Sandbox, client: ExotelClient, tmp_path: Path
+) -> None:
+    """Each campaign takes exactly the pages it holds (one when empty), parked or not."""
+    sandbox.reset_stats()
+    await export(client, tmp_path, page_size=50)
+    asked = Counter(e.path.split("/")[-2] for e in sandbox.request_log)
+    assert asked == {c.campaign_id: max(-(-c.records // 50), 1) for c in SENT}
