@@ -384,7 +384,10 @@ async def _export_all(
     async def work() -> None:
         try:
             while (job := await queue.take(should_stop)) is not None:
-                await _run_job(client, run, queue, job, should_stop)
+                try:
+                    await _run_job(client, run, queue, job, should_stop)
+                finally:
+                    await queue.done(job)
         except BaseException:
             await queue.close(drain=False)  # a bug: the listing must not wait for it
             raise
@@ -452,13 +455,17 @@ class _Queue:
     has more. Workers take campaigns not started yet first, in listed order, then the
     parked one with the most pages left. A big campaign listed last would otherwise walk
     alone at the end, one page at a time, while the other slots stay idle.
+
+    At most half the workers run parked campaigns at once: those are the big ones, each
+    holding a dedupe window of up to 12,000 keys, and half keep the request slots busy.
     """
 
-    def __init__(self, listed_ahead: int) -> None:
+    def __init__(self, workers: int) -> None:
         self._fresh: collections.deque[_Job] = collections.deque()
         self._parked: list[tuple[int, int, _Job]] = []
         self._order = itertools.count()
-        self._ahead = listed_ahead
+        self._ahead = workers
+        self._resumed, self._most_resumed = 0, max(workers // 2, 1)
         self._closed = False
         self._changed = asyncio.Condition()
 
@@ -490,16 +497,25 @@ class _Queue:
     async def take(self, should_stop: Callable[[], bool]) -> _Job | None:
         """The next campaign to export, or None once there is none or a stop was asked."""
         async with self._changed:
-            await self._changed.wait_for(lambda: bool(self._fresh or self._parked or self._closed))
-            if should_stop():
+            await self._changed.wait_for(self._ready)
+            if should_stop() or not (self._fresh or self._parked):
                 return None
-            job: _Job | None = None
             if self._fresh:
-                job = self._fresh.popleft()
-            elif self._parked:
-                job = heapq.heappop(self._parked)[2]
-            self._changed.notify_all()
-            return job
+                self._changed.notify_all()  # room for the listing
+                return self._fresh.popleft()
+            self._resumed += 1
+            return heapq.heappop(self._parked)[2]
+
+    def _ready(self) -> bool:
+        resumable = bool(self._parked) and self._resumed < self._most_resumed
+        return bool(self._fresh) or resumable or (self._closed and not self._parked)
+
+    async def done(self, job: _Job) -> None:
+        """A job taken is over (finished, failed, parked or stopped)."""
+        if job.pages_left is not None:
+            async with self._changed:
+                self._resumed -= 1
+                self._changed.notify_all()
 
 
 async def _run_job(

@@ -415,3 +415,22 @@ async def test_parking_a_campaign_after_its_first_page_costs_no_request(
     await export(client, tmp_path, page_size=50)
     asked = Counter(e.path.split("/")[-2] for e in sandbox.request_log)
     assert asked == {c.campaign_id: max(-(-c.records // 50), 1) for c in SENT}
+
+
+async def test_at_most_half_the_campaigns_at_once_are_parked_ones_resumed(
+    tmp_path: Path,
+) -> None:
+    """Parked campaigns are the big ones, each with its dedupe window: half run at once."""
+    big = [SandboxCampaign(f"big{i}", 500) for i in range(6)]
+    most = 0
+
+    def seen(progress: AccountProgress) -> None:
+        nonlocal most
+        resumed = [p for p in progress.active.values() if p.started_at_record > 0]
+        most = max(most, len(resumed))
+
+    async with Sandbox(campaigns=big, seed=3) as sandbox, fast_client(sandbox) as c:
+        request = AccountExportRequest(tmp_path / "out", campaigns_at_once=4)
+        done = await run_account_export(c, request, source(big), on_progress=seen)
+    assert done.complete
+    assert most == 2
