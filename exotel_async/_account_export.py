@@ -547,8 +547,8 @@ async def _export_campaign(
     *,
     first: bool,
 ) -> tuple[ManifestEntry, ExportProgress]:
-    """Export one campaign, or only its first page if ``first`` and it has more; record
-    its error instead of raising it."""
+    """Export one campaign, or only its first page if ``first`` and it has more (and its
+    file can be resumed); record its error instead of raising it."""
     request = run.request
     entry = ManifestEntry(campaign.campaign_id, campaign.name, campaign.status)
     latest = ExportProgress()
@@ -577,10 +577,13 @@ async def _export_campaign(
         run.progress.active[campaign.campaign_id] = progress
         run.report()
 
+    # A file that cannot be resumed (Parquet) is written in one go.
+    parks = first and FORMATS[request.format].resumable
+
     def stop() -> bool:
         # After its first page, a campaign with more to fetch waits its turn by size.
         more = latest.total is not None and latest.records < latest.total
-        return should_stop() or (first and latest.pages > 0 and more)
+        return should_stop() or (parks and latest.pages > 0 and more)
 
     try:
         latest = await run_export(client, sub, on_page=on_page, should_stop=stop)

@@ -434,3 +434,15 @@ async def test_at_most_half_the_campaigns_at_once_are_parked_ones_resumed(
         done = await run_account_export(c, request, source(big), on_progress=seen)
     assert done.complete
     assert most == 2
+
+
+async def test_parquet_account_export_completes_campaigns_of_many_pages(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """Parquet files cannot be resumed, so their campaigns are never parked: each completes."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    progress = await export(client, tmp_path, SENT[:3], format="parquet", page_size=20)
+    assert progress.complete
+    for campaign in SENT[:3]:
+        table = pq.read_table(tmp_path / "out" / f"{campaign.campaign_id}.parquet")
+        assert table.num_rows == campaign.records
