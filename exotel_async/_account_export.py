@@ -489,16 +489,23 @@ class _Queue:
     async def close(self, *, drain: bool) -> None:
         """No campaign will be listed any more; unless ``drain``, only those begun go on."""
         async with self._changed:
-            self._closed = True
-            if not drain:
-                self._fresh.clear()
-            self._changed.notify_all()
+            self._close(drain=drain)
+
+    def _close(self, *, drain: bool) -> None:
+        """``close`` with the lock held."""
+        self._closed = True
+        if not drain:
+            self._fresh.clear()
+        self._changed.notify_all()
 
     async def take(self, should_stop: Callable[[], bool]) -> _Job | None:
         """The next campaign to export, or None once there is none or a stop was asked."""
         async with self._changed:
             await self._changed.wait_for(self._ready)
-            if should_stop() or not (self._fresh or self._parked):
+            if should_stop():
+                self._close(drain=False)  # the listing may be waiting in put() for room
+                return None
+            if not (self._fresh or self._parked):
                 return None
             if self._fresh:
                 self._changed.notify_all()  # room for the listing

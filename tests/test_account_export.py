@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable
@@ -446,3 +447,21 @@ async def test_parquet_account_export_completes_campaigns_of_many_pages(
     for campaign in SENT[:3]:
         table = pq.read_table(tmp_path / "out" / f"{campaign.campaign_id}.parquet")
         assert table.num_rows == campaign.records
+
+
+async def test_a_stop_while_the_listing_waits_for_room_returns(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """A stop asked while the queue is full ends the run: the listing is not left waiting."""
+    asked = 0
+
+    def stop_from_the_second_ask() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked > 1
+
+    request = AccountExportRequest(tmp_path / "out", campaigns_at_once=1)
+    run = run_account_export(client, request, source(SENT), should_stop=stop_from_the_second_ask)
+    progress = await asyncio.wait_for(run, timeout=30)  # a guard against a hang, not a timing
+    assert progress.interrupted
+
