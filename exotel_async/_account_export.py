@@ -466,7 +466,7 @@ class _Queue:
         self._order = itertools.count()
         self._ahead = workers
         self._resumed, self._most_resumed = 0, max(workers // 2, 1)
-        self._closed = False
+        self._closed = self._stopped = False
         self._changed = asyncio.Condition()
 
     async def put(self, campaign: Campaign) -> bool:
@@ -487,7 +487,8 @@ class _Queue:
             self._changed.notify_all()
 
     async def close(self, *, drain: bool) -> None:
-        """No campaign will be listed any more; unless ``drain``, only those begun go on."""
+        """No campaign will be listed any more; unless ``drain``, only those under way go
+        on (a parked one waits, checkpointed, for ``--resume``)."""
         async with self._changed:
             self._close(drain=drain)
 
@@ -495,6 +496,7 @@ class _Queue:
         """``close`` with the lock held."""
         self._closed = True
         if not drain:
+            self._stopped = True
             self._fresh.clear()
         self._changed.notify_all()
 
@@ -505,7 +507,7 @@ class _Queue:
             if should_stop():
                 self._close(drain=False)  # the listing may be waiting in put() for room
                 return None
-            if not (self._fresh or self._parked):
+            if self._stopped or not (self._fresh or self._parked):
                 return None
             if self._fresh:
                 self._changed.notify_all()  # room for the listing
@@ -515,7 +517,8 @@ class _Queue:
 
     def _ready(self) -> bool:
         resumable = bool(self._parked) and self._resumed < self._most_resumed
-        return bool(self._fresh) or resumable or (self._closed and not self._parked)
+        ended = self._stopped or (self._closed and not self._parked)
+        return bool(self._fresh) or resumable or ended
 
     async def done(self, job: _Job) -> None:
         """A job taken is over (finished, failed, parked or stopped)."""

@@ -465,3 +465,31 @@ async def test_a_stop_while_the_listing_waits_for_room_returns(
     progress = await asyncio.wait_for(run, timeout=30)  # a guard against a hang, not a timing
     assert progress.interrupted
 
+
+async def test_a_campaign_parked_when_the_run_is_cancelled_waits_for_resume(
+    tmp_path: Path,
+) -> None:
+    """Cancelled, the run resumes no parked campaign; the manifest lists what its first page
+    wrote and --resume finishes it."""
+    big = [SandboxCampaign(f"big{i}", 150) for i in range(4)]
+    async with Sandbox(campaigns=big, seed=3) as sandbox, fast_client(sandbox) as c:
+        request = AccountExportRequest(tmp_path / "out", campaigns_at_once=1)
+        run: asyncio.Future[AccountProgress] | None = None
+        cancels: list[bool] = []  # once: a second cancel stops the campaigns begun too
+
+        def cancel_once_parked(progress: AccountProgress) -> None:
+            if run is not None and progress.finished_records and not cancels:
+                cancels.append(run.cancel())
+
+        run = asyncio.ensure_future(
+            run_account_export(c, request, source(big), on_progress=cancel_once_parked)
+        )
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(run, timeout=30)  # a guard against a hang, not a timing
+        served = [(e.path.split("/")[-2], e.query["offset"]) for e in sandbox.request_log]
+        parked = load_manifest(manifest_path(tmp_path / "out")).campaigns[0]
+        resumed = await export(c, tmp_path, big, resume=True)
+    assert {offset for _, offset in served} == {"0"}  # first pages only, none resumed
+    assert (parked.records, parked.file, parked.complete) == (50, "big0.jsonl", False)
+    assert resumed.complete
+    assert len(lines(tmp_path / "out" / "big0.jsonl")) == 150
