@@ -29,6 +29,8 @@ from ._export import (
     ExportProgress,
     ExportRequest,
     _exclusive,
+    checkpoint_path,
+    load_checkpoint,
     run_export,
     write_json_atomically,
 )
@@ -598,13 +600,22 @@ async def _export_campaign(
     try:
         latest = await run_export(client, sub, on_page=on_page, should_stop=stop)
     except (ExotelError, OSError) as exc:
-        written = latest.records if (request.output_dir / name).exists() else 0
+        # Failed before its first page: what an earlier page (parked, or another run) wrote.
+        written = latest.records if latest.pages else _records_kept(request.output_dir / name)
         failed = attrs.evolve(
             entry, records=written, file=name if written else None, error=_error(exc)
         )
         return failed, latest
     done = attrs.evolve(entry, records=latest.records, file=name, complete=latest.completed)
     return done, latest
+
+
+def _records_kept(output: Path) -> int:
+    """The records the checkpoint beside ``output`` vouches for; 0 when there is none."""
+    try:
+        return load_checkpoint(checkpoint_path(output)).records_written if output.exists() else 0
+    except ExportRefused:
+        return 0
 
 
 def _error(exc: BaseException) -> str:

@@ -493,3 +493,21 @@ async def test_a_campaign_parked_when_the_run_is_cancelled_waits_for_resume(
     assert (parked.records, parked.file, parked.complete) == (50, "big0.jsonl", False)
     assert resumed.complete
     assert len(lines(tmp_path / "out" / "big0.jsonl")) == 150
+
+
+async def test_a_campaign_that_fails_on_resume_keeps_its_first_page_in_the_manifest(
+    tmp_path: Path,
+) -> None:
+    """A parked campaign whose resume fails at once still counts the page its file holds."""
+    big = [SandboxCampaign("big0", 150)]
+    async with Sandbox(campaigns=big, seed=3) as sandbox, fast_client(sandbox) as c:
+
+        def fail_once_parked(progress: AccountProgress) -> None:
+            if progress.finished_records and not progress.active:
+                sandbox.faults = Faults(p_500=1.0)
+
+        request = AccountExportRequest(tmp_path / "out")
+        progress = await run_account_export(c, request, source(big), on_progress=fail_once_parked)
+    (entry,) = progress.entries
+    assert entry.error is not None
+    assert (entry.records, entry.file, progress.records) == (50, "big0.jsonl", 50)
