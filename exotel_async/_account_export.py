@@ -260,8 +260,9 @@ class _Run:
 
     def start(self, campaign_id: str) -> None:
         """Show a campaign as active; a parked one's records move back with it."""
-        self.progress.finished_records -= self._parked.pop(campaign_id, 0)
-        self.progress.active[campaign_id] = ExportProgress()
+        parked = self._parked.pop(campaign_id, 0)
+        self.progress.finished_records -= parked
+        self.progress.active[campaign_id] = ExportProgress(records=parked, started_at_record=parked)
         self.report()
 
     def park(self, entry: ManifestEntry) -> None:

@@ -511,3 +511,16 @@ async def test_a_campaign_that_fails_on_resume_keeps_its_first_page_in_the_manif
     (entry,) = progress.entries
     assert entry.error is not None
     assert (entry.records, entry.file, progress.records) == (50, "big0.jsonl", 50)
+
+
+async def test_records_in_progress_never_go_back_when_a_parked_campaign_resumes(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """The records written, as on_progress sees them, only grow across park and resume."""
+    seen: list[int] = []
+    request = AccountExportRequest(tmp_path / "out", campaigns_at_once=2)
+    await run_account_export(
+        client, request, source(SENT), on_progress=lambda p: seen.append(p.records)
+    )
+    assert seen == sorted(seen)
+    assert seen[-1] == sum(c.records for c in SENT)
