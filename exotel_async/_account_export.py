@@ -383,12 +383,16 @@ async def _export_all(
 ) -> None:
     """List the campaigns into a queue while ``campaigns_at_once`` workers export them."""
     queue = _Queue(run.request.campaigns_at_once)
+    halted = False
+
+    def stop() -> bool:
+        return halted or should_stop()
 
     async def work() -> None:
         try:
-            while (job := await queue.take(should_stop)) is not None:
+            while (job := await queue.take(stop)) is not None:
                 try:
-                    await _run_job(client, run, queue, job, should_stop)
+                    await _run_job(client, run, queue, job, stop)
                 finally:
                     await queue.done(job)
         except BaseException:
@@ -396,16 +400,15 @@ async def _export_all(
             raise
 
     workers = [asyncio.ensure_future(work()) for _ in range(run.request.campaigns_at_once)]
-    drain = False
     try:
         await _list_into(run, campaigns, queue, should_stop)
-        drain = True
-    except Exception:
-        drain = True  # what was listed before the list failed is still exported
+    except BaseException as exc:
+        # A list that failed: what it listed is still exported. Cancelled (Ctrl-C twice):
+        # the campaigns under way stop at their next page, checkpointed, and none starts.
+        halted = not isinstance(exc, Exception)
         raise
     finally:
-        # Cancelled (Ctrl-C twice): only the campaigns begun go on, to their checkpoints.
-        await queue.close(drain=drain)
+        await queue.close(drain=not halted)
         outcomes = await asyncio.gather(*workers, return_exceptions=True)
     for outcome in outcomes:
         if isinstance(outcome, BaseException):

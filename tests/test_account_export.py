@@ -524,3 +524,39 @@ async def test_records_in_progress_never_go_back_when_a_parked_campaign_resumes(
     )
     assert seen == sorted(seen)
     assert seen[-1] == sum(c.records for c in SENT)
+
+
+async def test_a_run_cancelled_while_listing_stops_its_campaigns_at_their_next_page(
+    tmp_path: Path,
+) -> None:
+    """Cancelled while the list is slow, a campaign under way stops at its next page instead
+    of running to its end; the manifest counts what its file holds and --resume finishes it."""
+    big = SandboxCampaign("big0", 500)
+    listing_stalls = asyncio.Event()
+
+    async def slow_list() -> AsyncIterator[Campaign]:
+        yield as_campaign(big)
+        await listing_stalls.wait()
+
+    async with Sandbox(campaigns=[big], seed=3) as sandbox, fast_client(sandbox) as c:
+        request = AccountExportRequest(tmp_path / "out", campaigns_at_once=1)
+        run: asyncio.Future[AccountProgress] | None = None
+        cancels: list[bool] = []  # once: a second cancel stops the campaigns begun too
+
+        def cancel_once_resumed(progress: AccountProgress) -> None:
+            resumed = progress.active.get("big0")
+            if run is not None and resumed and resumed.pages and not cancels:
+                cancels.append(run.cancel())
+
+        run = asyncio.ensure_future(
+            run_account_export(c, request, slow_list(), on_progress=cancel_once_resumed)
+        )
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(run, timeout=30)  # a guard against a hang, not a timing
+        (entry,) = load_manifest(manifest_path(tmp_path / "out")).campaigns
+        written = len(lines(tmp_path / "out" / "big0.jsonl"))
+        resumed = await export(c, tmp_path, [big], resume=True)
+    assert written < 500
+    assert (entry.records, entry.complete) == (written, False)
+    assert resumed.complete
+    assert len(lines(tmp_path / "out" / "big0.jsonl")) == 500
