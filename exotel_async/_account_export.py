@@ -409,7 +409,13 @@ async def _export_all(
         raise
     finally:
         await queue.close(drain=not halted)
-        outcomes = await asyncio.gather(*workers, return_exceptions=True)
+        ending = asyncio.gather(*workers, return_exceptions=True)
+        try:
+            outcomes = await asyncio.shield(ending)
+        except asyncio.CancelledError:
+            halted = True  # cancelled once listed: the same stop; cancelled again, at once
+            await ending
+            raise
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome  # not a campaign's API error, which its entry records: a bug

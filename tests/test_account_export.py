@@ -544,8 +544,9 @@ async def test_a_run_cancelled_while_listing_stops_its_campaigns_at_their_next_p
         cancels: list[bool] = []  # once: a second cancel stops the campaigns begun too
 
         def cancel_once_resumed(progress: AccountProgress) -> None:
-            resumed = progress.active.get("big0")
-            if run is not None and resumed and resumed.pages and not cancels:
+            big0 = progress.active.get("big0")
+            resumed = big0 is not None and big0.started_at_record and big0.pages
+            if run is not None and resumed and not cancels:
                 cancels.append(run.cancel())
 
         run = asyncio.ensure_future(
@@ -560,3 +561,31 @@ async def test_a_run_cancelled_while_listing_stops_its_campaigns_at_their_next_p
     assert (entry.records, entry.complete) == (written, False)
     assert resumed.complete
     assert len(lines(tmp_path / "out" / "big0.jsonl")) == 500
+
+
+async def test_a_run_cancelled_once_listed_counts_in_the_manifest_what_files_hold(
+    tmp_path: Path,
+) -> None:
+    """Cancelled after the list ended, a campaign under way stops at its next page and its
+    manifest line counts the records its file holds."""
+    big = SandboxCampaign("big0", 500)
+    async with Sandbox(campaigns=[big], seed=3) as sandbox, fast_client(sandbox) as c:
+        request = AccountExportRequest(tmp_path / "out", campaigns_at_once=1)
+        run: asyncio.Future[AccountProgress] | None = None
+        cancels: list[bool] = []  # once: a second cancel stops the campaigns begun at once
+
+        def cancel_once_resumed(progress: AccountProgress) -> None:
+            big0 = progress.active.get("big0")
+            resumed = big0 is not None and big0.started_at_record and big0.pages
+            if run is not None and resumed and not cancels:
+                cancels.append(run.cancel())
+
+        run = asyncio.ensure_future(
+            run_account_export(c, request, source([big]), on_progress=cancel_once_resumed)
+        )
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(run, timeout=30)  # a guard against a hang, not a timing
+    (entry,) = load_manifest(manifest_path(tmp_path / "out")).campaigns
+    written = len(lines(tmp_path / "out" / "big0.jsonl"))
+    assert written < 500
+    assert (entry.records, entry.file, entry.complete) == (written, "big0.jsonl", False)
