@@ -348,6 +348,8 @@ async def run_account_export(
         on_progress: Called as pages arrive and campaigns start and finish.
         should_stop: Asked after every page; True checkpoints the active campaigns,
             starts no more, and returns with ``interrupted`` set.
+            Cancelling the call does the same, then raises; cancelling it again stops
+            the active campaigns at once, each with its checkpoint.
         clock: Seconds from any origin.
 
     Returns:
