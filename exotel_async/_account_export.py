@@ -391,6 +391,7 @@ async def _export_all(
         return halted or should_stop()
 
     async def work() -> None:
+        nonlocal halted
         try:
             while (job := await queue.take(stop)) is not None:
                 try:
@@ -398,7 +399,9 @@ async def _export_all(
                 finally:
                     await queue.done(job)
         except BaseException:
-            await queue.close(drain=False)  # a bug: the listing must not wait for it
+            # A bug: it is raised once the other campaigns stop at their next page.
+            halted = True
+            await queue.close(drain=False)  # the listing must not wait for it
             raise
 
     workers = [asyncio.ensure_future(work()) for _ in range(run.request.campaigns_at_once)]

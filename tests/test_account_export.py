@@ -589,3 +589,25 @@ async def test_a_run_cancelled_once_listed_counts_in_the_manifest_what_files_hol
     written = len(lines(tmp_path / "out" / "big0.jsonl"))
     assert written < 500
     assert (entry.records, entry.file, entry.complete) == (written, "big0.jsonl", False)
+
+
+async def test_an_error_in_one_campaign_stops_the_others_at_their_next_page(
+    tmp_path: Path,
+) -> None:
+    """A failing progress callback (a bug, not an API error) ends the run soon: the other
+    campaigns under way stop at their next page instead of running to their end."""
+    big = [SandboxCampaign(f"big{i}", 500) for i in range(2)]
+    raised: list[str] = []
+
+    def broken_display(progress: AccountProgress) -> None:
+        resumed = [i for i, p in progress.active.items() if p.started_at_record and p.pages]
+        if len(resumed) == 2 and not raised:  # once, while both campaigns are resumed
+            raised.append(resumed[0])
+            raise RuntimeError("display bug")
+
+    async with Sandbox(campaigns=big, seed=3) as sandbox, fast_client(sandbox) as c:
+        request = AccountExportRequest(tmp_path / "out", campaigns_at_once=4)
+        with pytest.raises(RuntimeError, match="display bug"):
+            await run_account_export(c, request, source(big), on_progress=broken_display)
+    written = [len(lines(tmp_path / "out" / f"{c.campaign_id}.jsonl")) for c in big]
+    assert max(written) < 500
