@@ -29,6 +29,8 @@ from ._export import (
     ExportProgress,
     ExportRequest,
     _exclusive,
+    checkpoint_path,
+    load_checkpoint,
     run_export,
     write_json_atomically,
 )
@@ -258,8 +260,9 @@ class _Run:
 
     def start(self, campaign_id: str) -> None:
         """Show a campaign as active; a parked one's records move back with it."""
-        self.progress.finished_records -= self._parked.pop(campaign_id, 0)
-        self.progress.active[campaign_id] = ExportProgress()
+        parked = self._parked.pop(campaign_id, 0)
+        self.progress.finished_records -= parked
+        self.progress.active[campaign_id] = ExportProgress(records=parked, started_at_record=parked)
         self.report()
 
     def park(self, entry: ManifestEntry) -> None:
@@ -345,6 +348,8 @@ async def run_account_export(
         on_progress: Called as pages arrive and campaigns start and finish.
         should_stop: Asked after every page; True checkpoints the active campaigns,
             starts no more, and returns with ``interrupted`` set.
+            Cancelling the call does the same, then raises; cancelling it again stops
+            the active campaigns at once, each with its checkpoint.
         clock: Seconds from any origin.
 
     Returns:
@@ -380,30 +385,42 @@ async def _export_all(
 ) -> None:
     """List the campaigns into a queue while ``campaigns_at_once`` workers export them."""
     queue = _Queue(run.request.campaigns_at_once)
+    halted = False
+
+    def stop() -> bool:
+        return halted or should_stop()
 
     async def work() -> None:
+        nonlocal halted
         try:
-            while (job := await queue.take(should_stop)) is not None:
+            while (job := await queue.take(stop)) is not None:
                 try:
-                    await _run_job(client, run, queue, job, should_stop)
+                    await _run_job(client, run, queue, job, stop)
                 finally:
                     await queue.done(job)
         except BaseException:
-            await queue.close(drain=False)  # a bug: the listing must not wait for it
+            # A bug: it is raised once the other campaigns stop at their next page.
+            halted = True
+            await queue.close(drain=False)  # the listing must not wait for it
             raise
 
     workers = [asyncio.ensure_future(work()) for _ in range(run.request.campaigns_at_once)]
-    drain = False
     try:
         await _list_into(run, campaigns, queue, should_stop)
-        drain = True
-    except Exception:
-        drain = True  # what was listed before the list failed is still exported
+    except BaseException as exc:
+        # A list that failed: what it listed is still exported. Cancelled (Ctrl-C twice):
+        # the campaigns under way stop at their next page, checkpointed, and none starts.
+        halted = not isinstance(exc, Exception)
         raise
     finally:
-        # Cancelled (Ctrl-C twice): only the campaigns begun go on, to their checkpoints.
-        await queue.close(drain=drain)
-        outcomes = await asyncio.gather(*workers, return_exceptions=True)
+        await queue.close(drain=not halted)
+        ending = asyncio.gather(*workers, return_exceptions=True)
+        try:
+            outcomes = await asyncio.shield(ending)
+        except asyncio.CancelledError:
+            halted = True  # cancelled once listed: the same stop; cancelled again, at once
+            await ending
+            raise
     for outcome in outcomes:
         if isinstance(outcome, BaseException):
             raise outcome  # not a campaign's API error, which its entry records: a bug
@@ -466,7 +483,7 @@ class _Queue:
         self._order = itertools.count()
         self._ahead = workers
         self._resumed, self._most_resumed = 0, max(workers // 2, 1)
-        self._closed = False
+        self._closed = self._stopped = False
         self._changed = asyncio.Condition()
 
     async def put(self, campaign: Campaign) -> bool:
@@ -487,18 +504,27 @@ class _Queue:
             self._changed.notify_all()
 
     async def close(self, *, drain: bool) -> None:
-        """No campaign will be listed any more; unless ``drain``, only those begun go on."""
+        """No campaign will be listed any more; unless ``drain``, only those under way go
+        on (a parked one waits, checkpointed, for ``--resume``)."""
         async with self._changed:
-            self._closed = True
-            if not drain:
-                self._fresh.clear()
-            self._changed.notify_all()
+            self._close(drain=drain)
+
+    def _close(self, *, drain: bool) -> None:
+        """``close`` with the lock held."""
+        self._closed = True
+        if not drain:
+            self._stopped = True
+            self._fresh.clear()
+        self._changed.notify_all()
 
     async def take(self, should_stop: Callable[[], bool]) -> _Job | None:
         """The next campaign to export, or None once there is none or a stop was asked."""
         async with self._changed:
             await self._changed.wait_for(self._ready)
-            if should_stop() or not (self._fresh or self._parked):
+            if should_stop():
+                self._close(drain=False)  # the listing may be waiting in put() for room
+                return None
+            if self._stopped or not (self._fresh or self._parked):
                 return None
             if self._fresh:
                 self._changed.notify_all()  # room for the listing
@@ -508,7 +534,8 @@ class _Queue:
 
     def _ready(self) -> bool:
         resumable = bool(self._parked) and self._resumed < self._most_resumed
-        return bool(self._fresh) or resumable or (self._closed and not self._parked)
+        ended = self._stopped or (self._closed and not self._parked)
+        return bool(self._fresh) or resumable or ended
 
     async def done(self, job: _Job) -> None:
         """A job taken is over (finished, failed, parked or stopped)."""
@@ -588,13 +615,22 @@ async def _export_campaign(
     try:
         latest = await run_export(client, sub, on_page=on_page, should_stop=stop)
     except (ExotelError, OSError) as exc:
-        written = latest.records if (request.output_dir / name).exists() else 0
+        # Failed before its first page: what an earlier page (parked, or another run) wrote.
+        written = latest.records if latest.pages else _records_kept(request.output_dir / name)
         failed = attrs.evolve(
             entry, records=written, file=name if written else None, error=_error(exc)
         )
         return failed, latest
     done = attrs.evolve(entry, records=latest.records, file=name, complete=latest.completed)
     return done, latest
+
+
+def _records_kept(output: Path) -> int:
+    """The records the checkpoint beside ``output`` vouches for; 0 when there is none."""
+    try:
+        return load_checkpoint(checkpoint_path(output)).records_written if output.exists() else 0
+    except ExportRefused:
+        return 0
 
 
 def _error(exc: BaseException) -> str:
