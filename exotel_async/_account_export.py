@@ -9,7 +9,11 @@ fetches again at most the one page each campaign had in hand.
 from __future__ import annotations
 
 import asyncio
+import collections
+import heapq
+import itertools
 import json
+import math
 import time
 from collections.abc import AsyncIterable, Callable
 from datetime import datetime
@@ -25,11 +29,14 @@ from ._export import (
     ExportProgress,
     ExportRequest,
     _exclusive,
+    checkpoint_path,
+    load_checkpoint,
     run_export,
     write_json_atomically,
 )
 from ._models import Campaign, CampaignStatus
 from ._protocol import MAX_LIMIT, check_path_segment
+from ._transport import request_priority
 
 MANIFEST = "manifest.json"
 _MANIFEST_VERSION = 1
@@ -242,12 +249,26 @@ class _Run:
         self.began = clock()
         self.saved_at = self.began
         self._lock = asyncio.Lock()
+        #: Records of the campaigns parked after their first page, by campaign.
+        self._parked: dict[str, int] = {}
 
     def report(self) -> None:
         """Tell the progress callback."""
         self.progress.elapsed = self.clock() - self.began
         if self.on_progress is not None:
             self.on_progress(self.progress)
+
+    def start(self, campaign_id: str) -> None:
+        """Show a campaign as active; a parked one's records move back with it."""
+        parked = self._parked.pop(campaign_id, 0)
+        self.progress.finished_records -= parked
+        self.progress.active[campaign_id] = ExportProgress(records=parked, started_at_record=parked)
+        self.report()
+
+    def park(self, entry: ManifestEntry) -> None:
+        """Record a campaign that waits, after its first page, for its turn."""
+        self.finish(entry)
+        self._parked[entry.campaign_id] = entry.records
 
     def finish(self, entry: ManifestEntry) -> None:
         """Record a campaign's outcome."""
@@ -327,6 +348,8 @@ async def run_account_export(
         on_progress: Called as pages arrive and campaigns start and finish.
         should_stop: Asked after every page; True checkpoints the active campaigns,
             starts no more, and returns with ``interrupted`` set.
+            Cancelling the call does the same, then raises; cancelling it again stops
+            the active campaigns at once, each with its checkpoint.
         clock: Seconds from any origin.
 
     Returns:
@@ -360,18 +383,60 @@ async def _export_all(
     campaigns: AsyncIterable[Campaign],
     should_stop: Callable[[], bool],
 ) -> None:
-    """Start a campaign whenever a slot is free, until the list ends or a stop is asked."""
-    slots = asyncio.Semaphore(run.request.campaigns_at_once)
-    tasks: set[asyncio.Task[None]] = set()
-    seen: set[str] = set()
+    """List the campaigns into a queue while ``campaigns_at_once`` workers export them."""
+    queue = _Queue(run.request.campaigns_at_once)
+    halted = False
 
-    async def one(campaign: Campaign) -> None:
+    def stop() -> bool:
+        return halted or should_stop()
+
+    async def work() -> None:
+        nonlocal halted
         try:
-            run.finish(await _export_campaign(client, run, campaign, should_stop))
-            await run.save(now=False)
-        finally:
-            slots.release()
+            while (job := await queue.take(stop)) is not None:
+                try:
+                    await _run_job(client, run, queue, job, stop)
+                finally:
+                    await queue.done(job)
+        except BaseException:
+            # A bug: it is raised once the other campaigns stop at their next page.
+            halted = True
+            await queue.close(drain=False)  # the listing must not wait for it
+            raise
 
+    workers = [asyncio.ensure_future(work()) for _ in range(run.request.campaigns_at_once)]
+    try:
+        await _list_into(run, campaigns, queue, should_stop)
+    except BaseException as exc:
+        # A list that failed: what it listed is still exported. Cancelled (Ctrl-C twice):
+        # the campaigns under way stop at their next page, checkpointed, and none starts.
+        halted = not isinstance(exc, Exception)
+        raise
+    finally:
+        await queue.close(drain=not halted)
+        ending = asyncio.gather(*workers, return_exceptions=True)
+        try:
+            outcomes = await asyncio.shield(ending)
+        except asyncio.CancelledError:
+            halted = True  # cancelled once listed: the same stop; cancelled again, at once
+            await ending
+            raise
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome  # not a campaign's API error, which its entry records: a bug
+    run.progress.interrupted = run.progress.interrupted or should_stop()
+
+
+async def _list_into(
+    run: _Run,
+    campaigns: AsyncIterable[Campaign],
+    queue: _Queue,
+    should_stop: Callable[[], bool],
+) -> None:
+    """Queue every listed campaign that passes the filters, once, in listed order."""
+    seen: set[str] = set()
+    # The list feeds every worker: its pages go first, and never wait behind campaigns'.
+    urgent = request_priority.set(math.inf)
     try:
         async for campaign in campaigns:
             if campaign.campaign_id in seen or not run.request.wants(campaign):
@@ -383,62 +448,189 @@ async def _export_all(
                 campaign.campaign_id,
                 ManifestEntry(campaign.campaign_id, campaign.name, campaign.status),
             )
-            await slots.acquire()
+            if not await queue.put(campaign):
+                return
             if should_stop():
-                slots.release()
                 run.progress.interrupted = True
-                break
-            task = asyncio.ensure_future(one(campaign))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+                return
     finally:
-        # Whatever ended the listing, the campaigns under way finish (or checkpoint).
-        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-    for outcome in outcomes:
-        if isinstance(outcome, BaseException):
-            raise outcome  # not a campaign's API error, which its entry records: a bug
-    run.progress.interrupted = run.progress.interrupted or should_stop()
+        request_priority.reset(urgent)
+
+
+@attrs.frozen
+class _Job:
+    """A campaign to export: not started yet (``pages_left`` None), or parked."""
+
+    campaign: Campaign
+    pages_left: int | None = None
+
+
+class _Queue:
+    """The campaigns waiting for a worker.
+
+    Each campaign first runs for one page, which tells its size, and is then parked if it
+    has more. Workers take campaigns not started yet first, in listed order, then the
+    parked one with the most pages left. A big campaign listed last would otherwise walk
+    alone at the end, one page at a time, while the other slots stay idle.
+
+    At most half the workers run parked campaigns at once: those are the big ones, each
+    holding a dedupe window of up to 12,000 keys, and half keep the request slots busy.
+    """
+
+    def __init__(self, workers: int) -> None:
+        self._fresh: collections.deque[_Job] = collections.deque()
+        self._parked: list[tuple[int, int, _Job]] = []
+        self._order = itertools.count()
+        self._ahead = workers
+        self._resumed, self._most_resumed = 0, max(workers // 2, 1)
+        self._closed = self._stopped = False
+        self._changed = asyncio.Condition()
+
+    async def put(self, campaign: Campaign) -> bool:
+        """Queue a listed campaign, waiting while enough are queued that no worker will
+        idle; False if the queue was closed meanwhile."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._closed or len(self._fresh) < self._ahead)
+            if self._closed:
+                return False
+            self._fresh.append(_Job(campaign))
+            self._changed.notify_all()
+            return True
+
+    async def park(self, job: _Job) -> None:
+        """Queue a campaign again after its first page, by the pages it has left."""
+        async with self._changed:
+            heapq.heappush(self._parked, (-(job.pages_left or 0), next(self._order), job))
+            self._changed.notify_all()
+
+    async def close(self, *, drain: bool) -> None:
+        """No campaign will be listed any more; unless ``drain``, only those under way go
+        on (a parked one waits, checkpointed, for ``--resume``)."""
+        async with self._changed:
+            self._close(drain=drain)
+
+    def _close(self, *, drain: bool) -> None:
+        """``close`` with the lock held."""
+        self._closed = True
+        if not drain:
+            self._stopped = True
+            self._fresh.clear()
+        self._changed.notify_all()
+
+    async def take(self, should_stop: Callable[[], bool]) -> _Job | None:
+        """The next campaign to export, or None once there is none or a stop was asked."""
+        async with self._changed:
+            await self._changed.wait_for(self._ready)
+            if should_stop():
+                self._close(drain=False)  # the listing may be waiting in put() for room
+                return None
+            if self._stopped or not (self._fresh or self._parked):
+                return None
+            if self._fresh:
+                self._changed.notify_all()  # room for the listing
+                return self._fresh.popleft()
+            self._resumed += 1
+            return heapq.heappop(self._parked)[2]
+
+    def _ready(self) -> bool:
+        resumable = bool(self._parked) and self._resumed < self._most_resumed
+        ended = self._stopped or (self._closed and not self._parked)
+        return bool(self._fresh) or resumable or ended
+
+    async def done(self, job: _Job) -> None:
+        """A job taken is over (finished, failed, parked or stopped)."""
+        if job.pages_left is not None:
+            async with self._changed:
+                self._resumed -= 1
+                self._changed.notify_all()
+
+
+async def _run_job(
+    client: ExotelClient,
+    run: _Run,
+    queue: _Queue,
+    job: _Job,
+    should_stop: Callable[[], bool],
+) -> None:
+    """Export a campaign: its first page alone (then park it) or, once parked, the rest."""
+    first = job.pages_left is None
+    # Its first page is what tells a campaign's size: it goes before every other page.
+    request_priority.set(math.inf if first else job.pages_left or 0)
+    entry, latest = await _export_campaign(client, run, job.campaign, should_stop, first=first)
+    if first and latest.interrupted and not should_stop() and entry.error is None:
+        run.park(entry)
+        left = max(latest.total - latest.records, 0) if latest.total is not None else 0
+        await queue.park(attrs.evolve(job, pages_left=-(-left // run.request.page_size)))
+        return
+    run.finish(entry)
+    await run.save(now=False)
 
 
 async def _export_campaign(
-    client: ExotelClient, run: _Run, campaign: Campaign, should_stop: Callable[[], bool]
-) -> ManifestEntry:
-    """Export one campaign; record its error instead of raising it."""
+    client: ExotelClient,
+    run: _Run,
+    campaign: Campaign,
+    should_stop: Callable[[], bool],
+    *,
+    first: bool,
+) -> tuple[ManifestEntry, ExportProgress]:
+    """Export one campaign, or only its first page if ``first`` and it has more (and its
+    file can be resumed); record its error instead of raising it."""
     request = run.request
     entry = ManifestEntry(campaign.campaign_id, campaign.name, campaign.status)
+    latest = ExportProgress()
     try:
         check_path_segment("campaign_id", campaign.campaign_id)  # it names a file too
     except ValueError as exc:
-        return attrs.evolve(entry, error=f"ValueError: {exc}")
+        return attrs.evolve(entry, error=f"ValueError: {exc}"), latest
     name = f"{campaign.campaign_id}.{request.format}"
     sub = ExportRequest(
         campaign_id=campaign.campaign_id,
         output=request.output_dir / name,
         format=request.format,
-        resume=request.resume,
-        force=request.force,
+        # A parked campaign goes on from the checkpoint of its first page.
+        resume=request.resume or not first,
+        force=request.force and first,
         page_size=request.page_size,
         concurrency=1,
         skip_item_errors=request.skip_item_errors,
         checkpoint_pages=1,
     )
-    latest = ExportProgress()
-    run.progress.active[campaign.campaign_id] = latest
-    run.report()
+    run.start(campaign.campaign_id)
 
     def on_page(progress: ExportProgress) -> None:
+        nonlocal latest
+        latest = progress
         run.progress.active[campaign.campaign_id] = progress
         run.report()
 
+    # A file that cannot be resumed (Parquet) is written in one go.
+    parks = first and FORMATS[request.format].resumable
+
+    def stop() -> bool:
+        # After its first page, a campaign with more to fetch waits its turn by size.
+        more = latest.total is not None and latest.records < latest.total
+        return should_stop() or (parks and latest.pages > 0 and more)
+
     try:
-        latest = await run_export(client, sub, on_page=on_page, should_stop=should_stop)
+        latest = await run_export(client, sub, on_page=on_page, should_stop=stop)
     except (ExotelError, OSError) as exc:
-        latest = run.progress.active.get(campaign.campaign_id, latest)
-        written = latest.records if (request.output_dir / name).exists() else 0
-        return attrs.evolve(
+        # Failed before its first page: what an earlier page (parked, or another run) wrote.
+        written = latest.records if latest.pages else _records_kept(request.output_dir / name)
+        failed = attrs.evolve(
             entry, records=written, file=name if written else None, error=_error(exc)
         )
-    return attrs.evolve(entry, records=latest.records, file=name, complete=latest.completed)
+        return failed, latest
+    done = attrs.evolve(entry, records=latest.records, file=name, complete=latest.completed)
+    return done, latest
+
+
+def _records_kept(output: Path) -> int:
+    """The records the checkpoint beside ``output`` vouches for; 0 when there is none."""
+    try:
+        return load_checkpoint(checkpoint_path(output)).records_written if output.exists() else 0
+    except ExportRefused:
+        return 0
 
 
 def _error(exc: BaseException) -> str:

@@ -599,10 +599,15 @@ async def _export(
         raise
     else:
         if run.unsaved:
-            run.save()  # what was written before a stop or the end
+            await asyncio.to_thread(run.save)  # what was written before a stop or the end
     finally:
         run.close(discard=discard)
-    return run.finish()
+    progress = run.finish()
+    if progress.completed:
+        # Its fsyncs off the event loop: an account export completes campaigns by the
+        # hundred while others' pages are arriving.
+        await asyncio.to_thread(run.mark_complete)
+    return progress
 
 
 class _Run:
@@ -724,20 +729,22 @@ class _Run:
             _discard(self.request.output)
 
     def finish(self) -> ExportProgress:
-        """The final progress; a complete export's checkpoint says so."""
+        """The final progress."""
         progress, stats = self.progress, self.stream.stats
         progress.item_errors = len(self.stream.item_errors)
         progress.retries = stats.retries
         progress.throttled = stats.throttled
         progress.rate_wait = stats.rate_wait
         progress.ended_early = stats.ended_early
-        if not (progress.interrupted or progress.ended_early):
-            progress.completed = True
-            if self._marker is not None and self.request.output is not None:
-                # Kept, marked complete: a re-run then says so instead of fetching it all again.
-                size = self.request.output.stat().st_size
-                _save_checkpoint(self._marker, self._checkpoint_at(size, complete=True))
+        progress.completed = not (progress.interrupted or progress.ended_early)
         return progress
+
+    def mark_complete(self) -> None:
+        """Keep the checkpoint, marked complete: a re-run then says so instead of
+        fetching it all again."""
+        if self._marker is not None and self.request.output is not None:
+            size = self.request.output.stat().st_size
+            _save_checkpoint(self._marker, self._checkpoint_at(size, complete=True))
 
 
 def _discard(output: Path) -> None:

@@ -6,6 +6,9 @@ import asyncio
 import base64
 import binascii
 import contextlib
+import contextvars
+import heapq
+import itertools
 import logging
 import random
 import ssl
@@ -79,6 +82,48 @@ def _retry_reason(exc: ExotelError) -> str | None:
     return None
 
 
+#: How urgent the requests of the current task are when a client caps its requests in
+#: flight: a freed slot goes to the waiting request of highest priority, in arrival order
+#: among equals. The account export sets it per campaign, so that the campaign with the
+#: most pages left never waits behind small ones and ends the run alone.
+request_priority: contextvars.ContextVar[float] = contextvars.ContextVar(
+    "request_priority", default=0.0
+)
+
+
+class _Slots:
+    """At most ``size`` holders at once; a freed slot goes to the most urgent waiter."""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._order = itertools.count()
+        self._waiting: list[tuple[float, int, asyncio.Future[None]]] = []
+
+    async def __aenter__(self) -> None:
+        if self._free > 0 and not self._waiting:
+            self._free -= 1
+            return
+        granted = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiting, (-request_priority.get(), next(self._order), granted))
+        try:
+            await granted
+        except asyncio.CancelledError:
+            if granted.done() and not granted.cancelled():
+                self._release()  # granted just as it was cancelled: pass the slot on
+            raise
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        while self._waiting:
+            granted = heapq.heappop(self._waiting)[2]
+            if not granted.done():  # a cancelled waiter is skipped
+                granted.set_result(None)
+                return
+        self._free += 1
+
+
 class RetryObserver(Protocol):
     """Told about every retry of a request and every wait for the rate limit, e.g. to count."""
 
@@ -134,7 +179,7 @@ class Transport:
         self._answered = False
         #: Requests of every stream of the client in flight at once, if capped.
         self._in_flight: contextlib.AbstractAsyncContextManager[Any] = (
-            contextlib.nullcontext() if max_in_flight is None else asyncio.Semaphore(max_in_flight)
+            contextlib.nullcontext() if max_in_flight is None else _Slots(max_in_flight)
         )
         #: One per client: every stream and page of it shares the account's limit.
         self.rate = RateController(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -391,3 +393,221 @@ async def test_a_day_old_since_keeps_only_recent_campaigns(
         for c in SENT
         if c.campaign_id in {e.campaign_id for e in progress.entries}
     )
+
+
+async def test_the_campaign_with_most_pages_left_goes_on_first(tmp_path: Path) -> None:
+    """After every campaign's first page, the one with most pages left runs first, even
+    when it was listed last: it would otherwise walk alone at the end of the run."""
+    small = [SandboxCampaign(f"small{i}", 150) for i in range(2)]
+    big = SandboxCampaign("big", 500)
+    async with Sandbox(campaigns=[*small, big], seed=3) as sandbox, fast_client(sandbox) as c:
+        await export(c, tmp_path, [*small, big], campaigns_at_once=1)
+        served = [(e.path.split("/")[-2], e.query["offset"]) for e in sandbox.request_log]
+    assert served[:3] == [("small0", "0"), ("small1", "0"), ("big", "0")]
+    assert served[3:12] == [("big", str(offset)) for offset in range(50, 500, 50)]
+    assert {name for name, _ in served[12:]} == {"small0", "small1"}
+
+
+async def test_parking_a_campaign_after_its_first_page_costs_no_request(
+    sandbox: Sandbox, client: ExotelClient, tmp_path: Path
+) -> None:
+    """Each campaign takes exactly the pages it holds (one when empty), parked or not."""
+    sandbox.reset_stats()
+    await export(client, tmp_path, page_size=50)
+    asked = Counter(e.path.split("/")[-2] for e in sandbox.request_log)
+    assert asked == {c.campaign_id: max(-(-c.records // 50), 1) for c in SENT}
+
+
+async def test_at_most_half_the_campaigns_at_once_are_parked_ones_resumed(
+    tmp_path: Path,
+) -> None:
+    """Parked campaigns are the big ones, each with its dedupe window: half run at once."""
+    big = [SandboxCampaign(f"big{i}", 500) for i in range(6)]
+    most = 0
+
+    def seen(progress: AccountProgress) -> None:
+        nonlocal most
+        resumed = [p for p in progress.active.values() if p.started_at_record > 0]
+        most = max(most, len(resumed))
+
+    async with Sandbox(campaigns=big, seed=3) as sandbox, fast_client(sandbox) as c:
+        request = AccountExportRequest(tmp_path / "out", campaigns_at_once=4)
+        done = await run_account_export(c, request, source(big), on_progress=seen)
+    assert done.complete
+    assert most == 2
+
+
+async def test_parquet_account_export_completes_campaigns_of_many_pages(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """Parquet files cannot be resumed, so their campaigns are never parked: each completes."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    progress = await export(client, tmp_path, SENT[:3], format="parquet", page_size=20)
+    assert progress.complete
+    for campaign in SENT[:3]:
+        table = pq.read_table(tmp_path / "out" / f"{campaign.campaign_id}.parquet")
+        assert table.num_rows == campaign.records
+
+
+async def test_a_stop_while_the_listing_waits_for_room_returns(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """A stop asked while the queue is full ends the run: the listing is not left waiting."""
+    asked = 0
+
+    def stop_from_the_second_ask() -> bool:
+        nonlocal asked
+        asked += 1
+        return asked > 1
+
+    request = AccountExportRequest(tmp_path / "out", campaigns_at_once=1)
+    run = run_account_export(client, request, source(SENT), should_stop=stop_from_the_second_ask)
+    progress = await asyncio.wait_for(run, timeout=30)  # a guard against a hang, not a timing
+    assert progress.interrupted
+
+
+async def test_a_campaign_parked_when_the_run_is_cancelled_waits_for_resume(
+    tmp_path: Path,
+) -> None:
+    """Cancelled, the run resumes no parked campaign; the manifest lists what its first page
+    wrote and --resume finishes it."""
+    big = [SandboxCampaign(f"big{i}", 150) for i in range(4)]
+    async with Sandbox(campaigns=big, seed=3) as sandbox, fast_client(sandbox) as c:
+        request = AccountExportRequest(tmp_path / "out", campaigns_at_once=1)
+        run: asyncio.Future[AccountProgress] | None = None
+        cancels: list[bool] = []  # once: a second cancel stops the campaigns begun too
+
+        def cancel_once_parked(progress: AccountProgress) -> None:
+            if run is not None and progress.finished_records and not cancels:
+                cancels.append(run.cancel())
+
+        run = asyncio.ensure_future(
+            run_account_export(c, request, source(big), on_progress=cancel_once_parked)
+        )
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(run, timeout=30)  # a guard against a hang, not a timing
+        served = [(e.path.split("/")[-2], e.query["offset"]) for e in sandbox.request_log]
+        parked = load_manifest(manifest_path(tmp_path / "out")).campaigns[0]
+        resumed = await export(c, tmp_path, big, resume=True)
+    assert {offset for _, offset in served} == {"0"}  # first pages only, none resumed
+    assert (parked.records, parked.file, parked.complete) == (50, "big0.jsonl", False)
+    assert resumed.complete
+    assert len(lines(tmp_path / "out" / "big0.jsonl")) == 150
+
+
+async def test_a_campaign_that_fails_on_resume_keeps_its_first_page_in_the_manifest(
+    tmp_path: Path,
+) -> None:
+    """A parked campaign whose resume fails at once still counts the page its file holds."""
+    big = [SandboxCampaign("big0", 150)]
+    async with Sandbox(campaigns=big, seed=3) as sandbox, fast_client(sandbox) as c:
+
+        def fail_once_parked(progress: AccountProgress) -> None:
+            if progress.finished_records and not progress.active:
+                sandbox.faults = Faults(p_500=1.0)
+
+        request = AccountExportRequest(tmp_path / "out")
+        progress = await run_account_export(c, request, source(big), on_progress=fail_once_parked)
+    (entry,) = progress.entries
+    assert entry.error is not None
+    assert (entry.records, entry.file, progress.records) == (50, "big0.jsonl", 50)
+
+
+async def test_records_in_progress_never_go_back_when_a_parked_campaign_resumes(
+    client: ExotelClient, tmp_path: Path
+) -> None:
+    """The records written, as on_progress sees them, only grow across park and resume."""
+    seen: list[int] = []
+    request = AccountExportRequest(tmp_path / "out", campaigns_at_once=2)
+    await run_account_export(
+        client, request, source(SENT), on_progress=lambda p: seen.append(p.records)
+    )
+    assert seen == sorted(seen)
+    assert seen[-1] == sum(c.records for c in SENT)
+
+
+async def test_a_run_cancelled_while_listing_stops_its_campaigns_at_their_next_page(
+    tmp_path: Path,
+) -> None:
+    """Cancelled while the list is slow, a campaign under way stops at its next page instead
+    of running to its end; the manifest counts what its file holds and --resume finishes it."""
+    big = SandboxCampaign("big0", 500)
+    listing_stalls = asyncio.Event()
+
+    async def slow_list() -> AsyncIterator[Campaign]:
+        yield as_campaign(big)
+        await listing_stalls.wait()
+
+    async with Sandbox(campaigns=[big], seed=3) as sandbox, fast_client(sandbox) as c:
+        request = AccountExportRequest(tmp_path / "out", campaigns_at_once=1)
+        run: asyncio.Future[AccountProgress] | None = None
+        cancels: list[bool] = []  # once: a second cancel stops the campaigns begun too
+
+        def cancel_once_resumed(progress: AccountProgress) -> None:
+            big0 = progress.active.get("big0")
+            resumed = big0 is not None and big0.started_at_record and big0.pages
+            if run is not None and resumed and not cancels:
+                cancels.append(run.cancel())
+
+        run = asyncio.ensure_future(
+            run_account_export(c, request, slow_list(), on_progress=cancel_once_resumed)
+        )
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(run, timeout=30)  # a guard against a hang, not a timing
+        (entry,) = load_manifest(manifest_path(tmp_path / "out")).campaigns
+        written = len(lines(tmp_path / "out" / "big0.jsonl"))
+        resumed = await export(c, tmp_path, [big], resume=True)
+    assert written < 500
+    assert (entry.records, entry.complete) == (written, False)
+    assert resumed.complete
+    assert len(lines(tmp_path / "out" / "big0.jsonl")) == 500
+
+
+async def test_a_run_cancelled_once_listed_counts_in_the_manifest_what_files_hold(
+    tmp_path: Path,
+) -> None:
+    """Cancelled after the list ended, a campaign under way stops at its next page and its
+    manifest line counts the records its file holds."""
+    big = SandboxCampaign("big0", 500)
+    async with Sandbox(campaigns=[big], seed=3) as sandbox, fast_client(sandbox) as c:
+        request = AccountExportRequest(tmp_path / "out", campaigns_at_once=1)
+        run: asyncio.Future[AccountProgress] | None = None
+        cancels: list[bool] = []  # once: a second cancel stops the campaigns begun at once
+
+        def cancel_once_resumed(progress: AccountProgress) -> None:
+            big0 = progress.active.get("big0")
+            resumed = big0 is not None and big0.started_at_record and big0.pages
+            if run is not None and resumed and not cancels:
+                cancels.append(run.cancel())
+
+        run = asyncio.ensure_future(
+            run_account_export(c, request, source([big]), on_progress=cancel_once_resumed)
+        )
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(run, timeout=30)  # a guard against a hang, not a timing
+    (entry,) = load_manifest(manifest_path(tmp_path / "out")).campaigns
+    written = len(lines(tmp_path / "out" / "big0.jsonl"))
+    assert written < 500
+    assert (entry.records, entry.file, entry.complete) == (written, "big0.jsonl", False)
+
+
+async def test_an_error_in_one_campaign_stops_the_others_at_their_next_page(
+    tmp_path: Path,
+) -> None:
+    """A failing progress callback (a bug, not an API error) ends the run soon: the other
+    campaigns under way stop at their next page instead of running to their end."""
+    big = [SandboxCampaign(f"big{i}", 500) for i in range(2)]
+    raised: list[str] = []
+
+    def broken_display(progress: AccountProgress) -> None:
+        resumed = [i for i, p in progress.active.items() if p.started_at_record and p.pages]
+        if len(resumed) == 2 and not raised:  # once, while both campaigns are resumed
+            raised.append(resumed[0])
+            raise RuntimeError("display bug")
+
+    async with Sandbox(campaigns=big, seed=3) as sandbox, fast_client(sandbox) as c:
+        request = AccountExportRequest(tmp_path / "out", campaigns_at_once=4)
+        with pytest.raises(RuntimeError, match="display bug"):
+            await run_account_export(c, request, source(big), on_progress=broken_display)
+    written = [len(lines(tmp_path / "out" / f"{c.campaign_id}.jsonl")) for c in big]
+    assert max(written) < 500
