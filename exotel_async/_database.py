@@ -22,7 +22,7 @@ import sqlite3
 import urllib.parse
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
@@ -41,6 +41,9 @@ HISTORY_TABLE = "exotel_status_history"
 STATE_TABLE = "exotel_sync_state"
 VERSION_TABLE = "exotel_schema_version"
 _STAGING = "exotel_staging"
+#: A sync that finds an SMS unchanged rewrites its row only when its ``last_seen_at`` is
+#: older than this: a re-sync of an unchanged campaign then writes nothing.
+SEEN_REFRESH = timedelta(hours=1)
 _T = TypeVar("_T")
 
 
@@ -186,20 +189,26 @@ class _Dialect:
     #: Storage options of the SMS table.
     storage: str = ""
 
-    def upsert(self, source: str) -> str:
-        """Insert SMS from ``source`` (a ``VALUES`` or a ``SELECT``), or update them; their
-        time of change moves only when their state changes."""
+    def upsert(self, source: str, stale: str) -> str:
+        """Insert SMS from ``source`` (a ``VALUES`` or a ``SELECT``), or update those that
+        differ or were last seen before ``stale``; their time of change moves only when
+        their state changes."""
         updates = ", ".join(f"{name} = excluded.{name}" for name in _NAMES if name != "sid")
         changed = (
             f"{SMS_TABLE}.status {self.distinct} excluded.status "
             f"OR {SMS_TABLE}.detailed_status {self.distinct} excluded.detailed_status"
+        )
+        stored, read = (
+            ", ".join(f"{table}.{name}" for name in _NAMES if name != "sid")
+            for table in (SMS_TABLE, "excluded")
         )
         return (
             f"INSERT INTO {SMS_TABLE} ({', '.join(_COLUMNS)}, first_seen_at, last_seen_at, "
             f"status_changed_at) {source} "
             f"ON CONFLICT (campaign_id, sid) DO UPDATE SET {updates}, "
             "last_seen_at = excluded.last_seen_at, status_changed_at = CASE WHEN "
-            f"{changed} THEN excluded.last_seen_at ELSE {SMS_TABLE}.status_changed_at END"
+            f"{changed} THEN excluded.last_seen_at ELSE {SMS_TABLE}.status_changed_at END "
+            f"WHERE ({stored}) {self.distinct} ({read}) OR {SMS_TABLE}.last_seen_at < {stale}"
         )
 
     def save_position(self) -> str:
@@ -348,8 +357,8 @@ class SqliteDatabase:
         self._now = now
         self._sleep = sleep
         self._connection: sqlite3.Connection | None = None
-        marks = ", ".join("?" for _ in range(len(_COLUMNS) + 3))
-        self._upsert = _SQLITE.upsert(f"VALUES ({marks})")
+        marks = ", ".join(f"?{n}" for n in range(1, len(_COLUMNS) + 4))
+        self._upsert = _SQLITE.upsert(f"VALUES ({marks})", f"?{len(_COLUMNS) + 4}")
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -430,9 +439,10 @@ class SqliteDatabase:
     def _observe(
         self, campaign_id: str, records: Sequence[SmsRecord], next_offset: int
     ) -> list[Transition]:
-        db, now = self._db, _utc_text(self._now())
+        moment = self._now()
+        db, now, stale = self._db, _utc_text(moment), _utc_text(moment - SEEN_REFRESH)
         records = _latest(records)
-        rows = _rows(campaign_id, records, _utc_text, (now, now, now))
+        rows = _rows(campaign_id, records, _utc_text, (now, now, now, stale))
         with _transaction(db):
             (before,) = db.execute(f"SELECT coalesce(max(id), 0) FROM {HISTORY_TABLE}").fetchone()
             db.executemany(self._upsert, rows)  # the trigger logs each change of state
@@ -567,7 +577,10 @@ def _postgres_statements(major: int) -> tuple[str, ...]:
     per SMS. Before 18 a first statement reads the old states, by a LATERAL lookup with
     LIMIT 1: as a join, the planner would scan the whole table for every batch.
     """
-    upsert = _POSTGRES.upsert(f"SELECT {', '.join(_COLUMNS)}, $1, $1, $1 FROM {_STAGING}")
+    upsert = _POSTGRES.upsert(
+        f"SELECT {', '.join(_COLUMNS)}, $1, $1, $1 FROM {_STAGING}",
+        f"$1 - interval '{SEEN_REFRESH.total_seconds():.0f} seconds'",
+    )
     log = (
         f"INSERT INTO {HISTORY_TABLE} (campaign_id, sid, old_status, old_detailed_status, "
         "new_status, new_detailed_status, observed_at) "
