@@ -119,9 +119,10 @@ def _sync_figures(result: Result, samples: dict[str, list[float]], names: list[s
     """Medians of the runs, with their ranges, and the targets judged on the medians."""
     units = {"rate": "rec/s", "RSS": "MB", "wall": "s"}
     for label, values in samples.items():
-        unit = next((u for word, u in units.items() if label.endswith(word)), "")
+        ratio = "/" in label
+        unit = "" if ratio else next((u for w, u in units.items() if label.endswith(w)), "")
         result.add(label, values, unit)
-        if len(values) > 1 and "/" in label:
+        if len(values) > 1 and ratio:
             result.notes.append(f"{label}: {min(values):.2f} to {max(values):.2f}")
     for name in names:
         figure = {f.label: f.value for f in result.figures}
