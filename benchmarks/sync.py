@@ -119,10 +119,10 @@ def _sync_figures(result: Result, samples: dict[str, list[float]], names: list[s
     """Medians of the runs, with their ranges, and the targets judged on the medians."""
     units = {"rate": "rec/s", "RSS": "MB", "wall": "s"}
     for label, values in samples.items():
-        ratio = "/" in label
-        unit = "" if ratio else next((u for w, u in units.items() if label.endswith(w)), "")
+        is_ratio = "/" in label
+        unit = "" if is_ratio else next((u for w, u in units.items() if label.endswith(w)), "")
         result.add(label, values, unit)
-        if len(values) > 1 and ratio:
+        if len(values) > 1 and is_ratio:
             result.notes.append(f"{label}: {min(values):.2f} to {max(values):.2f}")
     for name in names:
         figure = {f.label: f.value for f in result.figures}
