@@ -43,7 +43,7 @@ STATE_TABLE = "exotel_sync_state"
 VERSION_TABLE = "exotel_schema_version"
 _STAGING = "exotel_staging"
 #: A sync that finds an SMS unchanged rewrites its row only when its ``last_seen_at`` is
-#: older than this: a re-sync of an unchanged campaign then writes nothing.
+#: older than this: a re-sync of an unchanged campaign then rewrites no row.
 SEEN_REFRESH = timedelta(hours=1)
 _T = TypeVar("_T")
 
@@ -475,7 +475,9 @@ class SqliteDatabase:
         if self._committer is None:
             raise RuntimeError("the database is not open")
         # Shielded: a commit under way finishes, and close() waits for it.
-        await asyncio.shield(asyncio.wrap_future(self._committer.submit(_commit, self._db)))
+        await asyncio.shield(
+            asyncio.wrap_future(self._committer.submit(_commit_or_roll_back, self._db))
+        )
 
     async def complete(self, campaign_id: str, total: int | None) -> None:
         """Mark the campaign's walk complete."""
@@ -490,7 +492,7 @@ class SqliteDatabase:
         return _outcomes(rows)
 
 
-def _commit(db: sqlite3.Connection) -> None:
+def _commit_or_roll_back(db: sqlite3.Connection) -> None:
     """COMMIT; if that fails and leaves the transaction open, roll it back."""
     try:
         db.execute("COMMIT")

@@ -536,6 +536,23 @@ async def test_failure_inside_a_batch_rolls_back_rows_history_and_position(
     assert (rows, history, position) == ([("s1", "queued")], 0, (1, False))
 
 
+async def test_sqlite_batch_cancelled_during_its_commit_is_stored_by_close(
+    tmp_path: Path,
+) -> None:
+    """A batch whose caller is cancelled while SQLite commits it is kept once closed."""
+    url = f"sqlite:///{tmp_path / 'sms.db'}"
+    async with open_database(url) as db:
+        storing = asyncio.ensure_future(db.observe("c1", [SmsRecord("s1", "1")], 1))
+        await asyncio.sleep(0)  # the batch is written; its commit is in the thread
+        storing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await storing
+    async with open_database(url) as db:
+        rows = await fetch(db, f"SELECT sid FROM {SMS_TABLE}")
+        position = await db.position("c1")
+    assert (rows, position) == ([("s1",)], (1, False))
+
+
 async def test_postgres_failure_inside_a_batch_rolls_back_rows_history_and_position(
     postgres_url: str,
 ) -> None:
