@@ -14,6 +14,7 @@ batch into a staging table, then runs set-based statements, through asyncpg.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import json
 import operator
@@ -22,7 +23,7 @@ import sqlite3
 import urllib.parse
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import attrs
@@ -41,6 +42,9 @@ HISTORY_TABLE = "exotel_status_history"
 STATE_TABLE = "exotel_sync_state"
 VERSION_TABLE = "exotel_schema_version"
 _STAGING = "exotel_staging"
+#: A sync that finds an SMS unchanged rewrites its row only when its ``last_seen_at`` is
+#: older than this: a re-sync of an unchanged campaign then rewrites no row.
+SEEN_REFRESH = timedelta(hours=1)
 _T = TypeVar("_T")
 
 
@@ -186,20 +190,26 @@ class _Dialect:
     #: Storage options of the SMS table.
     storage: str = ""
 
-    def upsert(self, source: str) -> str:
-        """Insert SMS from ``source`` (a ``VALUES`` or a ``SELECT``), or update them; their
-        time of change moves only when their state changes."""
+    def upsert(self, source: str, stale: str) -> str:
+        """Insert SMS from ``source`` (a ``VALUES`` or a ``SELECT``), or update those that
+        differ or were last seen before ``stale``; their time of change moves only when
+        their state changes."""
         updates = ", ".join(f"{name} = excluded.{name}" for name in _NAMES if name != "sid")
         changed = (
             f"{SMS_TABLE}.status {self.distinct} excluded.status "
             f"OR {SMS_TABLE}.detailed_status {self.distinct} excluded.detailed_status"
+        )
+        stored, read = (
+            ", ".join(f"{table}.{name}" for name in _NAMES if name != "sid")
+            for table in (SMS_TABLE, "excluded")
         )
         return (
             f"INSERT INTO {SMS_TABLE} ({', '.join(_COLUMNS)}, first_seen_at, last_seen_at, "
             f"status_changed_at) {source} "
             f"ON CONFLICT (campaign_id, sid) DO UPDATE SET {updates}, "
             "last_seen_at = excluded.last_seen_at, status_changed_at = CASE WHEN "
-            f"{changed} THEN excluded.last_seen_at ELSE {SMS_TABLE}.status_changed_at END"
+            f"{changed} THEN excluded.last_seen_at ELSE {SMS_TABLE}.status_changed_at END "
+            f"WHERE ({stored}) {self.distinct} ({read}) OR {SMS_TABLE}.last_seen_at < {stale}"
         )
 
     def save_position(self) -> str:
@@ -326,12 +336,16 @@ def _now() -> datetime:
 
 
 class SqliteDatabase:
-    """SQLite in WAL mode, each batch written on the event loop in one transaction.
+    """SQLite in WAL mode, each batch one transaction, written on the event loop and
+    committed in a worker thread.
 
-    Not in a worker thread: ``executemany`` hands the GIL back around every row it steps,
-    and with the loop busy parsing pages each hand-back waits (1M SMS: 52 s in a thread,
-    29 s on the loop). A batch of 1,000 blocks the loop for about 20 ms. Another writer's
-    lock is waited for with the loop free.
+    The upsert runs on the loop: ``executemany`` hands the GIL back around every row it
+    steps, and in a thread each hand-back would wait out the loop's switch interval (1M SMS:
+    52 s in a thread, 29 s on the loop). A batch of 1,000 blocks the loop for about 10 ms.
+    The commit, where SQLite writes the batch's pages to its log and, every 128 MB of log,
+    copies the log into the database and syncs it, is one call that holds no GIL: it runs
+    in a thread while the loop reads on. Another writer's lock is waited for with the loop
+    free.
     """
 
     #: Seconds to wait for another writer before giving up, as ``busy_timeout`` would.
@@ -348,8 +362,9 @@ class SqliteDatabase:
         self._now = now
         self._sleep = sleep
         self._connection: sqlite3.Connection | None = None
-        marks = ", ".join("?" for _ in range(len(_COLUMNS) + 3))
-        self._upsert = _SQLITE.upsert(f"VALUES ({marks})")
+        self._committer: concurrent.futures.ThreadPoolExecutor | None = None
+        marks = ", ".join(f"?{n}" for n in range(1, len(_COLUMNS) + 4))
+        self._upsert = _SQLITE.upsert(f"VALUES ({marks})", f"?{len(_COLUMNS) + 4}")
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -395,9 +410,13 @@ class SqliteDatabase:
             connection.close()
             raise
         self._connection = connection
+        self._committer = concurrent.futures.ThreadPoolExecutor(1, "exotel-sqlite-commit")
 
     async def close(self) -> None:
-        """Close the connection; harmless twice."""
+        """Finish a commit under way, then close; harmless twice."""
+        committer, self._committer = self._committer, None
+        if committer is not None:
+            await asyncio.to_thread(committer.shutdown)
         connection, self._connection = self._connection, None
         if connection is not None:
             await asyncio.to_thread(connection.close)
@@ -413,7 +432,9 @@ class SqliteDatabase:
         self, campaign_id: str, records: Sequence[SmsRecord], next_offset: int
     ) -> list[Transition]:
         """Store a batch and the position after it in one transaction; return its changes."""
-        return await self._write(lambda: self._observe(campaign_id, records, next_offset))
+        changes = await self._write(lambda: self._stage(campaign_id, records, next_offset))
+        await self._commit()
+        return changes
 
     async def _write(self, work: Callable[[], _T]) -> _T:
         """Run ``work`` on the loop; while another writer holds the lock, wait and retry."""
@@ -427,13 +448,16 @@ class SqliteDatabase:
             await self._sleep(0.05)
             waited += 0.05
 
-    def _observe(
+    def _stage(
         self, campaign_id: str, records: Sequence[SmsRecord], next_offset: int
     ) -> list[Transition]:
-        db, now = self._db, _utc_text(self._now())
+        """Open the batch's transaction and write the batch and the position, uncommitted."""
+        moment = self._now()
+        db, now, stale = self._db, _utc_text(moment), _utc_text(moment - SEEN_REFRESH)
         records = _latest(records)
-        rows = _rows(campaign_id, records, _utc_text, (now, now, now))
-        with _transaction(db):
+        rows = _rows(campaign_id, records, _utc_text, (now, now, now, stale))
+        db.execute("BEGIN IMMEDIATE")
+        try:
             (before,) = db.execute(f"SELECT coalesce(max(id), 0) FROM {HISTORY_TABLE}").fetchone()
             db.executemany(self._upsert, rows)  # the trigger logs each change of state
             changed = db.execute(
@@ -441,7 +465,19 @@ class SqliteDatabase:
                 (before,),
             ).fetchall()
             db.execute(_SQLITE.save_position(), (campaign_id, next_offset, now))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
         return _transitions(records, {sid: (status, detail) for sid, status, detail in changed})
+
+    async def _commit(self) -> None:
+        """Commit the open transaction in the committer thread."""
+        if self._committer is None:
+            raise RuntimeError("the database is not open")
+        # Shielded: a commit under way finishes, and close() waits for it.
+        await asyncio.shield(
+            asyncio.wrap_future(self._committer.submit(_commit_or_roll_back, self._db))
+        )
 
     async def complete(self, campaign_id: str, total: int | None) -> None:
         """Mark the campaign's walk complete."""
@@ -454,6 +490,16 @@ class SqliteDatabase:
             lambda: self._db.execute(_SQLITE.states(), (campaign_id,)).fetchall()
         )
         return _outcomes(rows)
+
+
+def _commit_or_roll_back(db: sqlite3.Connection) -> None:
+    """COMMIT; if that fails and leaves the transaction open, roll it back."""
+    try:
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
 
 
 class _transaction:
@@ -567,7 +613,10 @@ def _postgres_statements(major: int) -> tuple[str, ...]:
     per SMS. Before 18 a first statement reads the old states, by a LATERAL lookup with
     LIMIT 1: as a join, the planner would scan the whole table for every batch.
     """
-    upsert = _POSTGRES.upsert(f"SELECT {', '.join(_COLUMNS)}, $1, $1, $1 FROM {_STAGING}")
+    upsert = _POSTGRES.upsert(
+        f"SELECT {', '.join(_COLUMNS)}, $1, $1, $1 FROM {_STAGING}",
+        f"$1 - interval '{SEEN_REFRESH.total_seconds():.0f} seconds'",
+    )
     log = (
         f"INSERT INTO {HISTORY_TABLE} (campaign_id, sid, old_status, old_detailed_status, "
         "new_status, new_detailed_status, observed_at) "

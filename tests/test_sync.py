@@ -10,7 +10,8 @@ import re
 import sqlite3
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from exotel_async.sync import (
     HISTORY_TABLE,
     RECORD_COLUMNS,
     SCHEMA_VERSION,
+    SEEN_REFRESH,
     SMS_TABLE,
     VERSION_TABLE,
     Database,
@@ -123,6 +125,36 @@ async def test_rerun_adds_no_rows_and_no_history(client: ExotelClient, db_url: s
         after = await fetch(db, f"SELECT sid, status, first_seen_at FROM {SMS_TABLE} ORDER BY sid")
         history = await history_count(db)
     assert (after, again.transitions, history) == (before, 0, 0)
+
+
+def clocked(url: str, now: Callable[[], datetime]) -> Database:
+    """The database ``url`` names, not yet open, whose sync times come from ``now``."""
+    from exotel_async._database import PostgresDatabase, SqliteDatabase
+
+    if url.startswith("sqlite:///"):
+        return SqliteDatabase(url.removeprefix("sqlite:///"), now=now)
+    return PostgresDatabase(url, now=now)
+
+
+async def test_unchanged_sms_are_rewritten_only_once_seen_refresh_old(
+    client: ExotelClient, db_url: str
+) -> None:
+    """A re-sync keeps an unchanged SMS's last_seen_at within SEEN_REFRESH, moves it after."""
+    moments = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
+    db = clocked(db_url, lambda: moments[-1])
+    same = f"SELECT count(*) FROM {SMS_TABLE} WHERE last_seen_at = first_seen_at"
+    await db.open()
+    try:
+        await sync_campaign(client, db, "c1")
+        moments.append(moments[0] + SEEN_REFRESH / 2)
+        await sync_campaign(client, db, "c1")
+        kept = await fetch(db, same)
+        moments.append(moments[0] + SEEN_REFRESH * 2)
+        await sync_campaign(client, db, "c1")
+        moved = await fetch(db, same)
+    finally:
+        await db.close()
+    assert (kept, moved) == ([(230,)], [(0,)])
 
 
 async def test_status_change_adds_one_history_row(db_url: str) -> None:
@@ -497,6 +529,47 @@ async def test_failure_inside_a_batch_rolls_back_rows_history_and_position(
         )
         moved = [SmsRecord("s1", "1", status="sent"), SmsRecord("s2", "1", status="sent")]
         with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+            await db.observe("c1", moved, 2)
+        rows = await fetch(db, f"SELECT sid, status FROM {SMS_TABLE}")
+        history = await history_count(db)
+        position = await db.position("c1")
+    assert (rows, history, position) == ([("s1", "queued")], 0, (1, False))
+
+
+async def test_sqlite_batch_cancelled_during_its_commit_is_stored_by_close(
+    tmp_path: Path,
+) -> None:
+    """A batch whose caller is cancelled while SQLite commits it is kept once closed."""
+    url = f"sqlite:///{tmp_path / 'sms.db'}"
+    async with open_database(url) as db:
+        storing = asyncio.ensure_future(db.observe("c1", [SmsRecord("s1", "1")], 1))
+        await asyncio.sleep(0)  # the batch is written; its commit is in the thread
+        storing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await storing
+    async with open_database(url) as db:
+        rows = await fetch(db, f"SELECT sid FROM {SMS_TABLE}")
+        position = await db.position("c1")
+    assert (rows, position) == ([("s1",)], (1, False))
+
+
+async def test_postgres_failure_inside_a_batch_rolls_back_rows_history_and_position(
+    postgres_url: str,
+) -> None:
+    """On PostgreSQL too, a batch whose position cannot be saved leaves nothing of it."""
+    import asyncpg
+
+    async with fresh_postgres(postgres_url) as url, open_database(url) as db:
+        await db.observe("c1", [SmsRecord("s1", "1", status="queued")], 1)
+        connection: Any = db._connection  # type: ignore[attr-defined]
+        await connection.execute(
+            "CREATE FUNCTION no_position() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$BEGIN RAISE EXCEPTION 'disk full'; END$$; "
+            "CREATE TRIGGER no_position BEFORE UPDATE ON exotel_sync_state "
+            "FOR EACH ROW EXECUTE FUNCTION no_position()"
+        )
+        moved = [SmsRecord("s1", "1", status="sent"), SmsRecord("s2", "1", status="sent")]
+        with pytest.raises(asyncpg.RaiseError, match="disk full"):
             await db.observe("c1", moved, 2)
         rows = await fetch(db, f"SELECT sid, status FROM {SMS_TABLE}")
         history = await history_count(db)
