@@ -122,6 +122,10 @@ class RateController:
     #: Seconds after an episode's hold in which further throttles lower the rate no more.
     EPISODE_GAP = 1.0
 
+    #: Until the server announces a budget or a rate is learned, requests in flight start
+    #: at one and double every this many seconds: a slow start.
+    SLOW_START_DOUBLING = 0.5
+
     def __init__(
         self,
         *,
@@ -140,6 +144,10 @@ class RateController:
         self._clock = clock
         self._sleep = sleep
         self._started = 0
+        self._answered = 0
+        #: When the slow start began, or None once it is over.
+        self._slow_since: float | None = None
+        self._slow_start = True
         self._next_at = 0.0
         self._hold_until = 0.0
         self._strikes = 0
@@ -188,9 +196,13 @@ class RateController:
         """Wait until a request may start; return its ticket for ``learn``."""
         began = self._clock()
         if self._first_at is None:
-            self._first_at = began
+            self._first_at = self._slow_since = began
         while True:
             now = self._clock()
+            if self._started - self._answered >= self._slow_start_cap(now):
+                await self._wait_for_answer()
+                began += self._clock() - now  # caution while blind, not the limit's wait
+                continue
             wait = self._wait(now)
             if wait is None:
                 await self._wait_for_answer()
@@ -226,6 +238,20 @@ class RateController:
             return max(wait, min(reset_at, free_at) - now)
         return None if self._probe is not None else wait
 
+    def _slow_start_cap(self, now: float) -> float:
+        """Requests that may be in flight now (inf: the slow start is over).
+
+        Without rate headers, the first throttle is the first news of the limit, and every
+        request in flight then is throttled too: unpaced, that is all of them. One at a
+        time, doubling every half second, is enough to find a limit of a few requests a
+        second at any round trip, and costs nothing where the round trip is short.
+        """
+        if not self._slow_start or self._slow_since is None:
+            return math.inf
+        return float(
+            2 ** math.floor(min(max(now - self._slow_since, 0.0) / self.SLOW_START_DOUBLING, 30))
+        )
+
     @property
     def _bucket(self) -> bool:
         """Whether the budget refills bit by bit, as a token bucket's."""
@@ -248,12 +274,14 @@ class RateController:
     ) -> None:
         """Learn from the answer to ``ticket``; ``status`` None means no answer came."""
         now = self._clock()
+        self._answered += 1
         if ticket.number == self._probe:
             self._probe = None
         advert = _Advert.parse(headers, now)
         accepted = None if status is None else not is_throttle(status)
         self._fit.answered(ticket, now, accepted, advert)
         if advert is not None:
+            self._slow_start = False
             self._learn_budget(ticket, advert, counted=bool(accepted))
         elif headers is not None and self._advert is not None and now >= self._advert.safe:
             self._advert = None  # the server stopped announcing a budget: stop spending one
@@ -325,7 +353,11 @@ class RateController:
             rate = min(rate, self._accepted / (now - self._episode_at))
         self._epoch += 1
         if rate is None:
-            return  # nothing accepted yet to learn a rate from: the holds pace the client
+            # Nothing accepted yet to learn a rate from (another client spent the budget):
+            # the holds pace the client, and the slow start begins again after this one.
+            self._slow_since = now + hold
+            return
+        self._slow_start = False
         self._max_rate = max(rate, 1.0 / MAX_WAIT)
         self._episode_at = now + hold
         self._accepted = 0
