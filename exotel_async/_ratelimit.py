@@ -330,7 +330,12 @@ class RateController:
             self._strikes += 1
             self._held_at = now
         if retry_after is not None or advert is not None:
-            hold = max(retry_after or 0.0, advert.safe - now if advert else 0.0)
+            reset_at = advert.safe if advert else now
+            if retry_after is not None and advert is not None and not self._bucket:
+                # A coarse reset may be a second late for a sliding window whose length
+                # fits: one of ours leaves it sooner, though never before Retry-After.
+                reset_at = min(reset_at, self._fit.free_at(now))
+            hold = max(retry_after or 0.0, reset_at - now)
         else:
             base, cap = self._backoff
             hold = min(base * 2 ** min(self._strikes - 1, 30), cap)

@@ -428,3 +428,20 @@ async def test_two_clients_waiting_for_their_own_slots_cost_nothing_elsewhere(
     assert outcome.accepted == 480
     assert outcome.throttled_share <= 0.04
     assert outcome.share_of_allowed_rate(limit) >= 0.9
+
+
+async def test_throttle_under_a_fitted_sliding_window_holds_until_our_slot_frees() -> None:
+    """Whole-second deltas, out of order: a throttle waits for our oldest to leave, not +1 s."""
+    limit = RateLimit(20, 2.0, window="sliding", reset="delta_s")
+    time = VirtualTime()
+    jitter = random.Random(7).random
+    outcome = await walk(
+        time,
+        [RateController(clock=time.clock, sleep=time.sleep)],
+        limit,
+        pages=240,
+        jitter=lambda: jitter() / 1000,
+    )
+    assert outcome.accepted == 240
+    # Holding until the reset plus the second its rounding may hide reached 89 %.
+    assert outcome.share_of_allowed_rate(limit) >= 0.95
