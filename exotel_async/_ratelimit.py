@@ -317,6 +317,15 @@ class RateController:
             else:
                 self._later = self._later + 1 if advert.safe > old.safe + 0.001 else 0
                 self._gradual = self._later >= self.GRADUAL_AFTER
+        if (
+            old is not None
+            and not self._gradual
+            and advert.safe <= old.safe + 0.001
+            and advert.remaining > old.remaining - ours
+        ):
+            # Counted before requests that left ahead of it (they overtook each other on
+            # the way), and nothing has freed since: the lower count stands.
+            advert = attrs.evolve(advert, remaining=max(old.remaining - ours, 0))
         self._advert = advert
         self._applied = ticket.number
 

@@ -445,3 +445,14 @@ async def test_throttle_under_a_fitted_sliding_window_holds_until_our_slot_frees
     assert outcome.accepted == 240
     # Holding until the reset plus the second its rounding may hide reached 89 %.
     assert outcome.share_of_allowed_rate(limit) >= 0.95
+
+
+async def test_an_answer_that_overtook_earlier_requests_does_not_raise_the_budget() -> None:
+    """The second of four reached the server first: its higher count is not believed."""
+    t = FakeTime()
+    rate = controller(t)
+    rate.learn(await rate.acquire(), 200, headers(10, t.now + 2))
+    tickets = [await rate.acquire() for _ in range(4)]
+    rate.learn(tickets[1], 200, headers(9, t.now + 2))
+    # 10 left, four of ours since: 6, whichever of them the server counted first.
+    assert rate.estimate() == 6
