@@ -128,6 +128,9 @@ class RateController:
     #: Until the server announces a budget or a rate is learned, requests in flight start
     #: at one and double every this many seconds: a slow start.
     SLOW_START_DOUBLING = 0.5
+    #: ... though as many as go at this rate (requests per second) over a round trip may be
+    #: in flight from the start: forty times Exotel's highest documented limit.
+    SLOW_START_RATE = 200.0
 
     def __init__(
         self,
@@ -148,6 +151,8 @@ class RateController:
         self._sleep = sleep
         self._started = 0
         self._answered = 0
+        #: Round trips, smoothed as TCP does (seconds); None before the first answer.
+        self._srtt: float | None = None
         #: When the slow start began, or None once it is over.
         self._slow_since: float | None = None
         self._slow_start = True
@@ -247,13 +252,16 @@ class RateController:
         Without rate headers, the first throttle is the first news of the limit, and every
         request in flight then is throttled too: unpaced, that is all of them. One at a
         time, doubling every half second, is enough to find a limit of a few requests a
-        second at any round trip, and costs nothing where the round trip is short.
+        second at any round trip, and costs nothing where the round trip is short. Where it
+        is long, one at a time would be slow against a server that limits nothing, so
+        enough to go at ``SLOW_START_RATE`` may be in flight at once from the start.
         """
         if not self._slow_start or self._slow_since is None:
             return math.inf
-        return float(
-            2 ** math.floor(min(max(now - self._slow_since, 0.0) / self.SLOW_START_DOUBLING, 30))
+        doubled = 2 ** math.floor(
+            min(max(now - self._slow_since, 0.0) / self.SLOW_START_DOUBLING, 30)
         )
+        return float(max(doubled, math.floor(self.SLOW_START_RATE * (self._srtt or 0.0))))
 
     @property
     def _bucket(self) -> bool:
@@ -278,6 +286,9 @@ class RateController:
         """Learn from the answer to ``ticket``; ``status`` None means no answer came."""
         now = self._clock()
         self._answered += 1
+        if status is not None:
+            trip = now - ticket.sent_at
+            self._srtt = trip if self._srtt is None else 0.875 * self._srtt + 0.125 * trip
         if ticket.number == self._probe:
             self._probe = None
         advert = _Advert.parse(headers, now)

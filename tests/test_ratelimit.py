@@ -96,13 +96,33 @@ async def test_slow_start_doubles_requests_in_flight_every_half_second() -> None
     assert in_flight == [1, 2, 4]
 
 
+async def test_slow_start_on_a_long_round_trip_lets_a_fast_rate_in_flight() -> None:
+    """50 ms round trips: ten in flight at once go at 200 a second, so all eight go."""
+    t = FakeTime()
+    rate = controller(t)
+    first = await rate.acquire()
+    t.now += 0.05
+    rate.learn(first, 200, {})
+    tickets = []
+    for _ in range(8):
+        started = asyncio.ensure_future(rate.acquire())
+        await asyncio.sleep(0)
+        if not started.done():
+            started.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await started
+            break
+        tickets.append(started.result())
+    assert len(tickets) == 8
+
+
 async def test_a_throttle_before_anything_was_accepted_restarts_the_slow_start() -> None:
     """Another client spent the budget: after the hold, one request at a time again."""
     t = FakeTime()
     rate = controller(t)
-    first = await rate.acquire()
+    rate.learn(await rate.acquire(), None, None)  # no answer: the connection failed
     t.now += 5.0  # long enough for the slow start to allow 1024 in flight
-    rate.learn(first, 429, {}, retry_after=2.0)
+    rate.learn(await rate.acquire(), 429, {}, retry_after=2.0)
     await rate.acquire()
     second = asyncio.ensure_future(rate.acquire())
     await asyncio.sleep(0)
