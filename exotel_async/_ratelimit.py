@@ -11,8 +11,8 @@ all) is undocumented. The controller holds the limit under each of them:
   (``_SlidingFit``), and a budget refilled bit by bit (a token bucket) is spent evenly.
   Other clients of the account spend the same budget: each claims its learned share.
 - **Slow start.** Until a budget is announced or a rate learned, one request is in flight
-  (or as many as go at 200 a second over a round trip), doubling every half second: the
-  first throttle then finds one or two requests in flight, not all.
+  (or as many as go at 200 a second over a round trip), doubling every half second: on a
+  short round trip the first throttle then finds one request in flight, not all.
 - **Holds.** A throttle (429 or 503) stops every request of the client, not just its own,
   until its ``Retry-After`` or the announced reset (against a fitted sliding window, until
   one of ours leaves it); with neither, for a backoff that doubles with each throttle in a
