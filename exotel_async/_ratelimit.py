@@ -10,9 +10,13 @@ all) is undocumented. The controller holds the limit under each of them:
   a sliding window a fit of the window's length from our own requests spends it on time
   (``_SlidingFit``), and a budget refilled bit by bit (a token bucket) is spent evenly.
   Other clients of the account spend the same budget: each claims its learned share.
+- **Slow start.** Until a budget is announced or a rate learned, one request is in flight
+  (or as many as go at 200 a second over a round trip), doubling every half second: on a
+  short round trip the first throttle then finds one request in flight, not all.
 - **Holds.** A throttle (429 or 503) stops every request of the client, not just its own,
-  until its ``Retry-After`` or the announced reset; with neither, for a backoff that
-  doubles with each throttle in a row.
+  until its ``Retry-After`` or the announced reset (against a fitted sliding window, until
+  one of ours leaves it); with neither, for a backoff that doubles with each throttle in a
+  row.
 - **Learned rate.** Each throttle episode is a loss signal, as in TCP and botocore's
   adaptive retry mode: the rate drops to ``BETA`` times what the server actually accepted
   since the last episode, then regrows along a cubic curve (CUBIC) that flattens out near
@@ -122,6 +126,13 @@ class RateController:
     #: Seconds after an episode's hold in which further throttles lower the rate no more.
     EPISODE_GAP = 1.0
 
+    #: Until the server announces a budget or a rate is learned, requests in flight start
+    #: at one and double every this many seconds: a slow start.
+    SLOW_START_DOUBLING = 0.5
+    #: ... though as many as go at this rate (requests per second) over a round trip may be
+    #: in flight from the start: forty times Exotel's highest documented limit.
+    SLOW_START_RATE = 200.0
+
     def __init__(
         self,
         *,
@@ -140,6 +151,12 @@ class RateController:
         self._clock = clock
         self._sleep = sleep
         self._started = 0
+        self._answered = 0
+        #: Round trips, smoothed as TCP does (seconds); None before the first answer.
+        self._srtt: float | None = None
+        #: When the slow start began, or None once it is over.
+        self._slow_since: float | None = None
+        self._slow_start = True
         self._next_at = 0.0
         self._hold_until = 0.0
         self._strikes = 0
@@ -188,9 +205,13 @@ class RateController:
         """Wait until a request may start; return its ticket for ``learn``."""
         began = self._clock()
         if self._first_at is None:
-            self._first_at = began
+            self._first_at = self._slow_since = began
         while True:
             now = self._clock()
+            if self._started - self._answered >= self._slow_start_cap(now):
+                await self._wait_for_answer()
+                began += self._clock() - now  # caution while blind, not the limit's wait
+                continue
             wait = self._wait(now)
             if wait is None:
                 await self._wait_for_answer()
@@ -226,6 +247,23 @@ class RateController:
             return max(wait, min(reset_at, free_at) - now)
         return None if self._probe is not None else wait
 
+    def _slow_start_cap(self, now: float) -> float:
+        """Requests that may be in flight now (inf: the slow start is over).
+
+        Without rate headers, the first throttle is the first news of the limit, and every
+        request in flight then is throttled too: unpaced, that is all of them. One at a
+        time, doubling every half second, is enough to find a limit of a few requests a
+        second at any round trip, and costs nothing where the round trip is short. Where it
+        is long, one at a time would be slow against a server that limits nothing, so
+        enough to go at ``SLOW_START_RATE`` may be in flight at once from the start.
+        """
+        if not self._slow_start or self._slow_since is None:
+            return math.inf
+        doubled = 2 ** math.floor(
+            min(max(now - self._slow_since, 0.0) / self.SLOW_START_DOUBLING, 30)
+        )
+        return float(max(doubled, math.floor(self.SLOW_START_RATE * (self._srtt or 0.0))))
+
     @property
     def _bucket(self) -> bool:
         """Whether the budget refills bit by bit, as a token bucket's."""
@@ -248,12 +286,17 @@ class RateController:
     ) -> None:
         """Learn from the answer to ``ticket``; ``status`` None means no answer came."""
         now = self._clock()
+        self._answered += 1
+        if status is not None:
+            trip = now - ticket.sent_at
+            self._srtt = trip if self._srtt is None else 0.875 * self._srtt + 0.125 * trip
         if ticket.number == self._probe:
             self._probe = None
         advert = _Advert.parse(headers, now)
         accepted = None if status is None else not is_throttle(status)
         self._fit.answered(ticket, now, accepted, advert)
         if advert is not None:
+            self._slow_start = False
             self._learn_budget(ticket, advert, counted=bool(accepted))
         elif headers is not None and self._advert is not None and now >= self._advert.safe:
             self._advert = None  # the server stopped announcing a budget: stop spending one
@@ -289,6 +332,15 @@ class RateController:
             else:
                 self._later = self._later + 1 if advert.safe > old.safe + 0.001 else 0
                 self._gradual = self._later >= self.GRADUAL_AFTER
+        if (
+            old is not None
+            and not self._gradual
+            and advert.safe <= old.safe + 0.001
+            and advert.remaining > old.remaining - ours
+        ):
+            # Counted before requests that left ahead of it (they overtook each other on
+            # the way), and nothing has freed since: the lower count stands.
+            advert = attrs.evolve(advert, remaining=max(old.remaining - ours, 0))
         self._advert = advert
         self._applied = ticket.number
 
@@ -302,7 +354,12 @@ class RateController:
             self._strikes += 1
             self._held_at = now
         if retry_after is not None or advert is not None:
-            hold = max(retry_after or 0.0, advert.safe - now if advert else 0.0)
+            reset_at = advert.safe if advert else now
+            if retry_after is not None and advert is not None and not self._bucket:
+                # A coarse reset may be a second late for a sliding window whose length
+                # fits: one of ours leaves it sooner, though never before Retry-After.
+                reset_at = min(reset_at, self._fit.free_at(now))
+            hold = max(retry_after or 0.0, reset_at - now)
         else:
             base, cap = self._backoff
             hold = min(base * 2 ** min(self._strikes - 1, 30), cap)
@@ -325,7 +382,11 @@ class RateController:
             rate = min(rate, self._accepted / (now - self._episode_at))
         self._epoch += 1
         if rate is None:
-            return  # nothing accepted yet to learn a rate from: the holds pace the client
+            # Nothing accepted yet to learn a rate from (another client spent the budget):
+            # the holds pace the client, and the slow start begins again after this one.
+            self._slow_since = now + hold
+            return
+        self._slow_start = False
         self._max_rate = max(rate, 1.0 / MAX_WAIT)
         self._episode_at = now + hold
         self._accepted = 0

@@ -19,7 +19,7 @@ from exotel_async import (
     RateLimitError,
     ServerError,
 )
-from exotel_async.testing import Faults, Sandbox
+from exotel_async.testing import Faults, RateLimit, Sandbox
 from tests._clients import fast_client
 from tests._virtual_time import FakeSleep, VirtualTime
 
@@ -158,6 +158,8 @@ async def test_break_leaves_no_open_connections_or_tasks(sandbox: Sandbox) -> No
     """Leaving a stream early closes its requests; the session's connector is idle."""
     import asyncio
 
+    # Rate headers with a budget to spare: no slow start, all eight pages go at once.
+    sandbox.faults = Faults(rate_limit=RateLimit(1000, 1.0))
     sandbox.hold(after=2)  # two pages answer; the seven launched after them stay in flight
     async with client_for(sandbox) as client:
         async with client.sms_details("c1", page_size=50, concurrency=8) as stream:

@@ -411,6 +411,9 @@ async def test_throttles_shared_with_progress_elsewhere_do_not_use_up_retries(
 ) -> None:
     """A request throttled 5 times with 2 retries completes while the client's others pass."""
     transport = make_transport(session, sleep, max_retries=2)
+    # Past the slow start, so that two requests of the client may be in flight.
+    transport.rate.learn(await transport.rate.acquire(), 200, {})
+    sleep.now += 2.0
 
     async def another_request_gets_through(url: URL, **_: object) -> CallbackResult:
         # Another process on the account took this slot; one of ours got the next.
