@@ -209,7 +209,9 @@ class RateController:
         while True:
             now = self._clock()
             if self._started - self._answered >= self._slow_start_cap(now):
-                await self._wait_for_answer()
+                # The cap doubles with time, not only with answers: a first page that is
+                # slow to come must not hold every other one back until it does.
+                await self._wait_for_answer(self._next_doubling(now))
                 began += self._clock() - now  # caution while blind, not the limit's wait
                 continue
             wait = self._wait(now)
@@ -246,6 +248,12 @@ class RateController:
         if reset_at > now and free_at > now:
             return max(wait, min(reset_at, free_at) - now)
         return None if self._probe is not None else wait
+
+    def _next_doubling(self, now: float) -> float:
+        """Seconds until the slow start's cap next doubles."""
+        since = max(now - (self._slow_since or now), 0.0)
+        step = self.SLOW_START_DOUBLING
+        return (math.floor(since / step) + 1) * step - since
 
     def _slow_start_cap(self, now: float) -> float:
         """Requests that may be in flight now (inf: the slow start is over).
@@ -391,11 +399,24 @@ class RateController:
         self._episode_at = now + hold
         self._accepted = 0
 
-    async def _wait_for_answer(self) -> None:
-        """Wait for the next answer, e.g. to the probe after a reset."""
+    async def _wait_for_answer(self, at_most: float | None = None) -> None:
+        """Wait for the next answer, e.g. to the probe after a reset, or ``at_most``
+        seconds on the controller's clock."""
         if self._changed is None:
             self._changed = asyncio.Event()
         event = self._changed
+        if at_most is not None:
+            waits = [
+                asyncio.ensure_future(event.wait()),
+                asyncio.ensure_future(self._sleep(at_most)),
+            ]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+                await asyncio.gather(*waits, return_exceptions=True)
+            return
         try:
             # A probe that never answers must not park everyone for good.
             await asyncio.wait_for(event.wait(), timeout=MAX_WAIT)

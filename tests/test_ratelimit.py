@@ -37,6 +37,15 @@ def controller(t: FakeTime, ceiling: float | None = None) -> RateController:
     return RateController(ceiling=ceiling, clock=t.clock, sleep=t.sleep)
 
 
+def frozen(t: FakeTime) -> RateController:
+    """A controller whose sleeps never end: time moves only when the test moves it."""
+
+    async def still(delay: float) -> None:
+        await asyncio.Event().wait()
+
+    return RateController(clock=t.clock, sleep=still)
+
+
 async def past_slow_start(rate: RateController, t: FakeTime) -> None:
     """One answer without rate headers, then 2 s: the slow start allows 16 in flight."""
     rate.learn(await rate.acquire(), 200, {})
@@ -63,20 +72,30 @@ async def test_without_headers_requests_go_freely() -> None:
 async def test_before_any_answer_one_request_is_in_flight() -> None:
     """Nothing known of the limit yet: the second request waits for the first's answer."""
     t = FakeTime()
-    rate = controller(t)
+    rate = frozen(t)
     first = await rate.acquire()
     second = asyncio.ensure_future(rate.acquire())
-    await asyncio.sleep(0)
+    for _ in range(5):
+        await asyncio.sleep(0)
     assert not second.done()
     rate.learn(first, 200, {})
     await second
-    assert t.sleeps == []
+
+
+async def test_a_first_answer_slow_to_come_holds_the_second_request_half_a_second() -> None:
+    """The slow start's cap doubles with time: a first page that never answers does not
+    keep the second waiting past the first doubling."""
+    t = FakeTime()
+    rate = controller(t)
+    await rate.acquire()
+    await asyncio.wait_for(rate.acquire(), timeout=5)
+    assert t.sleeps == [0.5]
 
 
 async def test_slow_start_doubles_requests_in_flight_every_half_second() -> None:
     """Without rate headers, 1 in flight at first, 2 after 0.5 s, 4 after 1 s."""
     t = FakeTime()
-    rate = controller(t)
+    rate = frozen(t)
     rate.learn(await rate.acquire(), 200, {})
     in_flight = []
     for _ in range(3):
