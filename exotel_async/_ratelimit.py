@@ -508,7 +508,10 @@ class _SlidingFit:
                 self._window = max(self._window or 0.0, length)
         if ticket.number in self._counted:
             self._counted[ticket.number] = accepted
-        if accepted is False and self._loose:
+        if accepted is False and (self._loose or self.fitted):
+            # A throttle where the fit saw a free slot; at its own safe end, too often:
+            # a fixed window whose requests all come early in it looks like a sliding one.
+            self._off = self._off or (not self._loose and self._misses >= self.MAX_MISSES)
             self._misses += 1
         if advert is None or advert.limit is None or accepted is None:
             return

@@ -490,3 +490,18 @@ async def test_an_answer_that_overtook_earlier_requests_does_not_raise_the_budge
     rate.learn(tickets[1], 200, headers(9, t.now + 2))
     # 10 left, four of ours since: 6, whichever of them the server counted first.
     assert rate.estimate() == 6
+
+
+@pytest.mark.parametrize("phase", [1.0, 1.05, 1.1])
+async def test_a_fixed_window_that_looks_sliding_is_not_used_as_one(phase: float) -> None:
+    """Whole-second deltas, every request early in its fixed window: the window fits a
+    sliding one, whose free slot comes 0.1 s before the fixed reset. Past a few throttles
+    where the fit saw room, it is no longer used; it drew one throttle in every window."""
+    limit = RateLimit(20, 2.0, window="fixed", reset="delta_s")
+    time = VirtualTime(1_800_000_000.0 + phase)
+    outcome = await walk(
+        time, [RateController(clock=time.clock, sleep=time.sleep)], limit, pages=240
+    )
+    assert outcome.accepted == 240
+    assert outcome.throttled <= 3
+    assert outcome.share_of_allowed_rate(limit) >= 0.92
