@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -59,6 +60,12 @@ async def client(sandbox: Sandbox) -> AsyncIterator[ExotelClient]:
     """A client of the sandbox with millisecond backoff."""
     async with fast_client(sandbox) as c:
         yield c
+
+
+def stop_after(asks: int) -> Callable[[], bool]:
+    """A ``should_stop`` that says no ``asks`` times, then yes."""
+    count = itertools.count(1)
+    return lambda: next(count) > asks
 
 
 def lines(path: Path) -> list[dict[str, object]]:
@@ -281,15 +288,8 @@ async def test_resume_finishes_an_interrupted_export_exactly(
     sandbox: Sandbox, client: ExotelClient, tmp_path: Path
 ) -> None:
     """Stopped after a few pages, then resumed, every file equals a one-shot export's."""
-    pages = 0
-
-    def stop_soon() -> bool:
-        nonlocal pages
-        pages += 1
-        return pages > 8
-
     request = AccountExportRequest(tmp_path / "out", page_size=20)
-    first = await run_account_export(client, request, source(SENT), should_stop=stop_soon)
+    first = await run_account_export(client, request, source(SENT), should_stop=stop_after(8))
     assert first.interrupted
     assert not load_manifest(manifest_path(tmp_path / "out")).complete
     resumed = await export(client, tmp_path, page_size=20, resume=True)
@@ -453,15 +453,8 @@ async def test_a_stop_while_the_listing_waits_for_room_returns(
     client: ExotelClient, tmp_path: Path
 ) -> None:
     """A stop asked while the queue is full ends the run: the listing is not left waiting."""
-    asked = 0
-
-    def stop_from_the_second_ask() -> bool:
-        nonlocal asked
-        asked += 1
-        return asked > 1
-
     request = AccountExportRequest(tmp_path / "out", campaigns_at_once=1)
-    run = run_account_export(client, request, source(SENT), should_stop=stop_from_the_second_ask)
+    run = run_account_export(client, request, source(SENT), should_stop=stop_after(1))
     progress = await asyncio.wait_for(run, timeout=30)  # a guard against a hang, not a timing
     assert progress.interrupted
 
