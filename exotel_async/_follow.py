@@ -98,8 +98,14 @@ class Observer(Protocol):
         """The offset a walk meant to start at ``start`` starts at (a resume point)."""
         ...
 
-    async def observe(self, records: Sequence[SmsRecord], next_offset: int) -> list[Transition]:
-        """Store ``records`` and the position after them; return their changes of state."""
+    async def observe(
+        self, records: Sequence[SmsRecord], next_offset: int, *, last: bool = False
+    ) -> list[Transition]:
+        """Store ``records`` and the position after them; return the changes of state stored.
+
+        A store may hold changes back to write many at once, and return them later: by the
+        walk's ``last`` batch at the latest.
+        """
         ...
 
     async def end(self, total: int | None) -> None:
@@ -121,7 +127,9 @@ class MemoryObserver:
         """Start where asked: nothing is kept across processes."""
         return start
 
-    async def observe(self, records: Sequence[SmsRecord], next_offset: int) -> list[Transition]:
+    async def observe(
+        self, records: Sequence[SmsRecord], next_offset: int, *, last: bool = False
+    ) -> list[Transition]:
         """Compare with the states last seen; keep the new ones."""
         transitions = []
         states = self._states
@@ -354,7 +362,7 @@ class _Walk:
                 for transition in await storing:
                     yield transition
                 storing = None
-            for transition in await self._observer.observe(batch, position):
+            for transition in await self._observer.observe(batch, position, last=True):
                 yield transition
         finally:
             if storing is not None:  # an error or an early stop: let the write finish

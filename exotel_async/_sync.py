@@ -74,9 +74,11 @@ class _Stored:
             return saved[0]
         return start
 
-    async def observe(self, records: Sequence[SmsRecord], next_offset: int) -> list[Transition]:
+    async def observe(
+        self, records: Sequence[SmsRecord], next_offset: int, *, last: bool = False
+    ) -> list[Transition]:
         """Store a batch with the position after it."""
-        return await self._db.observe(self._campaign_id, records, next_offset)
+        return await self._db.observe(self._campaign_id, records, next_offset, last=last)
 
     async def end(self, total: int | None) -> None:
         """Mark the walk complete: the next one starts afresh."""

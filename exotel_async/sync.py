@@ -9,7 +9,8 @@ async with ExotelClient.from_env() as client, open_database("sqlite:///sms.db") 
 ```
 
 The tables (``exotel_sms``, ``exotel_status_history``, ``exotel_sync_state``,
-``exotel_schema_version``) are created on first use; see the "Sync to a database" page.
+``exotel_schema_version``, and in SQLite ``exotel_staged_sms``) are created on first use;
+see the "Sync to a database" page.
 """
 
 from ._database import (
@@ -18,6 +19,7 @@ from ._database import (
     SCHEMA_VERSION,
     SEEN_REFRESH,
     SMS_TABLE,
+    STAGED_TABLE,
     STATE_TABLE,
     VERSION_TABLE,
     Database,
@@ -33,6 +35,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SEEN_REFRESH",
     "SMS_TABLE",
+    "STAGED_TABLE",
     "STATE_TABLE",
     "VERSION_TABLE",
     "Database",

@@ -27,6 +27,7 @@ from exotel_async.sync import (
     SCHEMA_VERSION,
     SEEN_REFRESH,
     SMS_TABLE,
+    STAGED_TABLE,
     VERSION_TABLE,
     Database,
     SchemaError,
@@ -188,8 +189,8 @@ class BreaksServerAfterFirstBatch:
         self._db = db
         self._sandbox = sandbox
 
-    async def observe(self, *args: Any) -> Any:
-        stored = await self._db.observe(*args)
+    async def observe(self, *args: Any, **kwargs: Any) -> Any:
+        stored = await self._db.observe(*args, **kwargs)
         self._sandbox.faults = Faults(p_500=1.0)
         return stored
 
@@ -253,7 +254,7 @@ async def test_values_no_database_takes_are_cleaned_not_refused(
 ) -> None:
     """A NUL is dropped and a lone surrogate kept as its \\udXXX text, as the JSONL export does."""
     async with open_database(db_url) as db:
-        await db.observe("c1", [record], 1)
+        await db.observe("c1", [record], 1, last=True)
         ((value,),) = await fetch(db, f"SELECT {column} FROM {SMS_TABLE}")
         position = await db.position("c1")
     assert (json.loads(value) if column == "extra" else value) == stored
@@ -508,7 +509,7 @@ async def test_sqlite_waits_for_another_writer_on_the_given_sleep(tmp_path: Path
     await db.open()
     try:
         other.execute("BEGIN IMMEDIATE")
-        await db.observe("c1", [SmsRecord("s1", "1")], 1)
+        await db.observe("c1", [SmsRecord("s1", "1")], 1, last=True)
         rows = await fetch(db, f"SELECT sid FROM {SMS_TABLE}")
     finally:
         await db.close()
@@ -521,7 +522,7 @@ async def test_failure_inside_a_batch_rolls_back_rows_history_and_position(
 ) -> None:
     """A batch whose position cannot be saved leaves no row, history or position of it."""
     async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
-        await db.observe("c1", [SmsRecord("s1", "1", status="queued")], 1)
+        await db.observe("c1", [SmsRecord("s1", "1", status="queued")], 1, last=True)
         connection: Any = db._connection  # type: ignore[attr-defined]
         connection.execute(
             "CREATE TRIGGER no_position BEFORE UPDATE ON exotel_sync_state "
@@ -529,7 +530,7 @@ async def test_failure_inside_a_batch_rolls_back_rows_history_and_position(
         )
         moved = [SmsRecord("s1", "1", status="sent"), SmsRecord("s2", "1", status="sent")]
         with pytest.raises(sqlite3.IntegrityError, match="disk full"):
-            await db.observe("c1", moved, 2)
+            await db.observe("c1", moved, 2, last=True)
         rows = await fetch(db, f"SELECT sid, status FROM {SMS_TABLE}")
         history = await history_count(db)
         position = await db.position("c1")
@@ -553,6 +554,121 @@ async def test_sqlite_batch_cancelled_during_its_commit_is_stored_by_close(
     assert (rows, position) == ([("s1",)], (1, False))
 
 
+@contextlib.asynccontextmanager
+async def sqlite_merging_every(path: Path, rows: int) -> AsyncIterator[Database]:
+    """An open SQLite database that merges its staged SMS every ``rows``."""
+    from exotel_async._database import SqliteDatabase
+
+    db = SqliteDatabase(str(path))
+    db.MERGE_ROWS = rows
+    await db.open()
+    try:
+        yield db
+    finally:
+        await db.close()
+
+
+async def test_sqlite_merges_staged_sms_into_the_table_every_merge_rows(tmp_path: Path) -> None:
+    """SQLite's SMS table gains staged SMS once MERGE_ROWS of them are staged, not before."""
+    async with sqlite_merging_every(tmp_path / "sms.db", 3) as db:
+        await db.observe("c1", [SmsRecord("s1", "1"), SmsRecord("s2", "1")], 2)
+        before = await fetch(db, f"SELECT count(*) FROM {SMS_TABLE}")
+        await db.observe("c1", [SmsRecord("s3", "1"), SmsRecord("s4", "1")], 4)
+        after = await fetch(db, f"SELECT count(*) FROM {SMS_TABLE}")
+    assert (before, after) == ([(0,)], [(4,)])
+
+
+async def test_sqlite_change_is_returned_when_merged_with_the_sms_as_stored(
+    tmp_path: Path,
+) -> None:
+    """A change staged by one batch comes back from the walk's last one, its SMS intact."""
+    moment = datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc)
+    sent = SmsRecord("s1", "1", status="sent", date_created=moment, extra={"price": 0.2})
+    async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
+        await db.observe("c1", [attrs.evolve(sent, status="queued")], 1, last=True)
+        staged = await db.observe("c1", [sent], 1)
+        merged = await db.observe("c1", [], 1, last=True)
+    assert staged == []
+    assert [(t.old_status, t.record) for t in merged] == [("queued", sent)]
+
+
+async def test_sqlite_sid_read_twice_before_a_merge_logs_each_change_in_order(
+    tmp_path: Path,
+) -> None:
+    """Two readings of an SMS staged before one merge log both changes, the last one kept."""
+    states = ["queued", "sent", "delivered"]
+    async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
+        for i, status in enumerate(states):
+            changes = await db.observe("c1", [SmsRecord("s1", "1", status=status)], 1, last=i != 1)
+        rows = await fetch(db, f"SELECT status FROM {SMS_TABLE}")
+    moves = [(t.old_status, t.new_status) for t in changes]
+    assert (moves, rows) == ([("queued", "sent"), ("sent", "delivered")], [("delivered",)])
+
+
+async def test_sqlite_close_merges_what_is_staged(tmp_path: Path) -> None:
+    """A sync stopped before its walk's last batch leaves its SMS in the table once closed."""
+    url = f"sqlite:///{tmp_path / 'sms.db'}"
+    async with open_database(url) as db:
+        await db.observe("c1", [SmsRecord("s1", "1"), SmsRecord("s2", "1")], 2)
+    async with open_database(url) as db:
+        rows = await fetch(db, f"SELECT sid FROM {SMS_TABLE} ORDER BY sid")
+    assert rows == [("s1",), ("s2",)]
+
+
+async def test_sqlite_sms_staged_before_a_crash_are_merged_by_the_next_sync(
+    client: ExotelClient, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """What a killed sync left staged reaches the table, once, when the campaign syncs again."""
+    from exotel_async._database import SqliteDatabase
+
+    path = tmp_path / "sms.db"
+    crashed = SqliteDatabase(str(path))
+    await crashed.open()
+    first = [SmsRecord(r["sid"], r["number"]) for r in sandbox.records("c1")[:100]]
+    await crashed.observe("c1", first, 100)
+    crashed._connection.close()  # type: ignore[union-attr]  # killed: close() never runs
+    async with open_database(f"sqlite:///{path}") as db:
+        await sync_campaign(client, db, "c1", batch_records=50)
+        rows = await fetch(db, f"SELECT sid FROM {SMS_TABLE}")
+    assert sorted(sid for (sid,) in rows) == sorted(r["sid"] for r in sandbox.records("c1"))
+
+
+async def test_sqlite_failure_inside_a_merge_rolls_back_the_batch_and_position(
+    tmp_path: Path,
+) -> None:
+    """A merge that fails leaves no row, staged SMS or position of its batch."""
+    async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
+        await db.observe("c1", [SmsRecord("s1", "1", status="queued")], 1, last=True)
+        connection: Any = db._connection  # type: ignore[attr-defined]
+        connection.execute(
+            f"CREATE TRIGGER no_room BEFORE INSERT ON {SMS_TABLE} "
+            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+        with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+            await db.observe("c1", [SmsRecord("s2", "1")], 2, last=True)
+        rows = await fetch(db, f"SELECT sid FROM {SMS_TABLE}")
+        staged = await fetch(db, f"SELECT count(*) FROM {STAGED_TABLE}")
+        position = await db.position("c1")
+        connection.execute("DROP TRIGGER no_room")
+    assert (rows, staged, position) == ([("s1",)], [(0,)], (1, False))
+
+
+async def test_schema_version_1_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
+    """A database of schema version 1 opens at the current version with its SMS kept."""
+    path = tmp_path / "sms.db"
+    async with open_database(f"sqlite:///{path}") as db:
+        await db.observe("c1", [SmsRecord("s1", "1")], 1, last=True)
+    with sqlite3.connect(path) as connection:  # as version 1 left it
+        connection.execute(f"DROP TABLE {STAGED_TABLE}")
+        connection.execute(f"UPDATE {VERSION_TABLE} SET version = 1")
+    connection.close()
+    async with open_database(f"sqlite:///{path}") as db:
+        await db.observe("c1", [SmsRecord("s2", "1")], 2, last=True)
+        versions = await fetch(db, f"SELECT version FROM {VERSION_TABLE}")
+        rows = await fetch(db, f"SELECT sid FROM {SMS_TABLE} ORDER BY sid")
+    assert (versions, rows) == ([(SCHEMA_VERSION,)], [("s1",), ("s2",)])
+
+
 async def test_postgres_failure_inside_a_batch_rolls_back_rows_history_and_position(
     postgres_url: str,
 ) -> None:
@@ -560,7 +676,7 @@ async def test_postgres_failure_inside_a_batch_rolls_back_rows_history_and_posit
     import asyncpg
 
     async with fresh_postgres(postgres_url) as url, open_database(url) as db:
-        await db.observe("c1", [SmsRecord("s1", "1", status="queued")], 1)
+        await db.observe("c1", [SmsRecord("s1", "1", status="queued")], 1, last=True)
         connection: Any = db._connection  # type: ignore[attr-defined]
         await connection.execute(
             "CREATE FUNCTION no_position() RETURNS trigger LANGUAGE plpgsql AS "

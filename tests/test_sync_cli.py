@@ -205,10 +205,10 @@ class FailsOn:
         self._db = db
         self._campaign_id = campaign_id
 
-    async def observe(self, campaign_id: str, *args: Any) -> Any:
+    async def observe(self, campaign_id: str, *args: Any, **kwargs: Any) -> Any:
         if campaign_id == self._campaign_id:
             raise RuntimeError("disk on fire")
-        return await self._db.observe(campaign_id, *args)
+        return await self._db.observe(campaign_id, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
