@@ -363,7 +363,7 @@ class SqliteDatabase:
     Sids are random, so at a million SMS the key index (about 70 MB) is far larger than
     SQLite's page cache, and an upsert per SMS reads, logs and checkpoints about one index
     page each. Merged in sid order, ``MERGE_ROWS`` SMS at once, each page is visited once a
-    merge: 1M SMS stored cost 5.3 µs of CPU each instead of 14.6. The SMS table therefore
+    merge: 1M SMS stored cost 4.5 µs of CPU each instead of 15.2. The SMS table therefore
     lags a sync by at most ``MERGE_ROWS`` SMS; each walk's last batch merges the rest, and
     changes of state are returned when merged. What a crash leaves staged is merged by the
     next sync of its campaign, or by ``close`` after any other stop.
@@ -377,7 +377,7 @@ class SqliteDatabase:
     #: Seconds to wait for another writer before giving up, as ``busy_timeout`` would.
     LOCK_WAIT = 30.0
     #: Staged SMS of a campaign that are merged at once, before the walk's end.
-    MERGE_ROWS = 100_000
+    MERGE_ROWS = 200_000
 
     def __init__(
         self,
@@ -427,6 +427,9 @@ class SqliteDatabase:
             connection.execute("PRAGMA wal_autocheckpoint=32768")
             connection.execute("PRAGMA journal_size_limit=67108864")
             connection.execute(f"PRAGMA busy_timeout={self.LOCK_WAIT * 1000:.0f}")
+            # Appends and merges in key order need few pages at a time: at 1 MB instead of
+            # the default 2 MB, a 1M sync peaked at 51.8 MB instead of 54.6, as fast.
+            connection.execute("PRAGMA cache_size=-1024")
             with _transaction(connection):
                 existed = connection.execute(
                     "SELECT 1 FROM sqlite_master WHERE name = ?", (SMS_TABLE,)
@@ -643,6 +646,10 @@ class PostgresDatabase:
                 f"CREATE TEMP TABLE {_STAGING} ON COMMIT DELETE ROWS AS "
                 f"SELECT {', '.join(_COLUMNS)} FROM {SMS_TABLE} WITH NO DATA"
             )
+            # A batch commits with its position, so a commit the server loses in a crash
+            # is read again by the next run: no need to wait for each one to reach disk,
+            # as SQLite's synchronous=NORMAL does not. This session's commits only.
+            await connection.execute("SET synchronous_commit = off")
         except BaseException:
             await connection.close()
             raise
