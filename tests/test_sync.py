@@ -669,6 +669,15 @@ async def test_schema_version_1_is_migrated_keeping_its_rows(tmp_path: Path) -> 
     assert (versions, rows) == ([(SCHEMA_VERSION,)], [("s1",), ("s2",)])
 
 
+async def test_postgres_sync_does_not_wait_for_each_commit_to_reach_disk(
+    postgres_url: str,
+) -> None:
+    """The sync's session commits asynchronously: a batch lost in a crash is read again."""
+    async with fresh_postgres(postgres_url) as url, open_database(url) as db:
+        setting = await fetch(db, "SHOW synchronous_commit")
+    assert setting == [("off",)]
+
+
 async def test_postgres_failure_inside_a_batch_rolls_back_rows_history_and_position(
     postgres_url: str,
 ) -> None:
