@@ -451,6 +451,9 @@ class SqliteDatabase:
 
     async def close(self) -> None:
         """Finish a commit under way, merge what is staged, then close; harmless twice."""
+        if self._committer is not None and self._staged:
+            # Queued behind a commit under way; drops a batch it found uncommitted.
+            await self._in_thread(_roll_back, self._db)
         for campaign_id in list(self._staged):
             with contextlib.suppress(sqlite3.Error):  # still staged: the next sync merges it
                 await self._write(lambda: self._db.execute("BEGIN IMMEDIATE"))
