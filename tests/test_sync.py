@@ -517,24 +517,31 @@ async def test_sqlite_waits_for_another_writer_on_the_given_sleep(tmp_path: Path
     assert (len(waits), rows) == (3, [("s1",)])
 
 
-async def test_failure_inside_a_batch_rolls_back_rows_history_and_position(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "trigger",
+    ["BEFORE UPDATE ON exotel_sync_state", f"BEFORE INSERT ON {SMS_TABLE}"],
+    ids=["saving-position", "merging"],
+)
+async def test_failure_inside_a_batch_rolls_back_everything_of_it(
+    tmp_path: Path, trigger: str
 ) -> None:
-    """A batch whose position cannot be saved leaves no row, history or position of it."""
+    """A batch failing as it saves its position or merges leaves no row, history, staged
+    SMS or position of it."""
     async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
         await db.observe("c1", [SmsRecord("s1", "1", status="queued")], 1, last=True)
         connection: Any = db._connection  # type: ignore[attr-defined]
         connection.execute(
-            "CREATE TRIGGER no_position BEFORE UPDATE ON exotel_sync_state "
-            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+            f"CREATE TRIGGER failing {trigger} BEGIN SELECT RAISE(ABORT, 'disk full'); END"
         )
         moved = [SmsRecord("s1", "1", status="sent"), SmsRecord("s2", "1", status="sent")]
         with pytest.raises(sqlite3.IntegrityError, match="disk full"):
             await db.observe("c1", moved, 2, last=True)
         rows = await fetch(db, f"SELECT sid, status FROM {SMS_TABLE}")
         history = await history_count(db)
+        staged = await fetch(db, f"SELECT count(*) FROM {STAGED_TABLE}")
         position = await db.position("c1")
-    assert (rows, history, position) == ([("s1", "queued")], 0, (1, False))
+        connection.execute("DROP TRIGGER failing")
+    assert (rows, history, staged, position) == ([("s1", "queued")], 0, [(0,)], (1, False))
 
 
 async def test_sqlite_batch_cancelled_during_its_commit_is_stored_by_close(
@@ -631,26 +638,6 @@ async def test_sqlite_sms_staged_before_a_crash_are_merged_by_the_next_sync(
         await sync_campaign(client, db, "c1", batch_records=50)
         rows = await fetch(db, f"SELECT sid FROM {SMS_TABLE}")
     assert sorted(sid for (sid,) in rows) == sorted(r["sid"] for r in sandbox.records("c1"))
-
-
-async def test_sqlite_failure_inside_a_merge_rolls_back_the_batch_and_position(
-    tmp_path: Path,
-) -> None:
-    """A merge that fails leaves no row, staged SMS or position of its batch."""
-    async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
-        await db.observe("c1", [SmsRecord("s1", "1", status="queued")], 1, last=True)
-        connection: Any = db._connection  # type: ignore[attr-defined]
-        connection.execute(
-            f"CREATE TRIGGER no_room BEFORE INSERT ON {SMS_TABLE} "
-            "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
-        )
-        with pytest.raises(sqlite3.IntegrityError, match="disk full"):
-            await db.observe("c1", [SmsRecord("s2", "1")], 2, last=True)
-        rows = await fetch(db, f"SELECT sid FROM {SMS_TABLE}")
-        staged = await fetch(db, f"SELECT count(*) FROM {STAGED_TABLE}")
-        position = await db.position("c1")
-        connection.execute("DROP TRIGGER no_room")
-    assert (rows, staged, position) == ([("s1",)], [(0,)], (1, False))
 
 
 async def test_schema_version_1_is_migrated_keeping_its_rows(tmp_path: Path) -> None:
