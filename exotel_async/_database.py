@@ -451,6 +451,8 @@ class SqliteDatabase:
 
     async def close(self) -> None:
         """Finish a commit under way, merge what is staged, then close; harmless twice."""
+        if self._committer is not None:
+            await self._in_thread(lambda: None)  # BEGIN beside a commit under way would fail
         for campaign_id in list(self._staged):
             with contextlib.suppress(sqlite3.Error):  # still staged: the next sync merges it
                 await self._write(lambda: self._db.execute("BEGIN IMMEDIATE"))

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import re
 import sqlite3
+import threading
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
@@ -538,16 +539,25 @@ async def test_failure_inside_a_batch_rolls_back_rows_history_and_position(
 
 
 async def test_sqlite_batch_cancelled_during_its_commit_is_stored_by_close(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A batch whose caller is cancelled while SQLite commits it is kept once closed."""
+    """A batch whose caller is cancelled while SQLite commits it is merged once closed."""
+    from exotel_async import _database
+
+    committing = threading.Event()
+    commit = _database._commit_or_roll_back
+    monkeypatch.setattr(_database, "_commit_or_roll_back", lambda c: (committing.wait(), commit(c)))
     url = f"sqlite:///{tmp_path / 'sms.db'}"
     async with open_database(url) as db:
         storing = asyncio.ensure_future(db.observe("c1", [SmsRecord("s1", "1")], 1))
-        await asyncio.sleep(0)  # the batch is written; its commit is in the thread
+        await asyncio.sleep(0)  # the batch is written; its commit waits in the thread
         storing.cancel()
         with pytest.raises(asyncio.CancelledError):
             await storing
+        closing = asyncio.ensure_future(db.close())
+        await asyncio.sleep(0)  # close() begins while the commit is still under way
+        committing.set()
+        await closing
     async with open_database(url) as db:
         rows = await fetch(db, f"SELECT sid FROM {SMS_TABLE}")
         position = await db.position("c1")
