@@ -451,18 +451,26 @@ class SqliteDatabase:
 
     async def close(self) -> None:
         """Finish a commit under way, merge what is staged, then close; harmless twice."""
-        if self._committer is not None:
-            await self._in_thread(lambda: None)  # BEGIN beside a commit under way would fail
-        for campaign_id in list(self._staged):
-            with contextlib.suppress(sqlite3.Error):  # still staged: the next sync merges it
+        try:
+            if self._committer is not None:
+                await self._merge_left()
+        finally:
+            self._staged.clear()  # what is left is the next sync's to merge
+            committer, self._committer = self._committer, None
+            if committer is not None:
+                await asyncio.to_thread(committer.shutdown)
+            connection, self._connection = self._connection, None
+            if connection is not None:
+                await asyncio.to_thread(connection.close)
+
+    async def _merge_left(self) -> None:
+        """Merge what this connection staged; at the first failure (another writer's lock, a
+        full disk) leave the rest staged for the next sync of each campaign."""
+        await self._in_thread(lambda: None)  # BEGIN beside a commit under way would fail
+        with contextlib.suppress(sqlite3.Error):
+            for campaign_id in list(self._staged):
                 await self._write(lambda: self._db.execute("BEGIN IMMEDIATE"))
                 await self._merged(campaign_id)
-        committer, self._committer = self._committer, None
-        if committer is not None:
-            await asyncio.to_thread(committer.shutdown)
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            await asyncio.to_thread(connection.close)
 
     async def position(self, campaign_id: str) -> tuple[int, bool] | None:
         """The saved ``(next_offset, complete)`` of a campaign, or None."""

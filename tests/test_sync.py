@@ -564,6 +564,80 @@ async def test_sqlite_batch_cancelled_during_its_commit_is_stored_by_close(
     assert (rows, position) == ([("s1",)], (1, False))
 
 
+async def test_sqlite_close_that_could_not_merge_is_harmless_twice(tmp_path: Path) -> None:
+    """A close that found the lock taken leaves the SMS staged, and a second close is a no-op."""
+    from exotel_async._database import SqliteDatabase
+
+    async def sleep(seconds: float) -> None:
+        pass
+
+    path = tmp_path / "sms.db"
+    db = SqliteDatabase(str(path), sleep=sleep)
+    await db.open()
+    await db.observe("c1", [SmsRecord("s1", "1")], 1)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        await db.close()
+        await db.close()
+    finally:
+        other.close()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        staged = connection.execute(f"SELECT sid FROM {STAGED_TABLE}").fetchall()
+    assert staged == [("s1",)]
+
+
+async def test_sqlite_close_cancelled_while_merging_still_closes(tmp_path: Path) -> None:
+    """A close cancelled during its merge lets the merge finish and closes the database."""
+    from exotel_async._database import SqliteDatabase
+
+    entered, merging = threading.Event(), threading.Event()
+    db = SqliteDatabase(str(tmp_path / "sms.db"))
+    merge = db._merge_staged
+
+    def held_merge(*args: Any) -> int:
+        entered.set()
+        merging.wait()
+        return merge(*args)
+
+    db._merge_staged = held_merge  # type: ignore[method-assign]
+    await db.open()
+    await db.observe("c1", [SmsRecord("s1", "1")], 1)
+    closing = asyncio.ensure_future(db.close())
+    await asyncio.to_thread(entered.wait)
+    closing.cancel()
+    merging.set()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    with pytest.raises(RuntimeError, match="not open"):
+        await db.position("c1")
+
+
+async def test_sqlite_close_waits_for_another_writer_once_not_per_campaign(
+    tmp_path: Path,
+) -> None:
+    """A close that cannot merge gives up after one lock wait, whatever it staged."""
+    from exotel_async._database import SqliteDatabase
+
+    path = tmp_path / "sms.db"
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    db = SqliteDatabase(str(path), sleep=sleep)
+    await db.open()
+    for campaign_id in ("c1", "c2", "c3"):
+        await db.observe(campaign_id, [SmsRecord("s1", "1")], 1)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        await db.close()
+    finally:
+        other.close()
+    assert sum(waits) == pytest.approx(SqliteDatabase.LOCK_WAIT)
+
+
 @contextlib.asynccontextmanager
 async def sqlite_merging_every(path: Path, rows: int) -> AsyncIterator[Database]:
     """An open SQLite database that merges its staged SMS every ``rows``."""
