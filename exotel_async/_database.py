@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import attrs
 import orjson
 
+from ._converter import IST
 from ._follow import Transition
 from ._models import Outcome, SmsRecord, classify_status
 
@@ -578,8 +579,8 @@ def _stored_transition(row: Sequence[Any]) -> Transition:
     old_status, old_detail, status, detail, *values = row
     fields = dict(zip(_NAMES, values, strict=True))
     for name, kind in RECORD_COLUMNS:
-        if kind == "time" and fields[name] is not None:
-            fields[name] = datetime.fromisoformat(fields[name])
+        if kind == "time" and fields[name] is not None:  # stored in UTC; read at +05:30
+            fields[name] = datetime.fromisoformat(fields[name]).astimezone(IST)
     fields["extra"] = json.loads(fields["extra"]) if fields["extra"] else {}
     fields.update(status=status, detailed_status=detail)
     return Transition(SmsRecord(**fields), old_status, old_detail)

@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -674,6 +674,20 @@ async def test_sqlite_change_is_returned_when_merged_with_the_sms_as_stored(
         merged = await db.observe("c1", [], 1, last=True)
     assert staged == []
     assert [(t.old_status, t.record) for t in merged] == [("queued", sent)]
+
+
+async def test_sqlite_change_gives_timestamps_in_india_time_as_read(tmp_path: Path) -> None:
+    """A merged change's timestamps come back at Exotel's +05:30, not as the UTC stored."""
+    ist = timezone(timedelta(hours=5, minutes=30))
+    moment = datetime(2026, 11, 27, 10, 0, tzinfo=ist)
+    sent = SmsRecord("s1", "1", status="sent", schedule_time=moment, date_created=moment)
+    async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
+        await db.observe("c1", [attrs.evolve(sent, status="queued")], 1, last=True)
+        (change,) = await db.observe("c1", [sent], 1, last=True)
+    record = change.record
+    assert [t.isoformat() for t in (record.schedule_time, record.date_created)] == [
+        moment.isoformat()
+    ] * 2
 
 
 async def test_sqlite_sid_read_twice_before_a_merge_logs_each_change_in_order(
