@@ -690,6 +690,38 @@ async def test_sqlite_change_gives_timestamps_in_india_time_as_read(tmp_path: Pa
     ] * 2
 
 
+async def test_sqlite_merge_of_many_changes_lets_the_loop_run_while_they_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The changes of a large merge are read in chunks, the loop running between them."""
+    from exotel_async import _database
+
+    rebuilt: list[object] = []
+    seen: list[int] = []
+    rebuild = _database._stored_transition
+
+    def counted(row: Any) -> Any:
+        rebuilt.append(row)
+        return rebuild(row)
+
+    monkeypatch.setattr(_database, "_stored_transition", counted)
+
+    async def watch() -> None:
+        while True:
+            seen.append(len(rebuilt))
+            await asyncio.sleep(0)
+
+    queued = [SmsRecord(f"s{i}", "1", status="queued") for i in range(2500)]
+    async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
+        await db.observe("c1", queued, 2500, last=True)
+        watching = asyncio.ensure_future(watch())
+        sent = [attrs.evolve(record, status="sent") for record in queued]
+        changes = await db.observe("c1", sent, 2500, last=True)
+        watching.cancel()
+    assert len(changes) == 2500
+    assert any(0 < n < 2500 for n in seen)
+
+
 async def test_sqlite_sid_read_twice_before_a_merge_logs_each_change_in_order(
     tmp_path: Path,
 ) -> None:
