@@ -1,11 +1,12 @@
 """The database sink: the latest state of every SMS, upserted by sid, and its status history.
 
-Each batch is one transaction: the SMS already stored in another state gain a history row
-(old state, new state), the batch is upserted, and the sync position after it is saved. A
-crash therefore loses nothing and duplicates nothing: the next run resumes from the last
-committed position, and an SMS stored in its current state adds no history row. An SMS seen
-for the first time gets its row, not a history row: its ``first_seen_at`` and the
-``old_status`` of its first transition say where it started.
+Each batch is one transaction with the sync position after it: PostgreSQL upserts it there,
+SQLite stages it, to be upserted by a later merge. An upsert gives each SMS stored in another
+state a history row (old state, new state). A crash therefore loses nothing and duplicates
+nothing: the next run resumes from the last committed position, SQLite's next sync of the
+campaign merges what was staged, and an SMS stored in its current state adds no history row.
+An SMS seen for the first time gets its row, not a history row: its ``first_seen_at`` and
+the ``old_status`` of its first transition say where it started.
 
 SQLite appends each batch to a staging table, and merges the staged SMS into the SMS table
 in sid order (see ``SqliteDatabase``); PostgreSQL COPYs each batch into a staging table,
