@@ -579,24 +579,31 @@ class SqliteDatabase:
 
 #: Changes of state read and rebuilt between two turns of the loop: about 10 ms of work.
 _CHANGES_AT_ONCE = 1000
-#: The changes of state logged since a history id: the old state, the new, the SMS as stored.
+#: The changes of state logged since a history id: the old state, then the SMS as stored in
+#: the new state (a sid read twice in a merge has its later state stored).
 _SQLITE_CHANGED = (
-    f"SELECT h.old_status, h.old_detailed_status, h.new_status, h.new_detailed_status, "
-    f"{', '.join(f's.{name}' for name in _NAMES)} FROM {HISTORY_TABLE} h JOIN {SMS_TABLE} s "
+    "SELECT h.old_status, h.old_detailed_status, "
+    + ", ".join(f"h.new_{n}" if n in ("status", "detailed_status") else f"s.{n}" for n in _NAMES)
+    + f" FROM {HISTORY_TABLE} h JOIN {SMS_TABLE} s "
     "ON s.campaign_id = h.campaign_id AND s.sid = h.sid WHERE h.id > ? ORDER BY h.id"
 )
 
 
+@functools.lru_cache(maxsize=4096)  # SMS sent in the same second share their times
+def _read_time(text: str) -> datetime:
+    """A time stored in UTC, at Exotel's +05:30, as read."""
+    return datetime.fromisoformat(text).astimezone(IST)
+
+
 def _stored_transition(row: Sequence[Any]) -> Transition:
-    """A transition from a row of ``_SQLITE_CHANGED``; its record in the state it moved to."""
-    old_status, old_detail, status, detail, *values = row
-    fields = dict(zip(_NAMES, values, strict=True))
-    for name, kind in RECORD_COLUMNS:
-        if kind == "time" and fields[name] is not None:  # stored in UTC; read at +05:30
-            fields[name] = datetime.fromisoformat(fields[name]).astimezone(IST)
-    fields["extra"] = json.loads(fields["extra"]) if fields["extra"] else {}
-    fields.update(status=status, detailed_status=detail)
-    return Transition(SmsRecord(**fields), old_status, old_detail)
+    """A transition from a row of ``_SQLITE_CHANGED``."""
+    old_status, old_detail, *values = row
+    for i in _TIMES:
+        if values[i] is not None:
+            values[i] = _read_time(values[i])
+    for i in _JSONS:
+        values[i] = json.loads(values[i]) if values[i] else {}
+    return Transition(SmsRecord(*values), old_status, old_detail)
 
 
 def _roll_back(db: sqlite3.Connection) -> None:
