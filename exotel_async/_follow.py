@@ -43,6 +43,8 @@ class Transition:
 
     Attributes:
         record: The SMS as just read; its ``status`` and ``detailed_status`` are the new state.
+            From SQLite, the SMS as its merge stored it: read again since, its other fields
+            are the latest reading's.
         old_status: The status it had when last read.
         old_detailed_status: The detailed status it had when last read.
     """

@@ -130,7 +130,8 @@ async def sync_campaign(
 
     Each batch of ``batch_records`` is one transaction with the position after it, so a
     crash loses nothing and a re-run duplicates nothing: it adds history rows only for SMS
-    whose status changed. ``on_transition`` is called for each change once stored.
+    whose status changed. ``on_transition`` is called for each change once stored (SQLite
+    merges staged SMS later: by the walk's end at the latest).
     """
     options = _options(
         page_size=page_size, concurrency=concurrency, batch_records=batch_records, once=True

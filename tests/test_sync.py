@@ -8,10 +8,11 @@ import importlib.util
 import json
 import re
 import sqlite3
+import threading
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -545,20 +546,103 @@ async def test_failure_inside_a_batch_rolls_back_everything_of_it(
 
 
 async def test_sqlite_batch_cancelled_during_its_commit_is_stored_by_close(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A batch whose caller is cancelled while SQLite commits it is kept once closed."""
+    """A batch whose caller is cancelled while SQLite commits it is merged once closed."""
+    from exotel_async import _database
+
+    committing = threading.Event()
+    commit = _database._commit_or_roll_back
+    monkeypatch.setattr(_database, "_commit_or_roll_back", lambda c: (committing.wait(), commit(c)))
     url = f"sqlite:///{tmp_path / 'sms.db'}"
     async with open_database(url) as db:
         storing = asyncio.ensure_future(db.observe("c1", [SmsRecord("s1", "1")], 1))
-        await asyncio.sleep(0)  # the batch is written; its commit is in the thread
+        await asyncio.sleep(0)  # the batch is written; its commit waits in the thread
         storing.cancel()
         with pytest.raises(asyncio.CancelledError):
             await storing
+        closing = asyncio.ensure_future(db.close())
+        await asyncio.sleep(0)  # close() begins while the commit is still under way
+        committing.set()
+        await closing
     async with open_database(url) as db:
         rows = await fetch(db, f"SELECT sid FROM {SMS_TABLE}")
         position = await db.position("c1")
     assert (rows, position) == ([("s1",)], (1, False))
+
+
+async def test_sqlite_close_that_could_not_merge_is_harmless_twice(tmp_path: Path) -> None:
+    """A close that found the lock taken leaves the SMS staged, and a second close is a no-op."""
+    from exotel_async._database import SqliteDatabase
+
+    async def sleep(seconds: float) -> None:
+        pass
+
+    path = tmp_path / "sms.db"
+    db = SqliteDatabase(str(path), sleep=sleep)
+    await db.open()
+    await db.observe("c1", [SmsRecord("s1", "1")], 1)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        await db.close()
+        await db.close()
+    finally:
+        other.close()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        staged = connection.execute(f"SELECT sid FROM {STAGED_TABLE}").fetchall()
+    assert staged == [("s1",)]
+
+
+async def test_sqlite_close_cancelled_while_merging_still_closes(tmp_path: Path) -> None:
+    """A close cancelled during its merge lets the merge finish and closes the database."""
+    from exotel_async._database import SqliteDatabase
+
+    entered, merging = threading.Event(), threading.Event()
+    db = SqliteDatabase(str(tmp_path / "sms.db"))
+    merge = db._merge_staged
+
+    def held_merge(*args: Any) -> int:
+        entered.set()
+        merging.wait()
+        return merge(*args)
+
+    db._merge_staged = held_merge  # type: ignore[method-assign]
+    await db.open()
+    await db.observe("c1", [SmsRecord("s1", "1")], 1)
+    closing = asyncio.ensure_future(db.close())
+    await asyncio.to_thread(entered.wait)
+    closing.cancel()
+    merging.set()
+    with pytest.raises(asyncio.CancelledError):
+        await closing
+    with pytest.raises(RuntimeError, match="not open"):
+        await db.position("c1")
+
+
+async def test_sqlite_close_waits_for_another_writer_once_not_per_campaign(
+    tmp_path: Path,
+) -> None:
+    """A close that cannot merge gives up after one lock wait, whatever it staged."""
+    from exotel_async._database import SqliteDatabase
+
+    path = tmp_path / "sms.db"
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    db = SqliteDatabase(str(path), sleep=sleep)
+    await db.open()
+    for campaign_id in ("c1", "c2", "c3"):
+        await db.observe(campaign_id, [SmsRecord("s1", "1")], 1)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        await db.close()
+    finally:
+        other.close()
+    assert sum(waits) == pytest.approx(SqliteDatabase.LOCK_WAIT)
 
 
 @contextlib.asynccontextmanager
@@ -597,6 +681,52 @@ async def test_sqlite_change_is_returned_when_merged_with_the_sms_as_stored(
         merged = await db.observe("c1", [], 1, last=True)
     assert staged == []
     assert [(t.old_status, t.record) for t in merged] == [("queued", sent)]
+
+
+async def test_sqlite_change_gives_timestamps_in_india_time_as_read(tmp_path: Path) -> None:
+    """A merged change's timestamps come back at Exotel's +05:30, not as the UTC stored."""
+    ist = timezone(timedelta(hours=5, minutes=30))
+    moment = datetime(2026, 11, 27, 10, 0, tzinfo=ist)
+    sent = SmsRecord("s1", "1", status="sent", schedule_time=moment, date_created=moment)
+    async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
+        await db.observe("c1", [attrs.evolve(sent, status="queued")], 1, last=True)
+        (change,) = await db.observe("c1", [sent], 1, last=True)
+    record = change.record
+    assert [t.isoformat() for t in (record.schedule_time, record.date_created)] == [
+        moment.isoformat()
+    ] * 2
+
+
+async def test_sqlite_merge_of_many_changes_lets_the_loop_run_while_they_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The changes of a large merge are read in chunks, the loop running between them."""
+    from exotel_async import _database
+
+    rebuilt: list[object] = []
+    seen: list[int] = []
+    rebuild = _database._stored_transition
+
+    def counted(row: Any) -> Any:
+        rebuilt.append(row)
+        return rebuild(row)
+
+    monkeypatch.setattr(_database, "_stored_transition", counted)
+
+    async def watch() -> None:
+        while True:
+            seen.append(len(rebuilt))
+            await asyncio.sleep(0)
+
+    queued = [SmsRecord(f"s{i}", "1", status="queued") for i in range(2500)]
+    async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
+        await db.observe("c1", queued, 2500, last=True)
+        watching = asyncio.ensure_future(watch())
+        sent = [attrs.evolve(record, status="sent") for record in queued]
+        changes = await db.observe("c1", sent, 2500, last=True)
+        watching.cancel()
+    assert len(changes) == 2500
+    assert any(0 < n < 2500 for n in seen)
 
 
 async def test_sqlite_sid_read_twice_before_a_merge_logs_each_change_in_order(
