@@ -11,7 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Sequence,
+)
 from datetime import timedelta
 from typing import TYPE_CHECKING, Protocol
 
@@ -102,7 +109,7 @@ class Observer(Protocol):
 
     async def observe(
         self, records: Sequence[SmsRecord], next_offset: int, *, last: bool = False
-    ) -> list[Transition]:
+    ) -> Iterable[Transition]:
         """Store ``records`` and the position after them; return the changes of state stored.
 
         A store may hold changes back to write many at once, and return them later: by the
@@ -310,6 +317,10 @@ class Follow:
         self._known = _Known(walk.total, tuple(walk.pending)) if whole else None
 
 
+#: Changes a walk yields between two turns of the loop.
+_TURN = 1000
+
+
 class _Walk:
     """One pass over a campaign, batches stored while the next pages arrive."""
 
@@ -322,6 +333,7 @@ class _Walk:
         self._options = options
         self.pages = 0
         self.records = 0
+        self.changes = 0
         self.total: int | None = None
         #: The pages read that held an SMS not yet final (with ``skip_final_pages``).
         self.pending: list[_Pending] = []
@@ -345,7 +357,7 @@ class _Walk:
             pages = self._pending_pages(known)
         batch: list[SmsRecord] = []
         position = start  # a walk that reads nothing leaves the position where it was
-        storing: asyncio.Task[list[Transition]] | None = None
+        storing: asyncio.Task[Iterable[Transition]] | None = None
         try:
             async for offset, end, page in pages:
                 self.pages += 1
@@ -358,20 +370,30 @@ class _Walk:
                     if storing is not None:
                         for transition in await storing:
                             yield transition
+                            await self._turn()
                     storing = asyncio.ensure_future(self._observer.observe(batch, position))
                     batch = []
             if storing is not None:
                 for transition in await storing:
                     yield transition
+                    await self._turn()
                 storing = None
             for transition in await self._observer.observe(batch, position, last=True):
                 yield transition
+                await self._turn()
         finally:
             if storing is not None:  # an error or an early stop: let the write finish
                 with contextlib.suppress(Exception):
                     await asyncio.shield(storing)
         if self.complete:
             await self._observer.end(self.total)
+
+    async def _turn(self) -> None:
+        """After every ``_TURN`` changes yielded, a turn of the loop for the pages in flight:
+        a store may return a merge's many changes at once."""
+        self.changes += 1
+        if self.changes % _TURN == 0:
+            await asyncio.sleep(0)
 
     async def _everything(self, start: int) -> AsyncGenerator[tuple[int, int, SmsPage], None]:
         """Every page from ``start``, as ``(offset, end, page)``."""

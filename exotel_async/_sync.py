@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -76,7 +76,7 @@ class _Stored:
 
     async def observe(
         self, records: Sequence[SmsRecord], next_offset: int, *, last: bool = False
-    ) -> list[Transition]:
+    ) -> Iterable[Transition]:
         """Store a batch with the position after it."""
         return await self._db.observe(self._campaign_id, records, next_offset, last=last)
 

@@ -677,8 +677,8 @@ async def test_sqlite_change_is_returned_when_merged_with_the_sms_as_stored(
     sent = SmsRecord("s1", "1", status="sent", date_created=moment, extra={"price": 0.2})
     async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
         await db.observe("c1", [attrs.evolve(sent, status="queued")], 1, last=True)
-        staged = await db.observe("c1", [sent], 1)
-        merged = await db.observe("c1", [], 1, last=True)
+        staged = list(await db.observe("c1", [sent], 1))
+        merged = list(await db.observe("c1", [], 1, last=True))
     assert staged == []
     assert [(t.old_status, t.record) for t in merged] == [("queued", sent)]
 
@@ -690,21 +690,20 @@ async def test_sqlite_change_gives_timestamps_in_india_time_as_read(tmp_path: Pa
     sent = SmsRecord("s1", "1", status="sent", schedule_time=moment, date_created=moment)
     async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
         await db.observe("c1", [attrs.evolve(sent, status="queued")], 1, last=True)
-        (change,) = await db.observe("c1", [sent], 1, last=True)
+        (change,) = list(await db.observe("c1", [sent], 1, last=True))
     record = change.record
     assert [t.isoformat() for t in (record.schedule_time, record.date_created)] == [
         moment.isoformat()
     ] * 2
 
 
-async def test_sqlite_merge_of_many_changes_lets_the_loop_run_while_they_are_read(
+async def test_sqlite_changes_of_a_large_merge_are_read_as_they_are_taken(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The changes of a large merge are read in chunks, the loop running between them."""
+    """A merge's changes are rebuilt one by one as they are taken, never all held at once."""
     from exotel_async import _database
 
     rebuilt: list[object] = []
-    seen: list[int] = []
     rebuild = _database._stored_transition
 
     def counted(row: Any) -> Any:
@@ -712,21 +711,47 @@ async def test_sqlite_merge_of_many_changes_lets_the_loop_run_while_they_are_rea
         return rebuild(row)
 
     monkeypatch.setattr(_database, "_stored_transition", counted)
-
-    async def watch() -> None:
-        while True:
-            seen.append(len(rebuilt))
-            await asyncio.sleep(0)
-
     queued = [SmsRecord(f"s{i}", "1", status="queued") for i in range(2500)]
+    sent = [attrs.evolve(record, status="sent") for record in queued]
     async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
         await db.observe("c1", queued, 2500, last=True)
-        watching = asyncio.ensure_future(watch())
-        sent = [attrs.evolve(record, status="sent") for record in queued]
-        changes = await db.observe("c1", sent, 2500, last=True)
-        watching.cancel()
-    assert len(changes) == 2500
-    assert any(0 < n < 2500 for n in seen)
+        changes = iter(await db.observe("c1", sent, 2500, last=True))
+        first = next(changes)
+        held = len(rebuilt)
+        rest = list(changes)
+    assert (first.new_status, held, 1 + len(rest)) == ("sent", 1, 2500)
+
+
+async def test_walk_lets_the_loop_run_while_it_yields_a_merge_of_many_changes(
+    tmp_path: Path,
+) -> None:
+    """A walk whose last batch merges thousands of changes hands the loop a turn between."""
+    time = FakeTime(1000.0)
+    progress = StatusProgress(start=1000.0, stage=60.0, gap=0.0001)
+    sandbox = Sandbox(campaigns={"c1": 2500}, clock=time, progress=progress)
+    turns = 0
+    seen: list[int] = []
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    async with (
+        sandbox,
+        fast_client(sandbox) as client,
+        open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db,
+    ):
+        await sync_campaign(client, db, "c1", batch_records=2500)
+        time.now += 100.0  # every SMS a stage or two further
+        counting = asyncio.ensure_future(count_turns())
+        summary = await sync_campaign(
+            client, db, "c1", batch_records=2500, on_transition=lambda _: seen.append(turns)
+        )
+        counting.cancel()
+    assert summary.transitions >= 2500
+    assert seen[999] == seen[0] < seen[1000]
 
 
 async def test_sqlite_sid_read_twice_before_a_merge_logs_each_change_in_order(
@@ -736,7 +761,9 @@ async def test_sqlite_sid_read_twice_before_a_merge_logs_each_change_in_order(
     states = ["queued", "sent", "delivered"]
     async with open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db:
         for i, status in enumerate(states):
-            changes = await db.observe("c1", [SmsRecord("s1", "1", status=status)], 1, last=i != 1)
+            changes = list(
+                await db.observe("c1", [SmsRecord("s1", "1", status=status)], 1, last=i != 1)
+            )
         rows = await fetch(db, f"SELECT status FROM {SMS_TABLE}")
     moves = [(t.old_status, t.new_status) for t in changes]
     assert (moves, rows) == ([("queued", "sent"), ("sent", "delivered")], [("delivered",)])
