@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
+from ._errors import ExotelError
 from ._models import Outcome, SmsPage, SmsRecord, classify_status
 
 if TYPE_CHECKING:
@@ -358,21 +359,27 @@ class _Walk:
         batch: list[SmsRecord] = []
         position = start  # a walk that reads nothing leaves the position where it was
         storing: asyncio.Task[Iterable[Transition]] | None = None
+        failed: ExotelError | None = None
         try:
-            async for offset, end, page in pages:
-                self.pages += 1
-                self.records += len(page.records)
-                if self._options.skip_final_pages and not all(map(is_final, page.records)):
-                    self.pending.append(_Pending(offset, end - offset, _fingerprint(page)))
-                batch.extend(page.records)
-                position = end
-                if len(batch) >= self._options.batch_records:
-                    if storing is not None:
-                        for transition in await storing:
-                            yield transition
-                            await self._turn()
-                    storing = asyncio.ensure_future(self._observer.observe(batch, position))
-                    batch = []
+            try:
+                async for offset, end, page in pages:
+                    self.pages += 1
+                    self.records += len(page.records)
+                    if self._options.skip_final_pages and not all(map(is_final, page.records)):
+                        self.pending.append(_Pending(offset, end - offset, _fingerprint(page)))
+                    batch.extend(page.records)
+                    position = end
+                    if len(batch) >= self._options.batch_records:
+                        if storing is not None:
+                            for transition in await storing:
+                                yield transition
+                                await self._turn()
+                        storing = asyncio.ensure_future(self._observer.observe(batch, position))
+                        batch = []
+            except ExotelError as exc:
+                # The API failed midway: what was read is stored, and its changes reported,
+                # before the error (a store may hold many back until the walk's last batch).
+                failed = exc
             if storing is not None:
                 for transition in await storing:
                     yield transition
@@ -385,6 +392,8 @@ class _Walk:
             if storing is not None:  # an error or an early stop: let the write finish
                 with contextlib.suppress(Exception):
                     await asyncio.shield(storing)
+        if failed is not None:
+            raise failed
         if self.complete:
             await self._observer.end(self.total)
 

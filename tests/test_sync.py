@@ -32,6 +32,7 @@ from exotel_async.sync import (
     VERSION_TABLE,
     Database,
     SchemaError,
+    Transition,
     follow_campaign,
     open_database,
     sync_campaign,
@@ -197,6 +198,27 @@ class BreaksServerAfterFirstBatch:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
+
+
+async def test_sync_failing_midway_reports_every_change_it_stored(db_url: str) -> None:
+    """A sync the API fails midway stores what it read and reports its changes, then raises."""
+    time = FakeTime(1000.0)
+    progress = StatusProgress(start=1000.0, stage=60.0, gap=0.0001)
+    sandbox = Sandbox(campaigns={"c1": 230}, clock=time, progress=progress)
+    options: dict[str, Any] = {"page_size": 50, "concurrency": 1, "batch_records": 100}
+    reported: list[Transition] = []
+    async with (
+        sandbox,
+        fast_client(sandbox, max_retries=0) as client,
+        open_database(db_url) as db,
+    ):
+        await sync_campaign(client, db, "c1", **options)
+        time.now += 100.0  # every SMS a stage or more further
+        breaking: Any = BreaksServerAfterFirstBatch(db, sandbox)
+        with pytest.raises(ServerError):
+            await sync_campaign(client, breaking, "c1", on_transition=reported.append, **options)
+        logged = await history_count(db)
+    assert len(reported) == logged >= 100
 
 
 async def test_crashed_sync_resumes_without_loss_or_duplicates(
