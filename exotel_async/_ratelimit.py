@@ -403,8 +403,8 @@ class RateController:
             # is no rate for the whole of it. A Retry-After is at most a window, so two of
             # the longest cover one; too long a span would reach back to slower times.
             horizon = self.HORIZON_HOLDS * self._longest_hold or now - self._episode_at
-            recent = sum(1 for at in self._accepted_at if at > now - horizon)
-            rate = min(rate, recent / horizon)
+            lately = sum(1 for at in self._accepted_at if at > now - horizon)
+            rate = min(rate, lately / horizon)
         self._epoch += 1
         if rate is None:
             # Nothing accepted yet to learn a rate from (another client spent the budget):
