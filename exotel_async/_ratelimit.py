@@ -19,9 +19,10 @@ all) is undocumented. The controller holds the limit under each of them:
   row.
 - **Learned rate.** Each throttle episode is a loss signal, as in TCP and botocore's
   adaptive retry mode: the rate drops to ``BETA`` times what the server actually accepted
-  since the last episode, then regrows along a cubic curve (CUBIC) that flattens out near
-  that rate before probing above it. Clients that follow this converge to a fair share of
-  one account, with no coordination but the server's answers.
+  over the last two holds' length, holds included (a hold is part of the server's cycle),
+  then regrows along a cubic curve (CUBIC) that flattens out near that rate before probing
+  above it. Clients that follow this converge to a fair share of one account, with no
+  coordination but the server's answers.
 - **Ceiling.** ``max_requests_per_minute`` spaces requests at least ``60 / N`` s apart.
 """
 
@@ -125,6 +126,8 @@ class RateController:
 
     #: Seconds after an episode's hold in which further throttles lower the rate no more.
     EPISODE_GAP = 1.0
+    #: An episode measures what the server accepted over this many times the longest hold.
+    HORIZON_HOLDS = 2.0
 
     #: Until the server announces a budget or a rate is learned, requests in flight start
     #: at one and double every this many seconds: a slow start.
@@ -175,6 +178,9 @@ class RateController:
         self._max_rate: float | None = None
         self._episode_at: float | None = None
         self._accepted = 0
+        #: When the server accepted our latest answers, as far back as a horizon reaches.
+        self._accepted_at: deque[float] = deque(maxlen=2**16)
+        self._longest_hold = 0.0
         self._first_at: float | None = None
         self._fit = _SlidingFit()
         #: Throttled answers and seconds spent waiting, over the controller's life.
@@ -312,6 +318,11 @@ class RateController:
             self._throttled(ticket, now, retry_after, advert)
         elif accepted:
             self._accepted += 1
+            self._accepted_at.append(now)
+            # Before the first hold the horizon is unknown: it may be as long as MAX_WAIT.
+            reach = self.HORIZON_HOLDS * (self._longest_hold or MAX_WAIT)
+            while self._accepted_at[0] < now - reach:
+                self._accepted_at.popleft()
             self.accepted += 1
             if ticket.sent_at >= self._held_at:
                 self._strikes = 0
@@ -373,6 +384,7 @@ class RateController:
             hold = min(base * 2 ** min(self._strikes - 1, 30), cap)
         hold = min(hold, MAX_WAIT)
         self._hold_until = max(self._hold_until, now + hold)
+        self._longest_hold = max(self._longest_hold, hold)
         recent = self._episode_at is not None and now < self._episode_at + self.EPISODE_GAP
         if ticket.epoch != self._epoch or advert is not None or recent:
             # Started before the last episode, or too soon after it, it tells nothing new
@@ -385,9 +397,14 @@ class RateController:
             since = self._first_at if self._first_at is not None else now
             rate = self._accepted / max(now + hold - since, 1e-3) if self._accepted else None
         elif self._accepted and now > self._episode_at:
-            # What the server accepted since the last hold ended: a throttle comes only as
-            # the rate crosses the limit, so this is about what the server sustains.
-            rate = min(rate, self._accepted / (now - self._episode_at))
+            # A throttle comes only as the rate crosses the limit, so what the server
+            # accepted lately is about what it sustains, if "lately" spans whole windows of
+            # its count, holds included: a fixed window's budget, spent in half the window,
+            # is no rate for the whole of it. A Retry-After is at most a window, so two of
+            # the longest cover one; too long a span would reach back to slower times.
+            horizon = self.HORIZON_HOLDS * self._longest_hold or now - self._episode_at
+            lately = sum(1 for at in self._accepted_at if at > now - horizon)
+            rate = min(rate, lately / horizon)
         self._epoch += 1
         if rate is None:
             # Nothing accepted yet to learn a rate from (another client spent the budget):

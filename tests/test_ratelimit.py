@@ -313,6 +313,17 @@ async def test_learned_rate_regrows_to_its_last_level_then_probes_above() -> Non
     assert rate.rate > before / rate.BETA  # type: ignore[operator]
 
 
+async def test_a_learned_rate_counts_the_hold_as_part_of_the_servers_cycle() -> None:
+    """A fixed window's 20 spent in 1.2 s, then a 1 s hold: the rate is 10 per s, not 16."""
+    t = FakeTime()
+    rate = controller(t)
+    await accept(rate, t, 20, 0.005)
+    rate.learn(await rate.acquire(), 429, {}, retry_after=1.0)
+    await accept(rate, t, 20, 0.0)  # paced at the first episode's 16 per s, after the hold
+    rate.learn(await rate.acquire(), 429, {}, retry_after=1.0)
+    assert rate.rate == pytest.approx(rate.BETA * 20 / 2.0, rel=0.05)
+
+
 async def test_requests_in_flight_at_a_throttle_make_one_episode() -> None:
     """Eight requests throttled together lower the rate once, not eight times."""
     t = FakeTime()
@@ -379,6 +390,21 @@ async def test_one_client_holds_the_limit_under_each_semantics(window: str, rese
     else:
         assert outcome.throttled <= 2
         assert outcome.share_of_allowed_rate(limit) >= 0.92
+
+
+@pytest.mark.parametrize("phase", [0.0, 0.5, 1.0, 1.5, 1.9])
+async def test_a_fixed_window_without_headers_draws_few_throttles_at_any_start(
+    phase: float,
+) -> None:
+    """Started anywhere in a fixed window, 240 requests draw at most 5 throttles (2 %)."""
+    limit = RateLimit(20, 2.0, window="fixed", reset="none")
+    time = VirtualTime(1_800_000_000.0 + phase)
+    outcome = await walk(
+        time, [RateController(clock=time.clock, sleep=time.sleep)], limit, pages=240
+    )
+    assert outcome.accepted == 240
+    assert outcome.throttled <= 5
+    assert outcome.share_of_allowed_rate(limit) >= 0.85
 
 
 @pytest.mark.parametrize("status", [429, 503])
