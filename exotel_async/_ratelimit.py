@@ -198,6 +198,11 @@ class RateController:
         elapsed = max(self._clock() - self._episode_at, 0.0)
         return self._max_rate * (1.0 + self.C * (elapsed - k) ** 3)
 
+    @property
+    def spent(self) -> bool:
+        """Whether the latest rate headers said the account's budget is spent."""
+        return self._advert is not None and self._advert.remaining == 0
+
     def estimate(self) -> int | None:
         """Requests the advertised budget lets start now, or None without one."""
         if self._advert is None:

@@ -227,10 +227,12 @@ class Transport:
                 exc.attempts = attempt
                 self._log_attempt(request, attempt, started, status, exc)
                 # A throttle after the client's other requests got through since this one's
-                # last attempt is the account's budget shared out, not a server that refuses
-                # us: only failures with no progress in between use up the retries.
+                # last attempt, or one whose headers say the budget is spent (another process
+                # of the account may be spending it all), is the account's budget shared
+                # out, not a server that refuses us: only failures with neither use up the
+                # retries. MAX_ATTEMPTS still bounds the wait.
                 throttled = isinstance(exc, APIError) and exc.throttled
-                if not (throttled and self.rate.accepted > progress):
+                if not (throttled and (self.rate.accepted > progress or self.rate.spent)):
                     failures += 1
                 progress = self.rate.accepted
                 delay = self._delay_before_retry(exc, failures, attempt)

@@ -427,6 +427,18 @@ async def test_throttles_shared_with_progress_elsewhere_do_not_use_up_retries(
     assert getattr(page, "request_id", None) == "ok-1"
 
 
+async def test_throttles_announcing_the_budget_spent_do_not_use_up_retries(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """A request throttled 5 times with 2 retries completes when each throttle says the
+    account's budget is spent: another process may hold all of it for a while."""
+    spent = {"X-RateLimit-Limit": "20", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1"}
+    mocked.get(PAGE_URL, status=429, headers={**spent, "Retry-After": "1"}, repeat=5)
+    mocked.get(PAGE_URL, payload=OK)
+    page = await make_transport(session, sleep, max_retries=2).send(REQUEST, parse)
+    assert getattr(page, "request_id", None) == "ok-1"
+
+
 async def test_throttles_with_no_progress_anywhere_use_up_retries(
     mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
 ) -> None:
