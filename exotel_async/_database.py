@@ -117,21 +117,25 @@ def _latest(records: Sequence[SmsRecord]) -> list[SmsRecord]:
 def _rows(
     campaign_id: str,
     records: Sequence[SmsRecord],
-    time: Callable[[datetime], Any],
+    time: Callable[[datetime], Any] | None,
     tail: tuple[Any, ...] = (),
 ) -> list[tuple[Any, ...]]:
-    """One row per record, in ``_COLUMNS`` order, then ``tail``."""
+    """One row per record, in ``_COLUMNS`` order, then ``tail``; times through ``time``
+    (None: as they are)."""
     rows = []
     for record in records:
         values = list(_values(record))
-        for i in _TIMES:
-            if values[i] is not None:
-                values[i] = time(values[i])
+        if time is not None:
+            for i in _TIMES:
+                if values[i] is not None:
+                    values[i] = time(values[i])
         for i in _TEXTS:
-            if values[i] is not None:
-                values[i] = _text(values[i])
+            value = values[i]
+            # Checked here, not by a call per value: most text is plain ASCII.
+            if value is not None and ("\x00" in value or not value.isascii()):
+                values[i] = _text(value)
         for i in _JSONS:
-            values[i] = _json_text(values[i])
+            values[i] = _json_text(values[i]) if values[i] else None
         rows.append((campaign_id, *values, *tail))
     return rows
 
@@ -338,6 +342,9 @@ def _check_version(found: int | None, existed: bool) -> str | None:
 class Database(Protocol):
     """A store of SMS states: one of the classes below."""
 
+    #: SMS stored in one transaction, unless the caller says otherwise.
+    BATCH_RECORDS: int
+
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def position(self, campaign_id: str) -> tuple[int, bool] | None: ...
@@ -376,6 +383,7 @@ class SqliteDatabase:
     loop reads on. Another writer's lock is waited for with the loop free.
     """
 
+    BATCH_RECORDS = 1000
     #: Seconds to wait for another writer before giving up, as ``busy_timeout`` would.
     LOCK_WAIT = 30.0
     #: Staged SMS of a campaign that are merged at once, before the walk's end.
@@ -639,6 +647,11 @@ class _transaction:
 class PostgresDatabase:
     """PostgreSQL through asyncpg: COPY into a staging table, then set-based statements."""
 
+    #: Each batch costs the server a transaction, a COPY, a plan and a commit, and the walk
+    #: a round trip for each: at 2,000 a 1M sync ran at 0.53x the export's rate against
+    #: 0.48x at 1,000 (five alternating pairs), its peak RSS 53 MB against 51.
+    BATCH_RECORDS = 2000
+
     def __init__(self, url: str, *, now: Callable[[], datetime] = _now) -> None:
         self._url = url
         self._now = now
@@ -716,7 +729,7 @@ class PostgresDatabase:
             # by a statement of their own, and two syncs would both log the same change.
             await db.execute(_CAMPAIGN_LOCK, campaign_id)
             await db.copy_records_to_table(
-                _STAGING, records=_rows(campaign_id, records, _same), columns=_COLUMNS
+                _STAGING, records=_rows(campaign_id, records, None), columns=_COLUMNS
             )
             changed = [row for sql in self._statements for row in await db.fetch(sql, now)]
             await db.execute(_POSTGRES.save_position(), campaign_id, next_offset, now)
@@ -770,8 +783,3 @@ def _postgres_statements(major: int) -> tuple[str, ...]:
         "RETURNING sid, old_status, old_detailed_status"
     )
     return probe, upsert
-
-
-def _same(moment: datetime) -> datetime:
-    """A time as it is: asyncpg takes aware datetimes."""
-    return moment

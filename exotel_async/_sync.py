@@ -123,18 +123,22 @@ async def sync_campaign(
     *,
     page_size: int = 50,
     concurrency: int = 4,
-    batch_records: int = 1000,
+    batch_records: int | None = None,
     on_transition: Callable[[Transition], None] | None = None,
 ) -> FollowSummary:
     """Upsert every SMS of a campaign into ``db``; resume an interrupted sync.
 
-    Each batch of ``batch_records`` is one transaction with the position after it, so a
+    Each batch of ``batch_records`` (None: the database's ``BATCH_RECORDS``, 1,000 for
+    SQLite, 2,000 for PostgreSQL) is one transaction with the position after it, so a
     crash loses nothing and a re-run duplicates nothing: it adds history rows only for SMS
     whose status changed. ``on_transition`` is called for each change once stored (SQLite
     merges staged SMS later: by the walk's end at the latest).
     """
     options = _options(
-        page_size=page_size, concurrency=concurrency, batch_records=batch_records, once=True
+        page_size=page_size,
+        concurrency=concurrency,
+        batch_records=db.BATCH_RECORDS if batch_records is None else batch_records,
+        once=True,
     )
     run = Follow(client, campaign_id, _Stored(db, campaign_id), options)
     async for transition in run:
@@ -154,7 +158,7 @@ def follow_campaign(
     skip_final_pages: bool = False,
     page_size: int = 50,
     concurrency: int = 4,
-    batch_records: int = 1000,
+    batch_records: int | None = None,
     clock: Callable[[], float] | None = None,
     sleep: Sleep | None = None,
     on_walk: Callable[[FollowSummary], None] | None = None,
@@ -169,7 +173,7 @@ def follow_campaign(
     options = _options(
         page_size=page_size,
         concurrency=concurrency,
-        batch_records=batch_records,
+        batch_records=db.BATCH_RECORDS if batch_records is None else batch_records,
         skip_final_pages=skip_final_pages,
         interval=interval,
         until_final=until_final,

@@ -221,6 +221,34 @@ async def test_sync_failing_midway_reports_every_change_it_stored(db_url: str) -
     assert len(reported) == logged >= 100
 
 
+class CountsBatches:
+    """A database that records the size of every batch it is given."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.sizes: list[int] = []
+
+    async def observe(self, campaign_id: str, records: Any, *args: Any, **kwargs: Any) -> Any:
+        self.sizes.append(len(records))
+        return await self._db.observe(campaign_id, records, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+
+async def test_sync_batches_are_the_databases_own_size_by_default(db_url: str) -> None:
+    """SQLite stores 1,000 SMS a transaction and PostgreSQL 2,000, unless told otherwise."""
+    async with (
+        Sandbox(campaigns={"c1": 4500}) as sandbox,
+        fast_client(sandbox) as client,
+        open_database(db_url) as db,
+    ):
+        counting: Any = CountsBatches(db)
+        await sync_campaign(client, counting, "c1")
+    expected = [2000, 2000, 500] if db_url.startswith("postgres") else [1000] * 4 + [500]
+    assert counting.sizes == expected
+
+
 async def test_crashed_sync_resumes_without_loss_or_duplicates(
     sandbox: Sandbox, db_url: str
 ) -> None:
