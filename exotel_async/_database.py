@@ -225,12 +225,14 @@ class _Dialect:
             f"WHERE ({stored}) {self.distinct} ({read}) OR {SMS_TABLE}.last_seen_at < {stale}"
         )
 
-    def save_position(self) -> str:
-        """Save where the walk stands, as not complete."""
+    def save_position(self, campaign_id: str = "", next_offset: str = "", now: str = "") -> str:
+        """Save where the walk stands, as not complete; the values are the parameters
+        given, by default the first three in this order."""
         p = self.param
+        values = f"{campaign_id or p(1)}, {next_offset or p(2)}, false, {now or p(3)}"
         return (
             f"INSERT INTO {STATE_TABLE} (campaign_id, next_offset, complete, updated_at) "
-            f"VALUES ({p(1)}, {p(2)}, false, {p(3)}) ON CONFLICT (campaign_id) DO UPDATE SET "
+            f"VALUES ({values}) ON CONFLICT (campaign_id) DO UPDATE SET "
             "next_offset = excluded.next_offset, complete = false, updated_at = excluded.updated_at"
         )
 
@@ -656,7 +658,7 @@ class PostgresDatabase:
         self._url = url
         self._now = now
         self._connection: asyncpg.Connection | None = None
-        self._statements: tuple[str, ...] = ()
+        self._statements: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def _db(self) -> asyncpg.Connection:
@@ -724,15 +726,15 @@ class PostgresDatabase:
         (every batch is merged at once: ``last`` makes no difference)."""
         db, now = self._db, self._now()
         records = _latest(records)
+        values = {"now": now, "campaign_id": campaign_id, "next_offset": next_offset}
+        changed: list[Any] = []
         async with db.transaction():
-            # One writer per campaign at a time: before PostgreSQL 18 the old states are read
-            # by a statement of their own, and two syncs would both log the same change.
-            await db.execute(_CAMPAIGN_LOCK, campaign_id)
             await db.copy_records_to_table(
                 _STAGING, records=_rows(campaign_id, records, None), columns=_COLUMNS
             )
-            changed = [row for sql in self._statements for row in await db.fetch(sql, now)]
-            await db.execute(_POSTGRES.save_position(), campaign_id, next_offset, now)
+            for sql, names in self._statements:
+                rows = await db.fetch(sql, *(values[name] for name in names))
+                changed += rows if sql != _CAMPAIGN_LOCK else []
         return _transitions(records, {row[0]: (row[1], row[2]) for row in changed})
 
     async def complete(self, campaign_id: str, total: int | None) -> None:
@@ -748,13 +750,18 @@ class PostgresDatabase:
 _CAMPAIGN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('exotel_async'), hashtext($1))"
 
 
-def _postgres_statements(major: int) -> tuple[str, ...]:
-    """Upsert the staged batch and log its changes, returning ``(sid, old state)`` of each.
+def _postgres_statements(major: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Upsert the staged batch, log its changes, returning ``(sid, old state)`` of each, and
+    save the position: each statement with the names of the values it takes.
 
     PostgreSQL 18 returns a row's old values from the upsert itself: one primary-key probe
-    per SMS. Before 18 a first statement reads the old states, by a LATERAL lookup with
-    LIMIT 1: as a join, the planner would scan the whole table for every batch.
+    per SMS, and one statement, which also saves the position (each round trip waits for
+    the loop, busy with pages). Before 18 a first statement reads the old states, by a
+    LATERAL lookup with LIMIT 1 (as a join, the planner would scan the whole table for every
+    batch), under a lock that keeps two syncs of a campaign from both logging one change.
     """
+    position = f"saved AS ({_POSTGRES.save_position('$2', '$3', '$1')} RETURNING 1)"
+    every = ("now", "campaign_id", "next_offset")
     upsert = _POSTGRES.upsert(
         f"SELECT {', '.join(_COLUMNS)}, $1, $1, $1 FROM {_STAGING}",
         f"$1 - interval '{SEEN_REFRESH.total_seconds():.0f} seconds'",
@@ -765,15 +772,16 @@ def _postgres_statements(major: int) -> tuple[str, ...]:
     )
     changed = "IS DISTINCT FROM"
     if major >= 18:
-        return (
-            f"WITH up AS ({upsert} RETURNING new.campaign_id, new.sid, old.sid AS old_sid, "
-            "old.status AS old_status, old.detailed_status AS old_detailed, "
+        statement = (
+            f"WITH {position}, up AS ({upsert} RETURNING new.campaign_id, new.sid, "
+            "old.sid AS old_sid, old.status AS old_status, old.detailed_status AS old_detailed, "
             f"new.status, new.detailed_status) {log}"
             "SELECT campaign_id, sid, old_status, old_detailed, status, detailed_status, $1 "
             f"FROM up WHERE old_sid IS NOT NULL AND (old_status {changed} status "
             f"OR old_detailed {changed} detailed_status) "
-            "RETURNING sid, old_status, old_detailed_status",
+            "RETURNING sid, old_status, old_detailed_status"
         )
+        return ((statement, every),)
     probe = (
         f"{log}SELECT st.campaign_id, st.sid, s.status, s.detailed_status, st.status, "
         f"st.detailed_status, $1 FROM {_STAGING} st, LATERAL (SELECT status, "
@@ -782,4 +790,8 @@ def _postgres_statements(major: int) -> tuple[str, ...]:
         f"OR s.detailed_status {changed} st.detailed_status "
         "RETURNING sid, old_status, old_detailed_status"
     )
-    return probe, upsert
+    return (
+        (_CAMPAIGN_LOCK, ("campaign_id",)),
+        (probe, ("now",)),
+        (f"WITH {position} {upsert}", every),
+    )
