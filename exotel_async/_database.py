@@ -650,8 +650,8 @@ class PostgresDatabase:
     """PostgreSQL through asyncpg: COPY into a staging table, then set-based statements."""
 
     #: Each batch costs the server a transaction, a COPY, a plan and a commit, and the walk
-    #: a round trip for each: at 2,000 a 1M sync ran at 0.53x the export's rate against
-    #: 0.48x at 1,000 (five alternating pairs), its peak RSS 53 MB against 51.
+    #: a round trip for each: at 2,000 a 1M sync ran at 0.54x the export's rate against
+    #: 0.46x at 1,000 (medians of five runs each, alternating), its peak RSS 53 MB against 51.
     BATCH_RECORDS = 2000
 
     def __init__(self, url: str, *, now: Callable[[], datetime] = _now) -> None:
