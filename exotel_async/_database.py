@@ -762,8 +762,10 @@ def _postgres_statements(major: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """
     position = f"saved AS ({_POSTGRES.save_position('$2', '$3', '$1')} RETURNING 1)"
     every = ("now", "campaign_id", "next_offset")
+    # In sid order: two syncs of a campaign (one by the API's order, one by schedule time)
+    # lock its rows in one order, so that on 18, with no campaign lock, neither deadlocks.
     upsert = _POSTGRES.upsert(
-        f"SELECT {', '.join(_COLUMNS)}, $1, $1, $1 FROM {_STAGING}",
+        f"SELECT {', '.join(_COLUMNS)}, $1, $1, $1 FROM {_STAGING} ORDER BY sid",
         f"$1 - interval '{SEEN_REFRESH.total_seconds():.0f} seconds'",
     )
     log = (

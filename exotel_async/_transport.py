@@ -174,6 +174,7 @@ class Transport:
         self._retry = retry
         self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self._sleep = sleep
+        self._clock = clock
         # A connection refused before the server ever answered means a wrong address, not
         # a flaky network: it fails at once instead of after a minute of retries.
         self._answered = False
@@ -216,6 +217,7 @@ class Transport:
         """GET ``request`` and parse the answer, retrying what is worth retrying."""
         attempt = failures = 0
         progress = self.rate.accepted
+        first_at = self._clock()
         while True:
             attempt += 1
             started = time.perf_counter()
@@ -230,9 +232,11 @@ class Transport:
                 # last attempt, or one whose headers say the budget is spent (another process
                 # of the account may be spending it all), is the account's budget shared
                 # out, not a server that refuses us: only failures with neither use up the
-                # retries. MAX_ATTEMPTS still bounds the wait.
+                # retries. A budget spent for longer than max_retry_after is no longer
+                # shared out but refused: from then on its throttles count.
                 throttled = isinstance(exc, APIError) and exc.throttled
-                if not (throttled and (self.rate.accepted > progress or self.rate.spent)):
+                sharing = self.rate.spent and self._clock() - first_at < self._retry.max_retry_after
+                if not (throttled and (self.rate.accepted > progress or sharing)):
                     failures += 1
                 progress = self.rate.accepted
                 delay = self._delay_before_retry(exc, failures, attempt)

@@ -458,6 +458,31 @@ async def test_concurrent_syncs_of_a_campaign_log_each_change_once(
     assert (logged, sum(map(len, changes))) == (500, 500)
 
 
+@pytest.mark.parametrize("major", [17, 18])
+async def test_concurrent_syncs_reading_a_campaign_in_other_orders_both_store(
+    postgres_url: str, major: int
+) -> None:
+    """Two syncs storing one campaign's SMS at once in opposite orders (a sync by the API's
+    order, a follow by schedule time) both commit, each change logged once."""
+    from exotel_async._database import _postgres_statements
+
+    queued = [SmsRecord(f"s{i:04}", "1", status="queued") for i in range(2000)]
+    sent = [attrs.evolve(record, status="sent") for record in queued]
+    async with (
+        fresh_postgres(postgres_url) as url,
+        open_database(url) as first,
+        open_database(url) as second,
+    ):
+        for db in (first, second):
+            db._statements = _postgres_statements(major)  # type: ignore[attr-defined]
+        await first.observe("c1", queued, 2000)
+        changes = await asyncio.gather(
+            first.observe("c1", sent, 2000), second.observe("c1", sent[::-1], 2000)
+        )
+        logged = await history_count(first)
+    assert (logged, sum(map(len, changes))) == (2000, 2000)
+
+
 async def test_follow_skipping_final_pages_after_a_resumed_walk_still_ends_final(
     tmp_path: Path,
 ) -> None:

@@ -439,6 +439,20 @@ async def test_throttles_announcing_the_budget_spent_do_not_use_up_retries(
     assert getattr(page, "request_id", None) == "ok-1"
 
 
+async def test_throttles_announcing_the_budget_spent_forever_end_within_minutes(
+    mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
+) -> None:
+    """A server that throttles every attempt, saying the budget is spent, fails the request
+    once it has waited ``max_retry_after`` and then its retries, not after 100 attempts."""
+    spent = {"X-RateLimit-Limit": "20", "X-RateLimit-Remaining": "0", "Retry-After": "30"}
+    mocked.get(PAGE_URL, status=429, headers=spent, repeat=True)
+    started = sleep.now
+    with pytest.raises(RateLimitError) as info:
+        await make_transport(session, sleep, max_retries=2).send(REQUEST, parse)
+    assert info.value.attempts < 10
+    assert sleep.now - started <= 120 + 3 * 30
+
+
 async def test_throttles_with_no_progress_anywhere_use_up_retries(
     mocked: aioresponses, session: aiohttp.ClientSession, sleep: FakeSleep
 ) -> None:
