@@ -519,11 +519,13 @@ async def test_records_in_progress_never_go_back_when_a_parked_campaign_resumes(
     assert seen[-1] == sum(c.records for c in SENT)
 
 
-async def test_a_run_cancelled_while_listing_stops_its_campaigns_at_their_next_page(
-    tmp_path: Path,
+@pytest.mark.parametrize("listing", ["slow", "ended"])
+async def test_a_cancelled_run_stops_its_campaigns_at_their_next_page(
+    tmp_path: Path, listing: str
 ) -> None:
-    """Cancelled while the list is slow, a campaign under way stops at its next page instead
-    of running to its end; the manifest counts what its file holds and --resume finishes it."""
+    """Cancelled while the list is slow or after it ended, a campaign under way stops at its
+    next page instead of running to its end; the manifest counts what its file holds and
+    --resume finishes it."""
     big = SandboxCampaign("big0", 500)
     listing_stalls = asyncio.Event()
 
@@ -542,8 +544,9 @@ async def test_a_run_cancelled_while_listing_stops_its_campaigns_at_their_next_p
             if run is not None and resumed and not cancels:
                 cancels.append(run.cancel())
 
+        campaigns = slow_list() if listing == "slow" else source([big])
         run = asyncio.ensure_future(
-            run_account_export(c, request, slow_list(), on_progress=cancel_once_resumed)
+            run_account_export(c, request, campaigns, on_progress=cancel_once_resumed)
         )
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(run, timeout=30)  # a guard against a hang, not a timing
@@ -551,37 +554,9 @@ async def test_a_run_cancelled_while_listing_stops_its_campaigns_at_their_next_p
         written = len(lines(tmp_path / "out" / "big0.jsonl"))
         resumed = await export(c, tmp_path, [big], resume=True)
     assert written < 500
-    assert (entry.records, entry.complete) == (written, False)
+    assert (entry.records, entry.file, entry.complete) == (written, "big0.jsonl", False)
     assert resumed.complete
     assert len(lines(tmp_path / "out" / "big0.jsonl")) == 500
-
-
-async def test_a_run_cancelled_once_listed_counts_in_the_manifest_what_files_hold(
-    tmp_path: Path,
-) -> None:
-    """Cancelled after the list ended, a campaign under way stops at its next page and its
-    manifest line counts the records its file holds."""
-    big = SandboxCampaign("big0", 500)
-    async with Sandbox(campaigns=[big], seed=3) as sandbox, fast_client(sandbox) as c:
-        request = AccountExportRequest(tmp_path / "out", campaigns_at_once=1)
-        run: asyncio.Future[AccountProgress] | None = None
-        cancels: list[bool] = []  # once: a second cancel stops the campaigns begun at once
-
-        def cancel_once_resumed(progress: AccountProgress) -> None:
-            big0 = progress.active.get("big0")
-            resumed = big0 is not None and big0.started_at_record and big0.pages
-            if run is not None and resumed and not cancels:
-                cancels.append(run.cancel())
-
-        run = asyncio.ensure_future(
-            run_account_export(c, request, source([big]), on_progress=cancel_once_resumed)
-        )
-        with pytest.raises(asyncio.CancelledError):
-            await asyncio.wait_for(run, timeout=30)  # a guard against a hang, not a timing
-    (entry,) = load_manifest(manifest_path(tmp_path / "out")).campaigns
-    written = len(lines(tmp_path / "out" / "big0.jsonl"))
-    assert written < 500
-    assert (entry.records, entry.file, entry.complete) == (written, "big0.jsonl", False)
 
 
 async def test_an_error_in_one_campaign_stops_the_others_at_their_next_page(
