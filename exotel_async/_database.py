@@ -658,7 +658,7 @@ class PostgresDatabase:
         self._url = url
         self._now = now
         self._connection: asyncpg.Connection | None = None
-        self._statements: tuple[tuple[str, tuple[str, ...]], ...] = ()
+        self._statements: _Statements = (False, ())
 
     @property
     def _db(self) -> asyncpg.Connection:
@@ -728,13 +728,15 @@ class PostgresDatabase:
         records = _latest(records)
         values = {"now": now, "campaign_id": campaign_id, "next_offset": next_offset}
         changed: list[Any] = []
+        locks, statements = self._statements
         async with db.transaction():
+            if locks:
+                await db.execute(_CAMPAIGN_LOCK, campaign_id)
             await db.copy_records_to_table(
                 _STAGING, records=_rows(campaign_id, records, None), columns=_COLUMNS
             )
-            for sql, names in self._statements:
-                rows = await db.fetch(sql, *(values[name] for name in names))
-                changed += rows if sql != _CAMPAIGN_LOCK else []
+            for sql, names in statements:
+                changed += await db.fetch(sql, *(values[name] for name in names))
         return _transitions(records, {row[0]: (row[1], row[2]) for row in changed})
 
     async def complete(self, campaign_id: str, total: int | None) -> None:
@@ -750,9 +752,14 @@ class PostgresDatabase:
 _CAMPAIGN_LOCK = "SELECT pg_advisory_xact_lock(hashtext('exotel_async'), hashtext($1))"
 
 
-def _postgres_statements(major: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
+#: Whether a batch takes the campaign lock first, and its statements, each with the names
+#: of the values it takes.
+_Statements = tuple[bool, tuple[tuple[str, tuple[str, ...]], ...]]
+
+
+def _postgres_statements(major: int) -> _Statements:
     """Upsert the staged batch, log its changes, returning ``(sid, old state)`` of each, and
-    save the position: each statement with the names of the values it takes.
+    save the position.
 
     PostgreSQL 18 returns a row's old values from the upsert itself: one primary-key probe
     per SMS, and one statement, which also saves the position (each round trip waits for
@@ -783,7 +790,7 @@ def _postgres_statements(major: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
             f"OR old_detailed {changed} detailed_status) "
             "RETURNING sid, old_status, old_detailed_status"
         )
-        return ((statement, every),)
+        return False, ((statement, every),)
     probe = (
         f"{log}SELECT st.campaign_id, st.sid, s.status, s.detailed_status, st.status, "
         f"st.detailed_status, $1 FROM {_STAGING} st, LATERAL (SELECT status, "
@@ -792,8 +799,4 @@ def _postgres_statements(major: int) -> tuple[tuple[str, tuple[str, ...]], ...]:
         f"OR s.detailed_status {changed} st.detailed_status "
         "RETURNING sid, old_status, old_detailed_status"
     )
-    return (
-        (_CAMPAIGN_LOCK, ("campaign_id",)),
-        (probe, ("now",)),
-        (f"WITH {position} {upsert}", every),
-    )
+    return True, ((probe, ("now",)), (f"WITH {position} {upsert}", every))
