@@ -20,8 +20,8 @@ all) is undocumented. The controller holds the limit under each of them:
 - **Learned rate.** Each throttle episode is a loss signal, as in TCP and botocore's
   adaptive retry mode: the rate drops to ``BETA`` times what the server actually accepted
   over the last two holds' length, holds included (a hold is part of the server's cycle),
-  then regrows along a cubic curve (CUBIC) that flattens out near that rate before probing
-  above it. Clients that follow this converge to a fair share of one account, with no
+  regains that rate along CUBIC's concave curve, holds it a while, then probes above it,
+  doubling, until the next throttle. The clients of one account share it with no
   coordination but the server's answers.
 - **Ceiling.** ``max_requests_per_minute`` spaces requests at least ``60 / N`` s apart.
 """
@@ -115,11 +115,18 @@ class RateController:
     Shared by every stream and page of a client: the account's limit is one budget.
     """
 
-    #: A throttle episode sets the rate to this share of what the server accepted.
-    BETA = 0.9
+    #: A throttle episode sets the rate to this share of what the server accepted: a
+    #: shallow cut, since a probe that crossed the limit seldom went far past it.
+    BETA = 0.95
     #: CUBIC's scale, relative to the rate before the loss: the rate regains it after
-    #: ``cbrt((1 - BETA) / C)`` seconds (about 4.6 s), then probes above it ever faster.
+    #: ``cbrt((1 - BETA) / C)`` seconds (about 3.7 s).
     C = 0.001
+    #: Seconds the regained rate holds before probing above it. Each probe of an account
+    #: another client shares costs a throttle and its hold: probe seldom...
+    PROBE_AFTER = 8.0
+    #: ... but fast: the probe doubles the rate every this many seconds, so that a share
+    #: another client leaves (it ended) is taken within seconds of the probe's start.
+    PROBE_DOUBLING = 2.0
 
     #: Answers in a row whose reset moved later, nothing back, that reveal a token bucket.
     GRADUAL_AFTER = 3
@@ -196,7 +203,12 @@ class RateController:
             return None
         k = float(((1 - self.BETA) / self.C) ** (1 / 3))
         elapsed = max(self._clock() - self._episode_at, 0.0)
-        return self._max_rate * (1.0 + self.C * (elapsed - k) ** 3)
+        if elapsed < k:
+            return self._max_rate * (1.0 + self.C * (elapsed - k) ** 3)
+        # Not CUBIC's convex curve: grown in proportion to the rate, it took 10 s past the
+        # plateau to double, and a process left alone on the account climbed for 15 s.
+        probing = max(elapsed - k - self.PROBE_AFTER, 0.0)
+        return self._max_rate * 2.0 ** min(probing / self.PROBE_DOUBLING, 30.0)
 
     @property
     def spent(self) -> bool:
