@@ -169,6 +169,8 @@ class RateController:
         self._slow_start = True
         self._next_at = 0.0
         self._hold_until = 0.0
+        #: The clock's latest reading in ``_wait``, to notice it stepping back.
+        self._now = -math.inf
         self._strikes = 0
         self._held_at = -math.inf
         # The budget the server advertised, and the request whose answer said so.
@@ -248,6 +250,7 @@ class RateController:
         self._started += 1
         if left is not None and left <= 0:
             self._probe = self._started  # the budget is spent and its reset passed
+        self._unused(now)
         rate = self.rate
         interval = max(self._min_interval, 1.0 / rate if rate else 0.0, self._spread(now))
         self._next_at = max(self._next_at, now) + interval
@@ -256,8 +259,27 @@ class RateController:
         self._fit.sent(ticket)
         return ticket
 
+    def _unused(self, now: float) -> None:
+        """Stop the learned rate's clock for the time the client sent less than it allows.
+
+        A probe must find the limit, not grow while nothing is sent: after a quiet minute it
+        would let every request go at once. As TCP's window when the application is the
+        limit (RFC 7661), past the regain the curve waits while requests start late.
+        """
+        if self._episode_at is None:
+            return
+        k = ((1 - self.BETA) / self.C) ** (1 / 3)
+        since = max(self._next_at, self._episode_at + k)
+        if now > since:
+            self._episode_at += now - since
+
     def _wait(self, now: float) -> float | None:
         """Seconds until a request may start (<= 0: now), or None to await an answer."""
+        if now < self._now:
+            # The wall clock stepped back (NTP): what was due in a second still is.
+            self._hold_until -= self._now - now
+            self._next_at -= self._now - now
+        self._now = now
         wait = max(self._hold_until, self._next_at) - now
         left = self.estimate()
         if self._advert is None or left is None or left > 0:

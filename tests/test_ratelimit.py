@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from exotel_async._ratelimit import RateController
+from exotel_async._ratelimit import MAX_WAIT, RateController
 from exotel_async.testing import RESET_FORMATS, WINDOW_KINDS, RateLimit
 from tests._virtual_time import VirtualTime, walk
 
@@ -332,6 +332,26 @@ async def test_probe_doubles_the_rate_every_probe_doubling() -> None:
     k = ((1 - rate.BETA) / rate.C) ** (1 / 3)
     t.now += k + rate.PROBE_AFTER + 2 * rate.PROBE_DOUBLING
     assert rate.rate == pytest.approx(4 * level, rel=1e-6)
+
+
+async def test_a_quiet_spell_does_not_probe_the_learned_rate_up() -> None:
+    """Requests never sent probe nothing: after a quiet minute the client paces at the level."""
+    t = FakeTime()
+    rate, level = await learned(t)
+    t.now += 60.0
+    first, second = await rate.acquire(), await rate.acquire()
+    assert second.sent_at - first.sent_at == pytest.approx(1 / level, rel=0.05)
+
+
+async def test_a_clock_stepped_back_does_not_stall_pacing() -> None:
+    """A wall clock stepped back an hour must not hold the next request an hour."""
+    t = FakeTime()
+    rate, _ = await learned(t)
+    await rate.acquire()
+    t.now -= 3600.0
+    before = t.now
+    await rate.acquire()
+    assert t.now - before <= MAX_WAIT
 
 
 async def test_a_learned_rate_counts_the_hold_as_part_of_the_servers_cycle() -> None:
