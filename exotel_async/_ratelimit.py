@@ -203,14 +203,19 @@ class RateController:
         """The learned request rate per second now, or None before the first throttle."""
         if self._max_rate is None or self._episode_at is None:
             return None
-        k = float(((1 - self.BETA) / self.C) ** (1 / 3))
+        k = self._regain
         elapsed = max(self._clock() - self._episode_at, 0.0)
         if elapsed < k:
             return self._max_rate * (1.0 + self.C * (elapsed - k) ** 3)
-        # Not CUBIC's convex curve: grown in proportion to the rate, it took 10 s past the
-        # plateau to double, and a process left alone on the account climbed for 15 s.
+        # Not CUBIC's convex curve: grown in proportion to the rate, it crept above the
+        # level within 3 s, yet took 10 s to double it.
         probing = max(elapsed - k - self.PROBE_AFTER, 0.0)
-        return self._max_rate * 2.0 ** min(probing / self.PROBE_DOUBLING, 30.0)
+        return self._max_rate * float(2.0 ** min(probing / self.PROBE_DOUBLING, 30.0))
+
+    @property
+    def _regain(self) -> float:
+        """Seconds the learned rate takes to regain its level after an episode."""
+        return float(((1 - self.BETA) / self.C) ** (1 / 3))
 
     @property
     def spent(self) -> bool:
@@ -268,8 +273,7 @@ class RateController:
         """
         if self._episode_at is None:
             return
-        k = ((1 - self.BETA) / self.C) ** (1 / 3)
-        since = max(self._next_at, self._episode_at + k)
+        since = max(self._next_at, self._episode_at + self._regain)
         if now > since:
             self._episode_at += now - since
 
