@@ -388,6 +388,10 @@ class _Walk:
             for transition in await self._observer.observe(batch, position, last=True):
                 yield transition
                 await self._turn()
+        except Exception as exc:
+            if failed is None:
+                raise
+            raise exc from failed  # storing failed too: the API's error is the root cause
         finally:
             if storing is not None:  # an error or an early stop: let the write finish
                 with contextlib.suppress(Exception):
