@@ -50,9 +50,9 @@ class Transition:
     """An SMS seen in another state than at the previous walk.
 
     Attributes:
-        record: The SMS as just read; its ``status`` and ``detailed_status`` are the new state.
-            From SQLite, the SMS as its merge stored it: read again since, its other fields
-            are the latest reading's.
+        record: The SMS as read when its state changed (SQLite reports a change when it
+            merges, maybe after later readings: this one is still the reading that changed
+            it); its ``status`` and ``detailed_status`` are the new state.
         old_status: The status it had when last read.
         old_detailed_status: The detailed status it had when last read.
     """

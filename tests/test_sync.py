@@ -765,6 +765,21 @@ async def test_sqlite_change_is_returned_when_merged_with_the_sms_as_stored(
     assert [(t.old_status, t.record) for t in merged] == [("queued", sent)]
 
 
+async def test_change_keeps_its_own_reading_when_another_sync_updates_the_sms(
+    db_url: str,
+) -> None:
+    """A change read after another connection stored a later reading of its SMS reports the
+    reading that made it, not the later one."""
+    ours = SmsRecord("s1", "1", message="ours", status="sent", detailed_status="SUBMITTED")
+    theirs = attrs.evolve(ours, message="theirs", status="delivered", detailed_status="DLVRD")
+    async with open_database(db_url) as db, open_database(db_url) as other:
+        await db.observe("c1", [attrs.evolve(ours, status="queued")], 1, last=True)
+        changes = iter(await db.observe("c1", [ours], 1, last=True))
+        list(await other.observe("c1", [theirs], 1, last=True))
+        reported = [(t.old_status, t.record) for t in changes]
+    assert reported == [("queued", ours)]
+
+
 async def test_sqlite_change_gives_timestamps_in_india_time_as_read(tmp_path: Path) -> None:
     """A merged change's timestamps come back at Exotel's +05:30, not as the UTC stored."""
     ist = timezone(timedelta(hours=5, minutes=30))
