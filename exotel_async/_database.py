@@ -290,6 +290,22 @@ _SQLITE_SCHEMA = (
 )
 
 
+#: This connection's own log of the changes its merges make: each with the SMS as the merge
+#: stored it, which another process's sync of the campaign cannot overwrite before it is read.
+_CHANGES = "exotel_changes"
+_SQLITE_CONNECTION_SCHEMA = (
+    # AUTOINCREMENT: an id is never taken again, so a reader never mistakes a later
+    # merge's change for one of its own.
+    f"CREATE TEMP TABLE {_CHANGES} (id INTEGER PRIMARY KEY AUTOINCREMENT, old_status, "
+    f"old_detailed_status, {', '.join(_NAMES)})",
+    f"CREATE TEMP TRIGGER {_CHANGES}_on_change "
+    f"AFTER UPDATE OF status, detailed_status ON main.{SMS_TABLE} "
+    "WHEN old.status IS NOT new.status OR old.detailed_status IS NOT new.detailed_status "
+    f"BEGIN INSERT INTO {_CHANGES} (old_status, old_detailed_status, {', '.join(_NAMES)}) "
+    f"VALUES (old.status, old.detailed_status, {', '.join(f'new.{n}' for n in _NAMES)}); END",
+)
+
+
 class SchemaError(ValueError):
     """The database holds tables of another version of exotel-async."""
 
@@ -452,6 +468,8 @@ class SqliteDatabase:
                 stamp = _check_version(row[0], existed is not None)
                 if stamp is not None:
                     connection.execute(stamp)
+            for statement in _SQLITE_CONNECTION_SCHEMA:
+                connection.execute(statement)
             # From here on a write fails at once on another writer's lock: _write() waits
             # for it with the loop free.
             connection.execute("PRAGMA busy_timeout=0")
@@ -501,7 +519,7 @@ class SqliteDatabase:
     ) -> Iterable[Transition]:
         """Stage a batch and the position after it in one transaction; merge the staged SMS
         if they are ``MERGE_ROWS`` or the batch is the walk's ``last``; return the changes
-        merged."""
+        merged, read as they are taken (taking a later merge's drops any left)."""
         await self._write(lambda: self._stage(campaign_id, records, next_offset))
         self._staged[campaign_id] += len(records)
         if last or self._staged[campaign_id] >= self.MERGE_ROWS:
@@ -535,7 +553,7 @@ class SqliteDatabase:
 
     async def _merged(self, campaign_id: str) -> Iterator[Transition]:
         """In the open transaction, merge the campaign's staged SMS and commit; return the
-        changes of state, each with the SMS as stored, read as they are taken."""
+        changes of state, each with the SMS as the merge stored it, read as they are taken."""
         stale = _utc_text(self._now() - SEEN_REFRESH)
         try:
             logged = await self._in_thread(self._merge_staged, campaign_id, stale)
@@ -547,21 +565,23 @@ class SqliteDatabase:
         return self._changes(*logged)
 
     def _changes(self, since: int, until: int) -> Iterator[Transition]:
-        """The changes of state logged after history id ``since`` up to ``until``, a chunk
-        at a time, on the loop (in a thread each row would wait out the loop's switch
-        interval): a merge may log 200,000, some 300 MB as transitions held at once."""
+        """The changes of state logged after ``since`` up to ``until``, a chunk at a time,
+        each chunk then dropped, on the loop (in a thread each row would wait out the loop's
+        switch interval): a merge may log 200,000, some 300 MB as transitions held at once."""
         while since < until:
             rows = self._db.execute(_SQLITE_CHANGED, (since, until, _CHANGES_AT_ONCE)).fetchall()
             if not rows:
                 return
             since = rows[-1][0]
+            # Also what an abandoned reader of an earlier merge left.
+            self._db.execute(f"DELETE FROM {_CHANGES} WHERE id <= ?", (since,))
             yield from map(_stored_transition, rows)
 
     def _merge_staged(self, campaign_id: str, stale: str) -> tuple[int, int]:
-        """Upsert the campaign's staged SMS, the trigger logging each change, and unstage
-        them; return the history's last id before and after."""
+        """Upsert the campaign's staged SMS, the triggers logging each change, and unstage
+        them; return the last change logged before and after."""
         db = self._db
-        last = f"SELECT coalesce(max(id), 0) FROM {HISTORY_TABLE}"
+        last = f"SELECT coalesce(max(id), 0) FROM {_CHANGES}"
         (before,) = db.execute(last).fetchone()
         db.execute(self._merge, (campaign_id, stale))
         db.execute(f"DELETE FROM {STAGED_TABLE} WHERE campaign_id = ?", (campaign_id,))
@@ -590,14 +610,8 @@ class SqliteDatabase:
 
 #: Changes of state read and rebuilt at once: about 6 ms of work.
 _CHANGES_AT_ONCE = 1000
-#: The changes of state logged since a history id: the old state, then the SMS as stored in
-#: the new state (a sid read twice in a merge has its later state stored).
-_SQLITE_CHANGED = (
-    "SELECT h.id, h.old_status, h.old_detailed_status, "
-    + ", ".join(f"h.new_{n}" if n in ("status", "detailed_status") else f"s.{n}" for n in _NAMES)
-    + f" FROM {HISTORY_TABLE} h JOIN {SMS_TABLE} s ON s.campaign_id = h.campaign_id "
-    "AND s.sid = h.sid WHERE h.id > ? AND h.id <= ? ORDER BY h.id LIMIT ?"
-)
+#: The changes of state logged in a range: the old state, then the SMS as stored in the new.
+_SQLITE_CHANGED = f"SELECT * FROM {_CHANGES} WHERE id > ? AND id <= ? ORDER BY id LIMIT ?"
 
 
 @functools.lru_cache(maxsize=4096)  # SMS sent in the same second share their times

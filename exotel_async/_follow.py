@@ -50,9 +50,9 @@ class Transition:
     """An SMS seen in another state than at the previous walk.
 
     Attributes:
-        record: The SMS as just read; its ``status`` and ``detailed_status`` are the new state.
-            From SQLite, the SMS as its merge stored it: read again since, its other fields
-            are the latest reading's.
+        record: The SMS as read when its state changed (SQLite reports a change when it
+            merges, maybe after later readings: this one is still the reading that changed
+            it); its ``status`` and ``detailed_status`` are the new state.
         old_status: The status it had when last read.
         old_detailed_status: The detailed status it had when last read.
     """
@@ -343,6 +343,8 @@ class _Walk:
         self.complete = False
         #: The walk continued an interrupted one from an offset past 0.
         self.resumed = False
+        #: The API's error that ended the walk midway, raised once what was read is stored.
+        self.failed: ExotelError | None = None
 
     async def run(
         self, known: _Known | None, start: int | None
@@ -356,46 +358,60 @@ class _Walk:
         else:
             start = 0
             pages = self._pending_pages(known)
-        batch: list[SmsRecord] = []
-        position = start  # a walk that reads nothing leaves the position where it was
+        batches = self._batches(pages, start)
         storing: asyncio.Task[Iterable[Transition]] | None = None
-        failed: ExotelError | None = None
         try:
-            try:
-                async for offset, end, page in pages:
-                    self.pages += 1
-                    self.records += len(page.records)
-                    if self._options.skip_final_pages and not all(map(is_final, page.records)):
-                        self.pending.append(_Pending(offset, end - offset, _fingerprint(page)))
-                    batch.extend(page.records)
-                    position = end
-                    if len(batch) >= self._options.batch_records:
-                        if storing is not None:
-                            for transition in await storing:
-                                yield transition
-                                await self._turn()
-                        storing = asyncio.ensure_future(self._observer.observe(batch, position))
-                        batch = []
-            except ExotelError as exc:
-                # The API failed midway: what was read is stored, and its changes reported,
-                # before the error (a store may hold many back until the walk's last batch).
-                failed = exc
-            if storing is not None:
-                for transition in await storing:
-                    yield transition
-                    await self._turn()
-                storing = None
-            for transition in await self._observer.observe(batch, position, last=True):
-                yield transition
-                await self._turn()
+            while True:
+                batch = await anext(batches, None)  # the next pages arrive while one is stored
+                if storing is not None:
+                    # Before the next batch: SQLite's connection takes one transaction at a time.
+                    for transition in await storing:
+                        yield transition
+                        await self._turn()
+                    storing = None
+                if batch is None:
+                    break
+                records, position, last = batch
+                storing = asyncio.ensure_future(
+                    self._observer.observe(records, position, last=last)
+                )
+        except Exception as exc:
+            if self.failed is None:
+                raise
+            raise exc from self.failed  # storing failed too: the API's error is the root cause
         finally:
             if storing is not None:  # an error or an early stop: let the write finish
                 with contextlib.suppress(Exception):
                     await asyncio.shield(storing)
-        if failed is not None:
-            raise failed
+        if self.failed is not None:
+            raise self.failed
         if self.complete:
             await self._observer.end(self.total)
+
+    async def _batches(
+        self, pages: AsyncIterator[tuple[int, int, SmsPage]], position: int
+    ) -> AsyncGenerator[tuple[list[SmsRecord], int, bool], None]:
+        """The records of ``pages`` in batches of ``batch_records``, each with the position
+        after it and whether it is the last, which may be empty; an API error midway ends
+        them, kept in ``failed``."""
+        batch: list[SmsRecord] = []
+        try:
+            async for offset, end, page in pages:
+                self.pages += 1
+                self.records += len(page.records)
+                if self._options.skip_final_pages and not all(map(is_final, page.records)):
+                    self.pending.append(_Pending(offset, end - offset, _fingerprint(page)))
+                batch.extend(page.records)
+                position = end
+                if len(batch) >= self._options.batch_records:
+                    yield batch, position, False
+                    batch = []
+        except ExotelError as exc:
+            # The API failed midway: what was read is stored, and its changes reported,
+            # before the error (a store may hold many back until the walk's last batch).
+            self.failed = exc
+        # A walk that reads nothing leaves the position where it was.
+        yield batch, position, True
 
     async def _turn(self) -> None:
         """After every ``_TURN`` changes yielded, a turn of the loop for the pages in flight:

@@ -221,6 +221,35 @@ async def test_sync_failing_midway_reports_every_change_it_stored(db_url: str) -
     assert len(reported) == logged >= 100
 
 
+class FailsAfterFirstBatch(BreaksServerAfterFirstBatch):
+    """A database that breaks the server once a batch is stored, then fails every write."""
+
+    def __init__(self, db: Database, sandbox: Sandbox) -> None:
+        super().__init__(db, sandbox)
+        self.stored = False
+
+    async def observe(self, *args: Any, **kwargs: Any) -> Any:
+        if self.stored:
+            raise sqlite3.OperationalError("disk I/O error")
+        self.stored = True
+        return await super().observe(*args, **kwargs)
+
+
+async def test_sync_whose_store_fails_after_the_api_failed_chains_the_api_error(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A database error storing what a failed walk read carries the API error as its cause."""
+    options: dict[str, Any] = {"page_size": 50, "concurrency": 1, "batch_records": 100}
+    async with (
+        fast_client(sandbox, max_retries=0) as client,
+        open_database(f"sqlite:///{tmp_path / 'sms.db'}") as db,
+    ):
+        failing: Any = FailsAfterFirstBatch(db, sandbox)
+        with pytest.raises(sqlite3.OperationalError, match="disk I/O") as raised:
+            await sync_campaign(client, failing, "c1", **options)
+    assert isinstance(raised.value.__cause__, ServerError)
+
+
 class CountsBatches:
     """A database that records the size of every batch it is given."""
 
@@ -734,6 +763,21 @@ async def test_sqlite_change_is_returned_when_merged_with_the_sms_as_stored(
         merged = list(await db.observe("c1", [], 1, last=True))
     assert staged == []
     assert [(t.old_status, t.record) for t in merged] == [("queued", sent)]
+
+
+async def test_change_keeps_its_own_reading_when_another_sync_updates_the_sms(
+    db_url: str,
+) -> None:
+    """A change read after another connection stored a later reading of its SMS reports the
+    reading that made it, not the later one."""
+    ours = SmsRecord("s1", "1", message="ours", status="sent", detailed_status="SUBMITTED")
+    theirs = attrs.evolve(ours, message="theirs", status="delivered", detailed_status="DLVRD")
+    async with open_database(db_url) as db, open_database(db_url) as other:
+        await db.observe("c1", [attrs.evolve(ours, status="queued")], 1, last=True)
+        changes = iter(await db.observe("c1", [ours], 1, last=True))
+        list(await other.observe("c1", [theirs], 1, last=True))
+        reported = [(t.old_status, t.record) for t in changes]
+    assert reported == [("queued", ours)]
 
 
 async def test_sqlite_change_gives_timestamps_in_india_time_as_read(tmp_path: Path) -> None:
