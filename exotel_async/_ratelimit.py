@@ -269,11 +269,14 @@ class RateController:
 
         A probe must find the limit, not grow while nothing is sent: after a quiet minute it
         would let every request go at once. As TCP's window when the application is the
-        limit (RFC 7661), past the regain the curve waits while requests start late.
+        limit (RFC 7661), past the regain the curve waits while requests start late by more
+        than an interval.
         """
-        if self._episode_at is None:
+        rate = self.rate
+        if self._episode_at is None or not rate:
             return
-        since = max(self._next_at, self._episode_at + self._regain)
+        # Late by less than an interval is the event loop's jitter; a hold is the server's.
+        since = max(self._next_at + 1.0 / rate, self._hold_until, self._episode_at + self._regain)
         if now > since:
             self._episode_at += now - since
 
