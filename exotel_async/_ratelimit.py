@@ -20,8 +20,8 @@ all) is undocumented. The controller holds the limit under each of them:
 - **Learned rate.** Each throttle episode is a loss signal, as in TCP and botocore's
   adaptive retry mode: the rate drops to ``BETA`` times what the server actually accepted
   over the last two holds' length, holds included (a hold is part of the server's cycle),
-  then regrows along a cubic curve (CUBIC) that flattens out near that rate before probing
-  above it. Clients that follow this converge to a fair share of one account, with no
+  regains that rate along CUBIC's concave curve, holds it a while, then probes above it,
+  doubling, until the next throttle. The clients of one account share it with no
   coordination but the server's answers.
 - **Ceiling.** ``max_requests_per_minute`` spaces requests at least ``60 / N`` s apart.
 """
@@ -115,11 +115,18 @@ class RateController:
     Shared by every stream and page of a client: the account's limit is one budget.
     """
 
-    #: A throttle episode sets the rate to this share of what the server accepted.
-    BETA = 0.9
+    #: A throttle episode sets the rate to this share of what the server accepted: a
+    #: shallow cut, since a probe that crossed the limit seldom went far past it.
+    BETA = 0.95
     #: CUBIC's scale, relative to the rate before the loss: the rate regains it after
-    #: ``cbrt((1 - BETA) / C)`` seconds (about 4.6 s), then probes above it ever faster.
+    #: ``cbrt((1 - BETA) / C)`` seconds (about 3.7 s).
     C = 0.001
+    #: Seconds the regained rate holds before probing above it. Each probe of an account
+    #: another client shares costs a throttle and its hold: probe seldom...
+    PROBE_AFTER = 8.0
+    #: ... but fast: the probe doubles the rate every this many seconds, so that a share
+    #: another client leaves (it ended) is taken within seconds of the probe's start.
+    PROBE_DOUBLING = 2.0
 
     #: Answers in a row whose reset moved later, nothing back, that reveal a token bucket.
     GRADUAL_AFTER = 3
@@ -162,6 +169,8 @@ class RateController:
         self._slow_start = True
         self._next_at = 0.0
         self._hold_until = 0.0
+        #: The clock's latest reading in ``_wait``, to notice it stepping back.
+        self._now = -math.inf
         self._strikes = 0
         self._held_at = -math.inf
         # The budget the server advertised, and the request whose answer said so.
@@ -194,9 +203,19 @@ class RateController:
         """The learned request rate per second now, or None before the first throttle."""
         if self._max_rate is None or self._episode_at is None:
             return None
-        k = float(((1 - self.BETA) / self.C) ** (1 / 3))
+        k = self._regain
         elapsed = max(self._clock() - self._episode_at, 0.0)
-        return self._max_rate * (1.0 + self.C * (elapsed - k) ** 3)
+        if elapsed < k:
+            return self._max_rate * (1.0 + self.C * (elapsed - k) ** 3)
+        # Not CUBIC's convex curve: grown in proportion to the rate, it crept above the
+        # level within 3 s, yet took 10 s to double it.
+        probing = max(elapsed - k - self.PROBE_AFTER, 0.0)
+        return self._max_rate * float(2.0 ** min(probing / self.PROBE_DOUBLING, 30.0))
+
+    @property
+    def _regain(self) -> float:
+        """Seconds the learned rate takes to regain its level after an episode."""
+        return float(((1 - self.BETA) / self.C) ** (1 / 3))
 
     @property
     def spent(self) -> bool:
@@ -236,6 +255,7 @@ class RateController:
         self._started += 1
         if left is not None and left <= 0:
             self._probe = self._started  # the budget is spent and its reset passed
+        self._unused(now)
         rate = self.rate
         interval = max(self._min_interval, 1.0 / rate if rate else 0.0, self._spread(now))
         self._next_at = max(self._next_at, now) + interval
@@ -244,8 +264,29 @@ class RateController:
         self._fit.sent(ticket)
         return ticket
 
+    def _unused(self, now: float) -> None:
+        """Stop the learned rate's clock for the time the client sent less than it allows.
+
+        A probe must find the limit, not grow while nothing is sent: after a quiet minute it
+        would let every request go at once. As TCP's window when the application is the
+        limit (RFC 7661), past the regain the curve waits while requests start late by more
+        than an interval.
+        """
+        rate = self.rate
+        if self._episode_at is None or not rate:
+            return
+        # Late by less than an interval is the event loop's jitter; a hold is the server's.
+        since = max(self._next_at + 1.0 / rate, self._hold_until, self._episode_at + self._regain)
+        if now > since:
+            self._episode_at += now - since
+
     def _wait(self, now: float) -> float | None:
         """Seconds until a request may start (<= 0: now), or None to await an answer."""
+        if now < self._now:
+            # The wall clock stepped back (NTP): what was due in a second still is.
+            self._hold_until -= self._now - now
+            self._next_at -= self._now - now
+        self._now = now
         wait = max(self._hold_until, self._next_at) - now
         left = self.estimate()
         if self._advert is None or left is None or left > 0:

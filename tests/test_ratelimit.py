@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from exotel_async._ratelimit import RateController
+from exotel_async._ratelimit import MAX_WAIT, RateController
 from exotel_async.testing import RESET_FORMATS, WINDOW_KINDS, RateLimit
 from tests._virtual_time import VirtualTime, walk
 
@@ -289,28 +289,69 @@ async def test_throttles_without_a_hint_hold_one_then_two_seconds() -> None:
 
 
 async def test_a_throttle_without_headers_sets_a_learned_rate_that_paces() -> None:
-    """20 accepted in the first second, then a 1 s hold: the client paces at 0.9 x 10 per s."""
+    """20 accepted in the first second, then a 1 s hold: the client paces at BETA x 10 per s."""
     t = FakeTime()
     rate = controller(t)
     await accept(rate, t, 20, 0.05)
     rate.learn(await rate.acquire(), 429, {}, retry_after=1.0)
-    assert rate.rate == pytest.approx(0.9 * 20 / 2.0, rel=0.01)
+    assert rate.rate == pytest.approx(rate.BETA * 20 / 2.0, rel=0.01)
     first, second = await rate.acquire(), await rate.acquire()
     assert second.sent_at - first.sent_at == pytest.approx(1 / rate.rate, rel=0.05)
 
 
-async def test_learned_rate_regrows_to_its_last_level_then_probes_above() -> None:
-    """CUBIC: back to the rate before the loss after ``cbrt((1 - BETA) / C)`` seconds."""
-    t = FakeTime()
+async def learned(t: FakeTime) -> tuple[RateController, float]:
+    """A controller just past its first throttle's 1 s hold, and the rate it learned."""
     rate = controller(t)
     await accept(rate, t, 10, 0.1)
     rate.learn(await rate.acquire(), 429, {}, retry_after=1.0)
-    before = rate.rate
-    assert before is not None
-    t.now += 1.0 + ((1 - rate.BETA) / rate.C) ** (1 / 3)
-    assert rate.rate == pytest.approx(before / rate.BETA, rel=0.01)
-    t.now += 5.0
-    assert rate.rate > before / rate.BETA  # type: ignore[operator]
+    t.now += 1.0
+    assert rate.rate is not None
+    return rate, rate.rate / rate.BETA
+
+
+async def test_learned_rate_regrows_to_its_last_level() -> None:
+    """CUBIC: back to the rate before the loss after ``cbrt((1 - BETA) / C)`` seconds."""
+    t = FakeTime()
+    rate, level = await learned(t)
+    t.now += ((1 - rate.BETA) / rate.C) ** (1 / 3)
+    assert rate.rate == pytest.approx(level, rel=0.01)
+
+
+async def test_regained_rate_holds_before_probing_above() -> None:
+    """No creeping probe while the regained rate holds: a shared account's limit is there."""
+    t = FakeTime()
+    rate, level = await learned(t)
+    t.now += ((1 - rate.BETA) / rate.C) ** (1 / 3) + rate.PROBE_AFTER - 0.1
+    assert rate.rate == pytest.approx(level, rel=1e-6)
+
+
+async def test_probe_doubles_the_rate_every_probe_doubling() -> None:
+    """Two doublings after the hold: four times the level, a share another client left."""
+    t = FakeTime()
+    rate, level = await learned(t)
+    k = ((1 - rate.BETA) / rate.C) ** (1 / 3)
+    t.now += k + rate.PROBE_AFTER + 2 * rate.PROBE_DOUBLING
+    assert rate.rate == pytest.approx(4 * level, rel=1e-6)
+
+
+async def test_a_quiet_spell_does_not_probe_the_learned_rate_up() -> None:
+    """Requests never sent probe nothing: after a quiet minute the client paces at the level."""
+    t = FakeTime()
+    rate, level = await learned(t)
+    t.now += 60.0
+    first, second = await rate.acquire(), await rate.acquire()
+    assert second.sent_at - first.sent_at == pytest.approx(1 / level, rel=0.05)
+
+
+async def test_a_clock_stepped_back_does_not_stall_pacing() -> None:
+    """A wall clock stepped back an hour must not hold the next request an hour."""
+    t = FakeTime()
+    rate, _ = await learned(t)
+    await rate.acquire()
+    t.now -= 3600.0
+    before = t.now
+    await rate.acquire()
+    assert t.now - before <= MAX_WAIT
 
 
 async def test_a_learned_rate_counts_the_hold_as_part_of_the_servers_cycle() -> None:
