@@ -285,9 +285,14 @@ class RateController:
     def _wait(self, now: float) -> float | None:
         """Seconds until a request may start (<= 0: now), or None to await an answer."""
         if now < self._now:
-            # The wall clock stepped back (NTP): what was due in a second still is.
-            self._hold_until -= self._now - now
-            self._next_at -= self._now - now
+            # The wall clock stepped back (NTP): what was due in a second still is, and the
+            # learned rate's curve goes on from where it stood.
+            step = self._now - now
+            self._hold_until -= step
+            self._next_at -= step
+            self._held_at -= step
+            if self._episode_at is not None:
+                self._episode_at -= step
         self._now = now
         wait = max(self._hold_until, self._next_at) - now
         left = self.estimate()

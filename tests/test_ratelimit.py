@@ -354,6 +354,17 @@ async def test_a_clock_stepped_back_does_not_stall_pacing() -> None:
     assert t.now - before <= MAX_WAIT
 
 
+async def test_a_clock_stepped_back_does_not_freeze_the_learned_rate() -> None:
+    """After an hour's step back, the regain and the probe go on from where they stood."""
+    t = FakeTime()
+    rate, level = await learned(t)
+    await rate.acquire()
+    t.now -= 3600.0
+    await rate.acquire()
+    t.now += ((1 - rate.BETA) / rate.C) ** (1 / 3) + rate.PROBE_AFTER + rate.PROBE_DOUBLING
+    assert (rate.rate or 0.0) >= 2 * level
+
+
 async def test_a_learned_rate_counts_the_hold_as_part_of_the_servers_cycle() -> None:
     """A fixed window's 20 spent in 1.2 s, then a 1 s hold: the rate is 10 per s, not 16."""
     t = FakeTime()
