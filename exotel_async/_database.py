@@ -276,11 +276,17 @@ _POSTGRES = _Dialect(
 )
 
 
+#: When an update changes an SMS's state: both of SQLite's triggers log it then.
+_STATE_CHANGED = (
+    "AFTER UPDATE OF status, detailed_status ON {table} "
+    "WHEN old.status IS NOT new.status OR old.detailed_status IS NOT new.detailed_status"
+)
+
+
 _SQLITE_SCHEMA = (
     # SQLite writes the history itself: a row per update that changes an SMS's state.
     f"CREATE TRIGGER IF NOT EXISTS {HISTORY_TABLE}_on_change "
-    f"AFTER UPDATE OF status, detailed_status ON {SMS_TABLE} "
-    "WHEN old.status IS NOT new.status OR old.detailed_status IS NOT new.detailed_status "
+    f"{_STATE_CHANGED.format(table=SMS_TABLE)} "
     f"BEGIN INSERT INTO {HISTORY_TABLE} (campaign_id, sid, old_status, old_detailed_status, "
     "new_status, new_detailed_status, observed_at) VALUES (new.campaign_id, new.sid, "
     "old.status, old.detailed_status, new.status, new.detailed_status, new.last_seen_at); END",
@@ -299,8 +305,7 @@ _SQLITE_CONNECTION_SCHEMA = (
     f"CREATE TEMP TABLE {_CHANGES} (id INTEGER PRIMARY KEY AUTOINCREMENT, old_status, "
     f"old_detailed_status, {', '.join(_NAMES)})",
     f"CREATE TEMP TRIGGER {_CHANGES}_on_change "
-    f"AFTER UPDATE OF status, detailed_status ON main.{SMS_TABLE} "
-    "WHEN old.status IS NOT new.status OR old.detailed_status IS NOT new.detailed_status "
+    f"{_STATE_CHANGED.format(table=f'main.{SMS_TABLE}')} "
     f"BEGIN INSERT INTO {_CHANGES} (old_status, old_detailed_status, {', '.join(_NAMES)}) "
     f"VALUES (old.status, old.detailed_status, {', '.join(f'new.{n}' for n in _NAMES)}); END",
 )
