@@ -263,6 +263,11 @@ class ExotelClient:
             else URL(f"https://{self.region.host}")
         )
         self.path_form = _check_choice("path_form", PathForm, path_form)
+        self.max_requests_per_minute = (
+            None
+            if max_requests_per_minute is None
+            else _check_positive("max_requests_per_minute", max_requests_per_minute)
+        )
         check_int("max_retries", max_retries, minimum=0, maximum=100)
         _check_collaborators(ssl_context, session, clock, sleep)
         credentials = base64.b64encode(f"{api_key}:{api_token}".encode()).decode("ascii")
@@ -279,11 +284,7 @@ class ExotelClient:
                 max_retry_after=_check_positive("max_retry_after", max_retry_after),
             ),
             ssl_context=ssl_context,
-            max_requests_per_minute=(
-                None
-                if max_requests_per_minute is None
-                else _check_positive("max_requests_per_minute", max_requests_per_minute)
-            ),
+            max_requests_per_minute=self.max_requests_per_minute,
             max_in_flight=(
                 None
                 if max_in_flight is None

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import shlex
 import signal
@@ -92,6 +93,17 @@ def _positive(text: str) -> int:
     return _whole_number(text, 1)
 
 
+def _per_minute(text: str) -> float:
+    """A rate in requests a minute: a finite number above zero."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number of requests > 0, got {text!r}")
+    return value
+
+
 def _page_size(text: str) -> int:
     """Records per request: Exotel's documents allow 1 to 50, and it answers 400 above."""
     value = _whole_number(text, 1)
@@ -154,6 +166,12 @@ def _add_connection(parser: argparse.ArgumentParser) -> None:
     regions = [region.value for region in Region]
     group.add_argument("--region", choices=regions, help="overrides EXOTEL_REGION")
     group.add_argument("--base-url", help="overrides EXOTEL_BASE_URL")
+    group.add_argument(
+        "--max-requests-per-minute",
+        type=_per_minute,
+        metavar="N",
+        help="at most N requests a minute from this process, whatever the server says",
+    )
 
 
 def _add_walk(parser: argparse.ArgumentParser, *, optional_id: bool = False) -> None:
@@ -273,6 +291,8 @@ def _client_from(args: argparse.Namespace, **options: Any) -> ExotelClient:
 async def _connect(args: argparse.Namespace, **options: Any) -> AsyncIterator[ExotelClient]:
     """A client for the command (``options`` for its constructor): against the embedded
     sandbox with ``--sandbox``."""
+    if args.max_requests_per_minute is not None:
+        options = {"max_requests_per_minute": args.max_requests_per_minute, **options}
     if not args.sandbox:
         async with _client_from(args, **options) as client:
             yield client

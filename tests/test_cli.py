@@ -467,6 +467,26 @@ def test_region_flag_beats_base_url_variable(monkeypatch: pytest.MonkeyPatch) ->
     assert _client_from(args).base_url.host == "api.in.exotel.com"
 
 
+@pytest.mark.parametrize("sandboxed", [False, True], ids=["credentials", "sandbox"])
+async def test_max_requests_per_minute_flag_is_the_clients_ceiling(
+    sandboxed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--max-requests-per-minute`` reaches the client, with credentials or ``--sandbox``."""
+    from exotel_async.cli import _connect, build_parser
+
+    for name, value in {
+        "EXOTEL_API_KEY": "k",
+        "EXOTEL_API_TOKEN": "t",
+        "EXOTEL_ACCOUNT_SID": "sid",
+        "EXOTEL_BASE_URL": "http://127.0.0.1:9",
+    }.items():
+        monkeypatch.setenv(name, value)
+    flags = ["summary", "c1", "--max-requests-per-minute", "7.5"]
+    args = build_parser().parse_args(flags + (["--sandbox"] if sandboxed else []))
+    async with _connect(args) as client:
+        assert client.max_requests_per_minute == 7.5
+
+
 async def test_progress_bar_is_drawn_on_a_terminal(sandbox: Sandbox, tmp_path: Path) -> None:
     """With stderr on a terminal, a progress bar with the retries count is drawn."""
     import pty
@@ -520,6 +540,8 @@ async def test_progress_bar_is_drawn_on_a_terminal(sandbox: Sandbox, tmp_path: P
         (["export", "c1", "-o", "x.jsonl", "--page-size", "500"], "Exotel accepts 1 to 50"),
         (["export", "c1", "-o", "x.jsonl", "--sort-by", "time"], "argument --sort-by"),
         (["campaigns", "--name", "ab"], "argument --name: expected at least 3"),
+        (["summary", "c1", "--max-requests-per-minute", "0"], "expected a number of requests"),
+        (["sync", "c1", "--db", "x", "--max-requests-per-minute", "inf"], "got 'inf'"),
         (["export", "c1", "-o", "x.jsonl", "--bogus"], "see 'exotel-async export --help'"),
         (["export", "c1"], "--output"),
         (["summary"], "CAMPAIGN_ID"),
