@@ -10,6 +10,13 @@ accepted requests over the client's elapsed time, as a share of the allowed 10 p
 
 Then the same limit shared: one client streaming 10 campaigns at once, and two export
 processes (``exotel-async export``) on one account, each checked record for record.
+
+Last, Exotel's own scale, without rate headers: 30 and 200 requests a minute, one client or
+two, with and without ``Retry-After``. A minute's window takes minutes to cross on the wall
+clock, so these cells run the client's rate controller against the sandbox's own counters
+in virtual time (``tests/_virtual_time.py``), over eight windows' worth of pages per
+client. Their rate is the share of what the server could accept in the time: the allowed
+rate over the span, plus the one window's burst it allows at the start.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for `python b
 
 from benchmarks._common import REPO, Result, SandboxProcess, client_env, script_main
 from exotel_async import ExotelClient
+from exotel_async._ratelimit import RateController
+from exotel_async.testing import RateLimit
+from tests._virtual_time import VirtualTime, walk
 
 WINDOWS = ("fixed", "sliding", "token_bucket")
 RESETS = ("epoch_ms", "epoch_s", "delta_s", "none")
@@ -36,6 +46,8 @@ PAGE_SIZE, PAGES, CONCURRENCY = 20, 240, 8
 LIMIT, WINDOW = 20, 2.0
 #: Quick mode keeps the rate (10 requests/s) but shrinks the window and the walk.
 QUICK_LIMIT, QUICK_WINDOW, QUICK_PAGES = 5, 0.5, 12
+#: Exotel's documented limits (requests a minute), for the cells in virtual time.
+PER_MINUTE = (30, 200)
 #: Cells whose requests ``--plot`` draws over time (with the two processes, epoch_ms).
 PLOTTED = {("sliding", "epoch_ms", 429), ("token_bucket", "none", 429)}
 
@@ -136,6 +148,20 @@ def _two_processes(semantics: dict[str, Any], *, limit: int, window: float, page
         return _figures(sandbox.stats(), elapsed, limit / window)
 
 
+def _per_minute(
+    kind: str, per_minute: int, clients: int, retry_after: bool, *, quick: bool
+) -> Cell:
+    """Clients on a minute's window without rate headers, in virtual time: (throttled %,
+    share of what the server could accept %, no log)."""
+    limit = RateLimit(per_minute, 60.0, window=kind, reset="none", retry_after=retry_after)  # type: ignore[arg-type]
+    time = VirtualTime()
+    controllers = [RateController(clock=time.clock, sleep=time.sleep) for _ in range(clients)]
+    pages = per_minute * (1 if quick else 8)
+    outcome = asyncio.run(walk(time, controllers, limit, pages=pages, concurrency=CONCURRENCY))
+    most = per_minute / 60.0 * (outcome.last - outcome.first) + per_minute
+    return outcome.throttled_share * 100, outcome.accepted / most * 100, []
+
+
 def _trace(log: list[list[Any]], limit: int, window: float) -> dict[str, Any]:
     """A cell's requests for the plot: seconds from the first, status, and the limit."""
     start = min((t for t, _ in log), default=0.0)
@@ -185,7 +211,21 @@ def run(*, quick: bool = False, runs: int | None = None) -> Result:
         result.add(f"2 export processes (sliding / {reset}): rate", [rate], "%")
         result.target(f"2 processes, {reset}: throttled (%)", throttled, 3.0, at_least=False)
         result.target(f"2 processes, {reset}: rate (%)", rate, 85.0, at_least=True)
+    for per_minute in PER_MINUTE[:1] if quick else PER_MINUTE:
+        for kind in WINDOWS:
+            for clients in (1, 2):
+                for retry_after in (True, False):
+                    throttled, rate, _ = _per_minute(
+                        kind, per_minute, clients, retry_after, quick=quick
+                    )
+                    answer = "Retry-After" if retry_after else "no Retry-After"
+                    name = f"{per_minute}/min {kind} / none, {clients} client(s), {answer}"
+                    result.add(f"{name}: throttled", [throttled], "%")
+                    result.add(f"{name}: rate", [rate], "%")
+                    result.target(f"{name}: throttled (%)", throttled, 3.0, at_least=False)
+                    result.target(f"{name}: rate (%)", rate, 80.0, at_least=True)
     result.notes.append("each cell runs once (about 25 s each); rerun for spread")
+    result.notes.append("per-minute cells: virtual time, the sandbox's counters, 4 ms round trips")
     return result
 
 

@@ -299,12 +299,12 @@ async def test_a_throttle_without_headers_sets_a_learned_rate_that_paces() -> No
     assert second.sent_at - first.sent_at == pytest.approx(1 / rate.rate, rel=0.05)
 
 
-async def learned(t: FakeTime) -> tuple[RateController, float]:
-    """A controller just past its first throttle's 1 s hold, and the rate it learned."""
+async def learned(t: FakeTime, hold: float = 1.0) -> tuple[RateController, float]:
+    """A controller just past its first throttle's hold, and the rate it learned."""
     rate = controller(t)
     await accept(rate, t, 10, 0.1)
-    rate.learn(await rate.acquire(), 429, {}, retry_after=1.0)
-    t.now += 1.0
+    rate.learn(await rate.acquire(), 429, {}, retry_after=hold)
+    t.now += hold
     assert rate.rate is not None
     return rate, rate.rate / rate.BETA
 
@@ -331,6 +331,35 @@ async def test_probe_doubles_the_rate_every_probe_doubling() -> None:
     rate, level = await learned(t)
     k = ((1 - rate.BETA) / rate.C) ** (1 / 3)
     t.now += k + rate.PROBE_AFTER + 2 * rate.PROBE_DOUBLING
+    assert rate.rate == pytest.approx(4 * level, rel=1e-6)
+
+
+async def test_holds_up_to_tuned_hold_leave_the_schedule_in_seconds() -> None:
+    """After a 2 s Retry-After the probe still doubles ``PROBE_DOUBLING`` after the hold."""
+    t = FakeTime()
+    rate, level = await learned(t, hold=RateController.TUNED_HOLD)
+    k = ((1 - rate.BETA) / rate.C) ** (1 / 3)
+    t.now += k + rate.PROBE_AFTER + rate.PROBE_DOUBLING
+    assert rate.rate == pytest.approx(2 * level, rel=1e-6)
+
+
+async def test_a_minutes_hold_stretches_the_flat_hold() -> None:
+    """After a 60 s Retry-After the regained level holds 30 times as long before probing."""
+    t = FakeTime()
+    rate, level = await learned(t, hold=60.0)
+    stretch = 60.0 / rate.TUNED_HOLD
+    k = ((1 - rate.BETA) / rate.C) ** (1 / 3)
+    t.now += stretch * (k + rate.PROBE_AFTER) - 1.0
+    assert rate.rate == pytest.approx(level, rel=1e-6)
+
+
+async def test_a_minutes_hold_stretches_the_probes_doubling() -> None:
+    """After a 60 s Retry-After the probe doubles every 30 times ``PROBE_DOUBLING``."""
+    t = FakeTime()
+    rate, level = await learned(t, hold=60.0)
+    stretch = 60.0 / rate.TUNED_HOLD
+    k = ((1 - rate.BETA) / rate.C) ** (1 / 3)
+    t.now += stretch * (k + rate.PROBE_AFTER + 2 * rate.PROBE_DOUBLING)
     assert rate.rate == pytest.approx(4 * level, rel=1e-6)
 
 
@@ -484,6 +513,20 @@ async def test_two_clients_share_one_account_without_a_store(reset: str) -> None
     # 26 %. Without headers, each one's slow start keeps its first throttle to one request.
     assert outcome.throttled_share <= (0.03 if reset == "none" else 0.05)
     assert outcome.share_of_allowed_rate(limit) >= 0.85
+
+
+@pytest.mark.parametrize("window", ["fixed", "sliding"])
+async def test_two_clients_on_a_minutes_window_without_headers_draw_few_throttles(
+    window: str,
+) -> None:
+    """30 a minute, no rate headers: two clients stay under 3 % throttled, at 80 % of it."""
+    limit = RateLimit(30, 60.0, window=window, reset="none")  # type: ignore[arg-type]
+    time = VirtualTime()
+    clients = [RateController(clock=time.clock, sleep=time.sleep) for _ in range(2)]
+    outcome = await walk(time, clients, limit, pages=240)
+    assert outcome.accepted == 480
+    assert outcome.throttled_share <= 0.03
+    assert outcome.share_of_allowed_rate(limit) >= 0.8
 
 
 async def test_throttles_in_a_row_double_the_hold_even_within_one_episode() -> None:
