@@ -452,10 +452,9 @@ async def test_full_disk_is_one_line_and_resume_completes_exactly(
     assert sids(out) == [r["sid"] for r in sandbox.records("c1")]
 
 
-def test_region_flag_beats_base_url_variable(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``--region`` overrides EXOTEL_BASE_URL, as flags override the environment."""
-    from exotel_async.cli import _client_from, build_parser
-
+@pytest.fixture
+def credentials_in_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Credentials in the environment, for a server that is never asked."""
     for name, value in {
         "EXOTEL_API_KEY": "k",
         "EXOTEL_API_TOKEN": "t",
@@ -463,24 +462,23 @@ def test_region_flag_beats_base_url_variable(monkeypatch: pytest.MonkeyPatch) ->
         "EXOTEL_BASE_URL": "http://127.0.0.1:9",
     }.items():
         monkeypatch.setenv(name, value)
+
+
+@pytest.mark.usefixtures("credentials_in_env")
+def test_region_flag_beats_base_url_variable() -> None:
+    """``--region`` overrides EXOTEL_BASE_URL, as flags override the environment."""
+    from exotel_async.cli import _client_from, build_parser
+
     args = build_parser().parse_args(["summary", "c1", "--region", "mumbai"])
     assert _client_from(args).base_url.host == "api.in.exotel.com"
 
 
+@pytest.mark.usefixtures("credentials_in_env")
 @pytest.mark.parametrize("sandboxed", [False, True], ids=["credentials", "sandbox"])
-async def test_max_requests_per_minute_flag_is_the_clients_ceiling(
-    sandboxed: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_max_requests_per_minute_flag_is_the_clients_ceiling(sandboxed: bool) -> None:
     """``--max-requests-per-minute`` reaches the client, with credentials or ``--sandbox``."""
     from exotel_async.cli import _connect, build_parser
 
-    for name, value in {
-        "EXOTEL_API_KEY": "k",
-        "EXOTEL_API_TOKEN": "t",
-        "EXOTEL_ACCOUNT_SID": "sid",
-        "EXOTEL_BASE_URL": "http://127.0.0.1:9",
-    }.items():
-        monkeypatch.setenv(name, value)
     flags = ["summary", "c1", "--max-requests-per-minute", "7.5"]
     args = build_parser().parse_args(flags + (["--sandbox"] if sandboxed else []))
     async with _connect(args) as client:
