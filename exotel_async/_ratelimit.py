@@ -195,6 +195,9 @@ class RateController:
         #: When the server accepted our latest answers, as far back as a horizon reaches.
         self._accepted_at: deque[float] = deque(maxlen=2**16)
         self._longest_hold = 0.0
+        #: The longest hold the server imposed without announcing a budget: how long it
+        #: remembers, for the learned rate (a skewed reset header says nothing of that).
+        self._memory = 0.0
         self._first_at: float | None = None
         self._fit = _SlidingFit()
         #: Throttled answers and seconds spent waiting, over the controller's life.
@@ -234,7 +237,7 @@ class RateController:
         at 30 a minute, and two clients drew 17 % throttles. It stretches with the longest
         hold, as the horizon of what the server accepted does.
         """
-        return max(1.0, self._longest_hold / self.TUNED_HOLD)
+        return max(1.0, self._memory / self.TUNED_HOLD)
 
     @property
     def spent(self) -> bool:
@@ -389,9 +392,8 @@ class RateController:
         elif accepted:
             self._accepted += 1
             self._accepted_at.append(now)
-            # Before the first hold the horizon is unknown: it may be as long as MAX_WAIT.
-            reach = self.HORIZON_HOLDS * (self._longest_hold or MAX_WAIT)
-            while self._accepted_at[0] < now - reach:
+            # As far back as any horizon may reach: a longer hold may lengthen it at once.
+            while self._accepted_at[0] < now - self.HORIZON_HOLDS * MAX_WAIT:
                 self._accepted_at.popleft()
             self.accepted += 1
             if ticket.sent_at >= self._held_at:
@@ -453,10 +455,13 @@ class RateController:
             base, cap = self._backoff
             hold = min(base * 2 ** min(self._strikes - 1, 30), cap)
         hold = min(hold, MAX_WAIT)
-        self._hold_until = max(self._hold_until, now + hold)
-        self._longest_hold = max(self._longest_hold, hold)
+        # Whether this throttle is news is for the schedule it interrupts to say.
         gap = self.EPISODE_GAP * self._unit
         recent = self._episode_at is not None and now < self._episode_at + gap
+        self._hold_until = max(self._hold_until, now + hold)
+        self._longest_hold = max(self._longest_hold, hold)
+        if advert is None:
+            self._memory = max(self._memory, hold)
         if ticket.epoch != self._epoch or advert is not None or recent:
             # Started before the last episode, or too soon after it, it tells nothing new
             # (throttles at random would otherwise grind the rate down); with a budget

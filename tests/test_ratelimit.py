@@ -299,9 +299,11 @@ async def test_a_throttle_without_headers_sets_a_learned_rate_that_paces() -> No
     assert second.sent_at - first.sent_at == pytest.approx(1 / rate.rate, rel=0.05)
 
 
-async def learned(t: FakeTime, hold: float = 1.0) -> tuple[RateController, float]:
+async def learned(
+    t: FakeTime, hold: float = 1.0, rate: RateController | None = None
+) -> tuple[RateController, float]:
     """A controller just past its first throttle's hold, and the rate it learned."""
-    rate = controller(t)
+    rate = rate or controller(t)
     await accept(rate, t, 10, 0.1)
     rate.learn(await rate.acquire(), 429, {}, retry_after=hold)
     t.now += hold
@@ -361,6 +363,38 @@ async def test_a_minutes_hold_stretches_the_probes_doubling() -> None:
     k = ((1 - rate.BETA) / rate.C) ** (1 / 3)
     t.now += stretch * (k + rate.PROBE_AFTER + 2 * rate.PROBE_DOUBLING)
     assert rate.rate == pytest.approx(4 * level, rel=1e-6)
+
+
+async def test_a_longer_hold_counts_every_answer_its_horizon_reaches_back_to() -> None:
+    """A 60 s hold after 110 answers in 25 s learns 110 per 120 s, not the last 2 s's."""
+    t = FakeTime()
+    rate, _ = await learned(t)
+    await accept(rate, t, 100, 0.0)
+    t.now += 2.0
+    rate.learn(await rate.acquire(), 503, {}, retry_after=60.0)
+    assert rate.rate == pytest.approx(rate.BETA * 110 / 120, rel=0.02)
+
+
+async def test_a_minutes_hold_stretches_the_episode_gap() -> None:
+    """After a 60 s Retry-After, a throttle 10 s past the hold lowers the rate no more."""
+    t = FakeTime()
+    rate, level = await learned(t, hold=60.0)
+    t.now += 10.0
+    rate.learn(await rate.acquire(), 429, {}, retry_after=1.0)
+    t.now += 1.0 + ((1 - rate.BETA) / rate.C) ** (1 / 3) * 60.0 / rate.TUNED_HOLD
+    assert rate.rate == pytest.approx(level, rel=1e-6)
+
+
+async def test_a_hold_announced_with_a_budget_does_not_stretch_the_schedule() -> None:
+    """A throttle with rate headers whose reset is a minute off leaves the schedule alone."""
+    t = FakeTime()
+    rate = controller(t)
+    rate.learn(await rate.acquire(), 429, headers(0, t.now + 60), retry_after=1.0)
+    t.now += 60.0
+    rate.learn(await rate.acquire(), 200, {})
+    rate, level = await learned(t, rate=rate)
+    t.now += ((1 - rate.BETA) / rate.C) ** (1 / 3) + rate.PROBE_AFTER + rate.PROBE_DOUBLING
+    assert rate.rate == pytest.approx(2 * level, rel=1e-6)
 
 
 async def test_a_quiet_spell_does_not_probe_the_learned_rate_up() -> None:
