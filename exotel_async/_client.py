@@ -129,6 +129,15 @@ def _check_positive(name: str, value: object) -> float:
     return float(value)
 
 
+def _check_ceiling(value: object) -> float:
+    """A ceiling in requests a minute: below one it is no ceiling an export could use (and
+    one too small to divide becomes none at all)."""
+    per_minute = _check_positive("max_requests_per_minute", value)
+    if per_minute < 1:
+        raise ValueError(f"max_requests_per_minute must be at least 1, got {value}")
+    return per_minute
+
+
 def _check_collaborators(
     ssl_context: object, session: object, clock: object, sleep: object
 ) -> None:
@@ -212,8 +221,8 @@ class ExotelClient:
         backoff_cap: The longest wait between two attempts, in seconds.
         max_retry_after: A ``Retry-After`` longer than this raises ``RateLimitError`` at once.
         max_requests_per_minute: A hard ceiling on this client's request rate, across all
-            its streams; requests are spaced evenly. None (default) relies on Exotel's
-            ``X-RateLimit-*`` headers and on backing off when throttled.
+            its streams, at least 1; requests are spaced evenly. None (default) relies on
+            Exotel's ``X-RateLimit-*`` headers and on backing off when throttled.
         max_in_flight: A ceiling on this client's requests in flight at once, across all
             its streams and pages: many campaigns exported side by side then share it.
             Waits between retries hold no slot. None (default): each stream's
@@ -264,9 +273,7 @@ class ExotelClient:
         )
         self.path_form = _check_choice("path_form", PathForm, path_form)
         self.max_requests_per_minute = (
-            None
-            if max_requests_per_minute is None
-            else _check_positive("max_requests_per_minute", max_requests_per_minute)
+            None if max_requests_per_minute is None else _check_ceiling(max_requests_per_minute)
         )
         check_int("max_retries", max_retries, minimum=0, maximum=100)
         _check_collaborators(ssl_context, session, clock, sleep)

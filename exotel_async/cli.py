@@ -94,13 +94,13 @@ def _positive(text: str) -> int:
 
 
 def _per_minute(text: str) -> float:
-    """A rate in requests a minute: a finite number above zero."""
+    """A rate in requests a minute: a finite number, at least one."""
     try:
         value = float(text)
     except ValueError:
         value = math.nan
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number of requests > 0, got {text!r}")
+    if not (value >= 1 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a number of requests >= 1, got {text!r}")
     return value
 
 

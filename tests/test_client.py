@@ -246,6 +246,7 @@ async def test_paginate_refuses_an_item_type_that_is_not_an_attrs_class(
         ({"timeout": float("inf")}, ValueError, "timeout"),
         ({"connect_timeout": float("nan")}, ValueError, "connect_timeout"),
         ({"max_requests_per_minute": float("inf")}, ValueError, "max_requests_per_minute"),
+        ({"max_requests_per_minute": 1e-323}, ValueError, "at least 1"),
         ({"backoff_base": -1}, ValueError, "backoff_base"),
         ({"path_form": "nope"}, ValueError, "path_form"),
         ({"api_key": "key:with-colon"}, ValueError, "api_key must not contain ':'"),
