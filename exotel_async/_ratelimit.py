@@ -233,9 +233,9 @@ class RateController:
         The schedule was measured against windows of up to ``TUNED_HOLD`` seconds. A
         server that once held the client longer remembers longer: a probe shows as a
         throttle only once its window is full, and each crossing costs a throttle. Against
-        a minute's window, a schedule in seconds probed every 16 s, a handful of requests
-        at 30 a minute, and two clients drew 17 % throttles. It stretches with the longest
-        hold, as the horizon of what the server accepted does.
+        a minute's window, a schedule in seconds probed every 16 s or so, a handful of
+        requests at 30 a minute, and two clients drew 6 to 29 % throttles. It stretches
+        with the longest hold, as the horizon of what the server accepted does.
         """
         return max(1.0, self._memory / self.TUNED_HOLD)
 
