@@ -129,7 +129,7 @@ def _check_positive(name: str, value: object) -> float:
     return float(value)
 
 
-def _check_ceiling(value: object) -> float:
+def check_ceiling(value: object) -> float:
     """A ceiling in requests a minute: below one it is no ceiling an export could use (and
     one too small to divide becomes none at all)."""
     per_minute = _check_positive("max_requests_per_minute", value)
@@ -273,7 +273,7 @@ class ExotelClient:
         )
         self.path_form = _check_choice("path_form", PathForm, path_form)
         self.max_requests_per_minute = (
-            None if max_requests_per_minute is None else _check_ceiling(max_requests_per_minute)
+            None if max_requests_per_minute is None else check_ceiling(max_requests_per_minute)
         )
         check_int("max_retries", max_retries, minimum=0, maximum=100)
         _check_collaborators(ssl_context, session, clock, sleep)

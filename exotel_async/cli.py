@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import os
 import shlex
 import signal
@@ -21,7 +20,7 @@ from typing import Any, NoReturn, TextIO
 
 from . import __version__
 from ._account_export import AccountExportRequest, AccountProgress, run_account_export
-from ._client import ExotelClient, MissingCredentials, Region
+from ._client import ExotelClient, MissingCredentials, Region, check_ceiling
 from ._converter import converter, parse_datetime
 from ._database import database_errors
 from ._errors import AuthenticationError, ExotelError, ExportRefused, PermissionDeniedError
@@ -94,14 +93,13 @@ def _positive(text: str) -> int:
 
 
 def _per_minute(text: str) -> float:
-    """A rate in requests a minute: a finite number, at least one."""
+    """A ceiling in requests a minute, as the client checks it."""
     try:
-        value = float(text)
+        return check_ceiling(float(text))
     except ValueError:
-        value = math.nan
-    if not (value >= 1 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a number of requests >= 1, got {text!r}")
-    return value
+        raise argparse.ArgumentTypeError(
+            f"expected a number of requests, at least 1, got {text!r}"
+        ) from None
 
 
 def _page_size(text: str) -> int:

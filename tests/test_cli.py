@@ -538,7 +538,7 @@ async def test_progress_bar_is_drawn_on_a_terminal(sandbox: Sandbox, tmp_path: P
         (["export", "c1", "-o", "x.jsonl", "--page-size", "500"], "Exotel accepts 1 to 50"),
         (["export", "c1", "-o", "x.jsonl", "--sort-by", "time"], "argument --sort-by"),
         (["campaigns", "--name", "ab"], "argument --name: expected at least 3"),
-        (["summary", "c1", "--max-requests-per-minute", "0"], "expected a number of requests"),
+        (["summary", "c1", "--max-requests-per-minute", "0"], "requests, at least 1"),
         (["summary", "c1", "--max-requests-per-minute", "1e-323"], "got '1e-323'"),
         (["sync", "c1", "--db", "x", "--max-requests-per-minute", "inf"], "got 'inf'"),
         (["export", "c1", "-o", "x.jsonl", "--bogus"], "see 'exotel-async export --help'"),
