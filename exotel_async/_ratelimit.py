@@ -194,10 +194,9 @@ class RateController:
         self._accepted = 0
         #: When the server accepted our latest answers, as far back as a horizon reaches.
         self._accepted_at: deque[float] = deque(maxlen=2**16)
-        self._longest_hold = 0.0
         #: The longest hold the server imposed without announcing a budget: how long it
         #: remembers, for the learned rate (a skewed reset header says nothing of that).
-        self._memory = 0.0
+        self._longest_hold = 0.0
         self._first_at: float | None = None
         self._fit = _SlidingFit()
         #: Throttled answers and seconds spent waiting, over the controller's life.
@@ -211,9 +210,8 @@ class RateController:
         """The learned request rate per second now, or None before the first throttle."""
         if self._max_rate is None or self._episode_at is None:
             return None
-        unit = self._unit
-        k = self._regain / unit
-        elapsed = max(self._clock() - self._episode_at, 0.0) / unit
+        k = self._tuned_regain
+        elapsed = max(self._clock() - self._episode_at, 0.0) / self._unit
         if elapsed < k:
             return self._max_rate * (1.0 + self.C * (elapsed - k) ** 3)
         # Not CUBIC's convex curve: grown in proportion to the rate, it crept above the
@@ -222,9 +220,14 @@ class RateController:
         return self._max_rate * float(2.0 ** min(probing / self.PROBE_DOUBLING, 30.0))
 
     @property
+    def _tuned_regain(self) -> float:
+        """The regain's length in the schedule's seconds: CUBIC's ``K``."""
+        return float(((1 - self.BETA) / self.C) ** (1 / 3))
+
+    @property
     def _regain(self) -> float:
         """Seconds the learned rate takes to regain its level after an episode."""
-        return float(((1 - self.BETA) / self.C) ** (1 / 3)) * self._unit
+        return self._tuned_regain * self._unit
 
     @property
     def _unit(self) -> float:
@@ -237,7 +240,7 @@ class RateController:
         requests at 30 a minute, and two clients drew 6 to 29 % throttles. It stretches
         with the longest hold, as the horizon of what the server accepted does.
         """
-        return max(1.0, self._memory / self.TUNED_HOLD)
+        return max(1.0, self._longest_hold / self.TUNED_HOLD)
 
     @property
     def spent(self) -> bool:
@@ -459,9 +462,8 @@ class RateController:
         gap = self.EPISODE_GAP * self._unit
         recent = self._episode_at is not None and now < self._episode_at + gap
         self._hold_until = max(self._hold_until, now + hold)
-        self._longest_hold = max(self._longest_hold, hold)
         if advert is None:
-            self._memory = max(self._memory, hold)
+            self._longest_hold = max(self._longest_hold, hold)
         if ticket.epoch != self._epoch or advert is not None or recent:
             # Started before the last episode, or too soon after it, it tells nothing new
             # (throttles at random would otherwise grind the rate down); with a budget
