@@ -299,6 +299,11 @@ async def test_a_throttle_without_headers_sets_a_learned_rate_that_paces() -> No
     assert second.sent_at - first.sent_at == pytest.approx(1 / rate.rate, rel=0.05)
 
 
+def cubic_k(rate: RateController) -> float:
+    """CUBIC's ``K``: seconds of the schedule the learned rate takes to regain its level."""
+    return float(((1 - rate.BETA) / rate.C) ** (1 / 3))
+
+
 async def learned(
     t: FakeTime, hold: float = 1.0, rate: RateController | None = None
 ) -> tuple[RateController, float]:
@@ -315,7 +320,7 @@ async def test_learned_rate_regrows_to_its_last_level() -> None:
     """CUBIC: back to the rate before the loss after ``cbrt((1 - BETA) / C)`` seconds."""
     t = FakeTime()
     rate, level = await learned(t)
-    t.now += ((1 - rate.BETA) / rate.C) ** (1 / 3)
+    t.now += cubic_k(rate)
     assert rate.rate == pytest.approx(level, rel=0.01)
 
 
@@ -323,7 +328,7 @@ async def test_regained_rate_holds_before_probing_above() -> None:
     """No creeping probe while the regained rate holds: a shared account's limit is there."""
     t = FakeTime()
     rate, level = await learned(t)
-    t.now += ((1 - rate.BETA) / rate.C) ** (1 / 3) + rate.PROBE_AFTER - 0.1
+    t.now += cubic_k(rate) + rate.PROBE_AFTER - 0.1
     assert rate.rate == pytest.approx(level, rel=1e-6)
 
 
@@ -331,7 +336,7 @@ async def test_probe_doubles_the_rate_every_probe_doubling() -> None:
     """Two doublings after the hold: four times the level, a share another client left."""
     t = FakeTime()
     rate, level = await learned(t)
-    k = ((1 - rate.BETA) / rate.C) ** (1 / 3)
+    k = cubic_k(rate)
     t.now += k + rate.PROBE_AFTER + 2 * rate.PROBE_DOUBLING
     assert rate.rate == pytest.approx(4 * level, rel=1e-6)
 
@@ -340,7 +345,7 @@ async def test_holds_up_to_tuned_hold_leave_the_schedule_in_seconds() -> None:
     """After a 2 s Retry-After the probe still doubles ``PROBE_DOUBLING`` after the hold."""
     t = FakeTime()
     rate, level = await learned(t, hold=RateController.TUNED_HOLD)
-    k = ((1 - rate.BETA) / rate.C) ** (1 / 3)
+    k = cubic_k(rate)
     t.now += k + rate.PROBE_AFTER + rate.PROBE_DOUBLING
     assert rate.rate == pytest.approx(2 * level, rel=1e-6)
 
@@ -350,7 +355,7 @@ async def test_a_minutes_hold_stretches_the_flat_hold() -> None:
     t = FakeTime()
     rate, level = await learned(t, hold=60.0)
     stretch = 60.0 / rate.TUNED_HOLD
-    k = ((1 - rate.BETA) / rate.C) ** (1 / 3)
+    k = cubic_k(rate)
     t.now += stretch * (k + rate.PROBE_AFTER) - 1.0
     assert rate.rate == pytest.approx(level, rel=1e-6)
 
@@ -360,7 +365,7 @@ async def test_a_minutes_hold_stretches_the_probes_doubling() -> None:
     t = FakeTime()
     rate, level = await learned(t, hold=60.0)
     stretch = 60.0 / rate.TUNED_HOLD
-    k = ((1 - rate.BETA) / rate.C) ** (1 / 3)
+    k = cubic_k(rate)
     t.now += stretch * (k + rate.PROBE_AFTER + 2 * rate.PROBE_DOUBLING)
     assert rate.rate == pytest.approx(4 * level, rel=1e-6)
 
@@ -381,7 +386,7 @@ async def test_a_minutes_hold_stretches_the_episode_gap() -> None:
     rate, level = await learned(t, hold=60.0)
     t.now += 10.0
     rate.learn(await rate.acquire(), 429, {}, retry_after=1.0)
-    t.now += 1.0 + ((1 - rate.BETA) / rate.C) ** (1 / 3) * 60.0 / rate.TUNED_HOLD
+    t.now += 1.0 + cubic_k(rate) * 60.0 / rate.TUNED_HOLD
     assert rate.rate == pytest.approx(level, rel=1e-6)
 
 
@@ -393,7 +398,7 @@ async def test_a_hold_announced_with_a_budget_does_not_stretch_the_schedule() ->
     t.now += 60.0
     rate.learn(await rate.acquire(), 200, {})
     rate, level = await learned(t, rate=rate)
-    t.now += ((1 - rate.BETA) / rate.C) ** (1 / 3) + rate.PROBE_AFTER + rate.PROBE_DOUBLING
+    t.now += cubic_k(rate) + rate.PROBE_AFTER + rate.PROBE_DOUBLING
     assert rate.rate == pytest.approx(2 * level, rel=1e-6)
 
 
@@ -424,7 +429,7 @@ async def test_a_clock_stepped_back_does_not_freeze_the_learned_rate() -> None:
     await rate.acquire()
     t.now -= 3600.0
     await rate.acquire()
-    t.now += ((1 - rate.BETA) / rate.C) ** (1 / 3) + rate.PROBE_AFTER + rate.PROBE_DOUBLING
+    t.now += cubic_k(rate) + rate.PROBE_AFTER + rate.PROBE_DOUBLING
     assert (rate.rate or 0.0) >= 2 * level
 
 
